@@ -1,0 +1,28 @@
+"""Clocks. A clock has `now()` (wrapping ms ticks, compare only with adafruit_ticks.ticks_diff),
+`idle(ms)` (the only place the firmware sleeps) and `epoch()` (wall-clock seconds, 0 if unknown).
+The host rig provides a VirtualClock with the same surface (hil/clock.py)."""
+
+import time
+
+from adafruit_ticks import ticks_ms
+
+
+class BoardClock:
+    """Real time: supervisor ticks on a board (29-bit, wraps), monotonic_ns on CPython."""
+
+    def __init__(self):
+        self.epoch_offset = 0  # set by time sync (NTP/broker) when the board has no RTC
+
+    def now(self):
+        return ticks_ms()
+
+    def idle(self, ms):
+        if ms > 0:
+            time.sleep(ms / 1000)
+
+    def epoch(self):
+        t = int(time.time())
+        # A board without RTC starts at 2000-01-01; treat anything before 2020 as "unknown".
+        if t < 1577836800:
+            return t + self.epoch_offset if self.epoch_offset else 0
+        return t

@@ -1,0 +1,320 @@
+"""Mailbox scheduler: actors with bounded inboxes, run to completion, timers as messages.
+
+One pass (`run_once`): poll I/O actors -> deliver queued messages -> fire due timers.
+Time comes from an injected clock (`now()` wrapping ms ticks, `idle(ms)`): board ticks, the host's
+real clock, or a virtual clock that tests advance. An actor that raises is logged, counted and
+restarted; too many crashes in a short window stop it and call the fatal hook (a board resets).
+"""
+
+import sys
+import time
+
+from adafruit_ticks import ticks_add, ticks_diff
+
+from dinamics import messages as m
+
+_CRASH_WINDOW_MS = 60000
+_CRASH_LIMIT = 5
+
+
+class Actor:
+    """Base class. Subclasses set `name`, `subscribes` (kinds) and override the hooks."""
+
+    name = "actor"
+    subscribes = ()
+    inbox_size = 16
+    polls = False  # True: poll(budget_ms) is called every pass (owns I/O)
+
+    def __init__(self):
+        self.sched = None
+        self.crashes = 0
+        self.lost = 0  # COMMAND messages refused because the inbox was full
+        self.dropped = 0  # telemetry evicted or coalesced
+        self._kinds = []
+        self._payloads = []
+        self._crash_times = []
+
+    # --- hooks -------------------------------------------------------------------------------
+    def start(self):
+        """Called when registered and after a restart: arm timers, reset state."""
+
+    def handle(self, kind, payload):
+        """React to one message, run to completion, never block."""
+
+    def poll(self, budget_ms):
+        """I/O actors: move bytes <-> messages, spending at most about budget_ms."""
+
+    def reset(self):
+        """Called before a restart after a crash: return to a clean initial state."""
+
+    # --- helpers for subclasses --------------------------------------------------------------
+    def post(self, kind, payload=None):
+        return self.sched.post(kind, payload)
+
+    def every(self, ms, tag):
+        return self.sched.every(self, ms, tag)
+
+    def after(self, ms, tag):
+        return self.sched.after(self, ms, tag)
+
+    def cancel(self, timer):
+        if timer is not None:
+            self.sched.cancel(timer)
+
+    def log(self, level, text):
+        self.sched.log(level, self.name + ": " + text)
+
+    def now(self):
+        return self.sched.clock.now()
+
+
+class Timer:
+    __slots__ = ("owner", "due", "period", "tag", "active")
+
+    def __init__(self, owner, due, period, tag):
+        self.owner = owner
+        self.due = due
+        self.period = period
+        self.tag = tag
+        self.active = True
+
+
+class Scheduler:
+    def __init__(self, clock, console=None, on_fatal=None, poll_budget_ms=5, max_deliveries=64):
+        self.clock = clock
+        self.console = console  # callable(level, text) or None
+        self.on_fatal = on_fatal  # callable(actor) when an actor keeps crashing
+        self.poll_budget_ms = poll_budget_ms
+        self.max_deliveries = max_deliveries
+        self.actors = []
+        self._pollers = []
+        self._subs = [None] * m.COUNT  # kind -> list of actors
+        self._timers = []
+        self.passes = 0
+        self.delivered = 0
+        self.worst_pass_us = 0
+        self.last_pass_us = 0
+        self.running = False
+
+    # --- registration ------------------------------------------------------------------------
+    def add(self, actor):
+        actor.sched = self
+        self.actors.append(actor)
+        if actor.polls:
+            self._pollers.append(actor)
+        for k in actor.subscribes:
+            self.subscribe(actor, k)
+        self._start(actor)
+        return actor
+
+    def subscribe(self, actor, kind):
+        subs = self._subs[kind]
+        if subs is None:
+            subs = self._subs[kind] = []
+        if actor not in subs:
+            subs.append(actor)
+
+    def unsubscribe(self, actor, kind):
+        subs = self._subs[kind]
+        if subs and actor in subs:
+            subs.remove(actor)
+
+    def find(self, name):
+        for a in self.actors:
+            if a.name == name:
+                return a
+        return None
+
+    # --- messaging ---------------------------------------------------------------------------
+    def post(self, kind, payload=None):
+        """Deliver to every subscriber. Returns False if some inbox refused a COMMAND."""
+        subs = self._subs[kind]
+        ok = True
+        if subs:
+            for a in subs:
+                if not self.send(a, kind, payload):
+                    ok = False
+        return ok
+
+    def send(self, actor, kind, payload=None):
+        kinds = actor._kinds
+        if len(kinds) < actor.inbox_size:
+            kinds.append(kind)
+            actor._payloads.append(payload)
+            return True
+        policy = m.POLICY
+        if policy[kind] == m.LATEST:
+            # Newest wins: replace a queued value of the same kind, else evict the oldest telemetry.
+            for i in range(len(kinds) - 1, -1, -1):
+                if kinds[i] == kind:
+                    actor._payloads[i] = payload
+                    actor.dropped += 1
+                    return True
+            for i in range(len(kinds)):
+                if policy[kinds[i]] == m.LATEST:
+                    kinds.pop(i)
+                    actor._payloads.pop(i)
+                    kinds.append(kind)
+                    actor._payloads.append(payload)
+                    actor.dropped += 1
+                    return True
+            actor.dropped += 1
+            return True
+        # A command must not vanish silently: refuse, count, tell the sender and the console.
+        actor.lost += 1
+        self.log(m.ERROR_LEVEL, "inbox full: %s lost %s" % (actor.name, m.NAMES[kind]))
+        return False
+
+    def log(self, level, text):
+        if self.console is not None:
+            self.console(level, text)
+
+    # --- timers ------------------------------------------------------------------------------
+    def every(self, actor, ms, tag):
+        t = Timer(actor, ticks_add(self.clock.now(), ms), ms, tag)
+        self._timers.append(t)
+        return t
+
+    def after(self, actor, ms, tag):
+        t = Timer(actor, ticks_add(self.clock.now(), ms), 0, tag)
+        self._timers.append(t)
+        return t
+
+    def cancel(self, timer):
+        timer.active = False
+        if timer in self._timers:
+            self._timers.remove(timer)
+
+    def next_due_ms(self, now):
+        """Milliseconds until the earliest timer (None when no timer is armed)."""
+        best = None
+        for t in self._timers:
+            d = ticks_diff(t.due, now)
+            if best is None or d < best:
+                best = d
+        if best is not None and best < 0:
+            best = 0
+        return best
+
+    def _fire_timers(self, now):
+        timers = self._timers
+        i = 0
+        while i < len(timers):
+            t = timers[i]
+            if ticks_diff(now, t.due) >= 0:
+                self.send(t.owner, m.TIMER, t.tag)
+                if t.period:
+                    t.due = ticks_add(t.due, t.period)
+                    if ticks_diff(now, t.due) >= 0:  # fell behind: do not fire a burst
+                        t.due = ticks_add(now, t.period)
+                else:
+                    t.active = False
+                    timers.pop(i)
+                    continue
+            i += 1
+
+    # --- supervision -------------------------------------------------------------------------
+    def _start(self, actor):
+        try:
+            actor.start()
+        except Exception as e:  # noqa: BLE001 - supervision boundary
+            self._crashed(actor, e)
+
+    def _crashed(self, actor, exc):
+        actor.crashes += 1
+        self.log(m.ERROR_LEVEL, "%s crashed: %s %s" % (actor.name, type(exc).__name__, exc))
+        if self.console is not None and hasattr(sys, "print_exception"):
+            sys.print_exception(exc)  # CircuitPython: traceback on the serial console
+        now = self.clock.now()
+        times = actor._crash_times
+        times.append(now)
+        while times and ticks_diff(now, times[0]) > _CRASH_WINDOW_MS:
+            times.pop(0)
+        # Drop the actor's timers and queued messages: it restarts from a clean state.
+        for t in [t for t in self._timers if t.owner is actor]:
+            self.cancel(t)
+        del actor._kinds[:]
+        del actor._payloads[:]
+        if len(times) > _CRASH_LIMIT:
+            self.log(m.ERROR_LEVEL, "%s keeps crashing: stopped" % actor.name)
+            self._stop_actor(actor)
+            if self.on_fatal is not None:
+                self.on_fatal(actor)
+            return
+        try:
+            actor.reset()
+            actor.start()
+        except Exception as e:  # noqa: BLE001
+            self.log(m.ERROR_LEVEL, "%s failed to restart: %s" % (actor.name, e))
+            self._stop_actor(actor)
+            if self.on_fatal is not None:
+                self.on_fatal(actor)
+
+    def _stop_actor(self, actor):
+        for subs in self._subs:
+            if subs and actor in subs:
+                subs.remove(actor)
+        if actor in self._pollers:
+            self._pollers.remove(actor)
+
+    # --- the loop ----------------------------------------------------------------------------
+    def run_once(self):
+        t0 = time.monotonic_ns()
+        for a in self._pollers:
+            try:
+                a.poll(self.poll_budget_ms)
+            except Exception as e:  # noqa: BLE001
+                self._crashed(a, e)
+        self._deliver()
+        self._fire_timers(self.clock.now())
+        self._deliver()
+        us = (time.monotonic_ns() - t0) // 1000
+        self.last_pass_us = us
+        if us > self.worst_pass_us:
+            self.worst_pass_us = us
+        self.passes += 1
+
+    def _deliver(self):
+        budget = self.max_deliveries
+        busy = True
+        while busy and budget > 0:
+            busy = False
+            for a in self.actors:  # registration order = priority order
+                if a._kinds:
+                    busy = True
+                    kind = a._kinds.pop(0)
+                    payload = a._payloads.pop(0)
+                    budget -= 1
+                    self.delivered += 1
+                    try:
+                        a.handle(kind, payload)
+                    except Exception as e:  # noqa: BLE001
+                        self._crashed(a, e)
+
+    def pending(self):
+        for a in self.actors:
+            if a._kinds:
+                return True
+        return False
+
+    def run_forever(self, idle_ms=2):
+        """The firmware's only loop. Sleeps in the clock's idle hook, never inside an actor."""
+        self.running = True
+        while self.running:
+            self.run_once()
+            if not self.pending():
+                due = self.next_due_ms(self.clock.now())
+                self.clock.idle(idle_ms if due is None else min(due, idle_ms))
+
+    def stop(self):
+        self.running = False
+
+    def stats(self):
+        return {
+            "passes": self.passes,
+            "delivered": self.delivered,
+            "worst_pass_us": self.worst_pass_us,
+            "timers": len(self._timers),
+            "crashes": sum(a.crashes for a in self.actors),
+            "lost": sum(a.lost for a in self.actors),
+        }

@@ -1,0 +1,7 @@
+"""PC-side rig: host port, OpenEVSE emulator, CT injector, demo, scenarios, benchmark."""
+import os
+import sys
+
+DEVICE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device")
+if DEVICE_DIR not in sys.path:
+    sys.path.insert(0, DEVICE_DIR)

@@ -1,0 +1,234 @@
+"""Scheduler: ordering, overflow policy per kind, timers and tick wrap, supervision."""
+from adafruit_ticks import ticks_diff
+
+from dinamics import messages as m
+from dinamics.mailbox import Actor, Scheduler
+from hil.clock import VirtualClock
+
+
+class Recorder(Actor):
+    def __init__(self, name="rec", subscribes=(), inbox_size=16):
+        super().__init__()
+        self.name = name
+        self.subscribes = subscribes
+        self.inbox_size = inbox_size
+        self.seen = []
+
+    def handle(self, kind, payload):
+        self.seen.append((kind, payload))
+
+
+def make():
+    clock = VirtualClock()
+    logs = []
+    s = Scheduler(clock, console=lambda lvl, t: logs.append(t))
+    return clock, s, logs
+
+
+def test_post_reaches_every_subscriber_in_order():
+    _, s, _ = make()
+    a = s.add(Recorder("a", (m.LOG, m.ERROR)))
+    b = s.add(Recorder("b", (m.ERROR,)))
+    s.post(m.LOG, 1)
+    s.post(m.ERROR, 2)
+    s.post(m.LOG, 3)
+    s.run_once()
+    assert a.seen == [(m.LOG, 1), (m.ERROR, 2), (m.LOG, 3)]
+    assert b.seen == [(m.ERROR, 2)]
+
+
+def test_run_to_completion_posts_during_handle_are_queued_not_reentrant():
+    _, s, _ = make()
+    order = []
+
+    class Chain(Actor):
+        name = "chain"
+        subscribes = (m.LOG,)
+
+        def handle(self, kind, payload):
+            order.append(("start", payload))
+            if payload < 3:
+                self.post(m.LOG, payload + 1)
+            order.append(("end", payload))
+
+    s.add(Chain())
+    s.post(m.LOG, 1)
+    s.run_once()
+    assert order == [("start", 1), ("end", 1), ("start", 2), ("end", 2), ("start", 3), ("end", 3)]
+
+
+def test_telemetry_overflow_keeps_newest():
+    _, s, _ = make()
+    r = s.add(Recorder("r", (m.CT_READING, m.EVSE_STATE), inbox_size=3))
+    for i in range(10):
+        s.post(m.CT_READING, i)
+    s.post(m.EVSE_STATE, "x")
+    s.run_once()
+    # One CT reading slot holds the newest value; the state got a slot by evicting telemetry.
+    assert (m.CT_READING, 9) in r.seen
+    assert (m.EVSE_STATE, "x") in r.seen
+    assert all(p != 0 for k, p in r.seen if k == m.CT_READING)
+    assert r.dropped >= 7 and r.lost == 0
+
+
+def test_command_overflow_is_refused_counted_and_reported():
+    _, s, logs = make()
+    r = s.add(Recorder("r", (m.RAPI_REQUEST,), inbox_size=2))
+    assert s.post(m.RAPI_REQUEST, 1)
+    assert s.post(m.RAPI_REQUEST, 2)
+    assert s.post(m.RAPI_REQUEST, 3) is False
+    assert r.lost == 1
+    assert any("inbox full" in t and "rapi.request" in t for t in logs)
+    s.run_once()
+    assert [p for _, p in r.seen] == [1, 2]  # the accepted ones, in order
+    assert s.stats()["lost"] == 1
+
+
+def test_telemetry_never_evicts_commands():
+    _, s, _ = make()
+    r = s.add(Recorder("r", (m.RAPI_REQUEST, m.CT_READING), inbox_size=2))
+    s.post(m.RAPI_REQUEST, "a")
+    s.post(m.RAPI_REQUEST, "b")
+    s.post(m.CT_READING, 1)  # no room and nothing to evict: dropped, commands intact
+    s.run_once()
+    assert r.seen == [(m.RAPI_REQUEST, "a"), (m.RAPI_REQUEST, "b")]
+
+
+def test_timers_fire_on_time_across_tick_wrap():
+    clock, s, _ = make()
+    start = clock.now()
+    r = s.add(Recorder("r"))
+    s.every(r, 1000, "tick")
+    once = s.after(r, 2500, "once")
+    fired = []
+    for _ in range(130000 // 10):  # 130 s simulated, crossing the 2**29 wrap at ~65 s
+        clock.advance(10)
+        s.run_once()
+        while r.seen:
+            fired.append((clock.ms, r.seen.pop(0)[1]))
+    ticks = [t for t, tag in fired if tag == "tick"]
+    assert len(ticks) == 130
+    assert all(b - a == 1000 for a, b in zip(ticks, ticks[1:]))
+    assert [t for t, tag in fired if tag == "once"] == [2500]
+    assert not once.active
+    assert clock.now() < start  # the tick counter really wrapped
+    assert ticks_diff(clock.now(), start) == 130000
+
+
+def test_cancel_and_next_due():
+    clock, s, _ = make()
+    r = s.add(Recorder("r"))
+    t = s.every(r, 500, "x")
+    assert s.next_due_ms(clock.now()) == 500
+    s.cancel(t)
+    assert s.next_due_ms(clock.now()) is None
+    clock.advance(2000)
+    s.run_once()
+    assert r.seen == []
+
+
+def test_late_periodic_timer_does_not_burst():
+    clock, s, _ = make()
+    r = s.add(Recorder("r"))
+    s.every(r, 100, "p")
+    clock.advance(1000)  # the loop stalled for 10 periods
+    s.run_once()
+    s.run_once()
+    assert len(r.seen) == 1
+
+
+def test_crashing_actor_is_restarted_and_loop_survives():
+    clock, s, logs = make()
+
+    class Fragile(Actor):
+        name = "fragile"
+        subscribes = (m.LOG,)
+
+        def __init__(self):
+            super().__init__()
+            self.starts = 0
+            self.handled = []
+
+        def start(self):
+            self.starts += 1
+            self.every(1000, "beat")
+
+        def handle(self, kind, payload):
+            if payload == "boom":
+                raise RuntimeError("bad input")
+            self.handled.append(payload)
+
+    f = s.add(Fragile())
+    other = s.add(Recorder("other", (m.LOG,)))
+    s.post(m.LOG, "boom")
+    s.post(m.LOG, "after")
+    s.run_once()
+    assert f.crashes == 1 and f.starts == 2
+    assert any("fragile crashed: RuntimeError bad input" in t for t in logs)
+    assert [p for _, p in other.seen] == ["boom", "after"]
+    # Its old timer was dropped with the crash; the restart armed exactly one new one.
+    assert sum(1 for t in s._timers if t.owner is f) == 1
+    s.post(m.LOG, "later")
+    s.run_once()
+    assert f.handled[-1] == "later"
+
+
+def test_actor_that_keeps_crashing_is_stopped_and_escalated():
+    clock, s, _ = make()
+    fatal = []
+    s.on_fatal = fatal.append
+
+    class Bad(Actor):
+        name = "bad"
+        subscribes = (m.LOG,)
+
+        def handle(self, kind, payload):
+            raise ValueError("always")
+
+    b = s.add(Bad())
+    for _ in range(10):
+        s.post(m.LOG, 1)
+        s.run_once()
+    assert fatal == [b]
+    assert b.crashes == 6
+    s.post(m.LOG, 1)  # no longer subscribed; nothing raises
+    s.run_once()
+
+
+def test_poll_called_every_pass_and_worst_pass_measured():
+    clock, s, _ = make()
+
+    class Io(Actor):
+        name = "io"
+        polls = True
+
+        def __init__(self):
+            super().__init__()
+            self.polls_seen = 0
+
+        def poll(self, budget_ms):
+            self.polls_seen += 1
+            assert budget_ms == s.poll_budget_ms
+
+    io = s.add(Io())
+    for _ in range(5):
+        s.run_once()
+    assert io.polls_seen == 5
+    assert s.passes == 5 and s.worst_pass_us >= s.last_pass_us >= 0
+
+
+def test_delivery_budget_bounds_one_pass():
+    clock, s, _ = make()
+    s.max_deliveries = 10
+
+    class Flood(Actor):
+        name = "flood"
+        subscribes = (m.LOG,)
+
+        def handle(self, kind, payload):
+            self.post(m.LOG, payload)  # infinite chain
+
+    s.add(Flood())
+    s.post(m.LOG, 0)
+    s.run_once()  # must return despite the endless chain
+    assert s.delivered <= 2 * 10
