@@ -1,0 +1,104 @@
+"""settings: the only writer of the live settings. Validates every `setting.set` against the one
+table, stores accepted values (coalesced and rate-limited to spare the flash), then announces
+`setting.changed`. Bad input gets an `error` reply and changes nothing."""
+
+from adafruit_ticks import ticks_diff
+
+from dinamics import messages as m
+from dinamics import settings as st
+from dinamics.mailbox import Actor
+
+_COALESCE_MS = 1000  # gather a burst of changes into one write
+_MIN_WRITE_GAP_MS = 5000  # at most one flash write per 5 s
+
+
+class SettingsActor(Actor):
+    name = "settings"
+    subscribes = (m.SETTING_SET,)
+    inbox_size = 24
+
+    def __init__(self, settings, store):
+        super().__init__()
+        self.settings = settings
+        self.store = store
+        self.writes = 0
+        self.write_errors = 0
+        self._dirty = False
+        self._timer = None
+        self._last_write = None
+
+    def reset(self):
+        self._timer = None
+
+    def handle(self, kind, payload):
+        if kind == m.SETTING_SET:
+            name, raw, source = payload
+            self.set(name, raw, source)
+        elif kind == m.TIMER and payload == "flush":
+            self._timer = None
+            self.flush()
+
+    def set(self, name, raw, source="mqtt"):
+        """Validate and apply. Returns the new value, or None after replying on the error topic."""
+        if name not in st.NAMES:
+            self.post(m.ERROR, (source, raw, "unknown setting"))
+            return None
+        r = st.row(name)
+        try:
+            value = st.parse(r, raw)
+        except ValueError as e:
+            self.post(m.ERROR, (r[st.TOPIC] or name, _text(raw), str(e)))
+            return None
+        problem = st.check_together(self.settings.values, name, value)
+        if problem:
+            self.post(m.ERROR, (r[st.TOPIC] or name, _text(raw), problem))
+            return None
+        old = self.settings.get(name)
+        self.settings.apply(name, value)
+        if r[st.FLAGS] & st.PERSIST and value != old:
+            self._mark_dirty()
+        self.post(m.SETTING_CHANGED, (name, value))
+        return value
+
+    def restore_defaults(self, names=None):
+        """delete_settings / delete_wifi: defaults come back at once, stored, no reboot."""
+        for r in st.TABLE:
+            name = r[st.NAME]
+            if names is not None and name not in names:
+                continue
+            if names is None and name in st.WIFI_NAMES + ("serial", "mqtt_host", "mqtt_port",
+                                                          "mqtt_user", "mqtt_pass", "mqtt_tls"):
+                continue  # network identity survives delete_settings, or the unit goes offline
+            if self.settings.get(name) != r[st.DEFAULT]:
+                self.settings.apply(name, r[st.DEFAULT])
+                self.post(m.SETTING_CHANGED, (name, r[st.DEFAULT]))
+        self._mark_dirty()
+
+    def _mark_dirty(self):
+        self._dirty = True
+        if self._timer is None:
+            wait = _COALESCE_MS
+            if self._last_write is not None:
+                gap = _MIN_WRITE_GAP_MS - ticks_diff(self.now(), self._last_write)
+                if gap > wait:
+                    wait = gap
+            self._timer = self.after(wait, "flush")
+
+    def flush(self):
+        if not self._dirty:
+            return
+        try:
+            self.store.save(self.settings.persisted())
+            self.writes += 1
+            self._dirty = False
+        except Exception as e:  # noqa: BLE001 - a read-only drive must not kill the actor
+            self.write_errors += 1
+            self.log(m.ERROR_LEVEL, "settings not stored: %s" % e)
+            self._timer = self.after(_MIN_WRITE_GAP_MS * 6, "flush")
+        self._last_write = self.now()
+
+
+def _text(raw):
+    if isinstance(raw, (bytes, bytearray)):
+        return bytes(raw).decode("utf-8", "replace")
+    return raw

@@ -1,0 +1,38 @@
+"""App wiring shared by the board (code.py) and the host (hil/host_port.py).
+
+A port provides: clock, console(level, text), fatal(actor), fs (settings files), evse_uart
+(the cable transport), and optionally ct_stream, socket_pool, mac, mem_free()."""
+
+from dinamics import messages as m
+from dinamics.mailbox import Scheduler
+from dinamics.settings import Settings
+from dinamics.store import SlotStore
+
+
+class App:
+    def __init__(self, port):
+        from actors.balancer import Balancer
+        from actors.rapi_link import RapiLink
+        from actors.settings_actor import SettingsActor
+        from actors.uart_link import UartLink
+
+        self.port = port
+        self.sched = Scheduler(port.clock, console=port.console, on_fatal=port.fatal)
+        self.store = SlotStore(port.fs)
+        self.settings = Settings(self.store.load())
+        add = self.sched.add
+        # Registration order is delivery priority: the EVSE path first.
+        self.uart = add(UartLink(port.evse_uart))
+        self.rapi = add(RapiLink(self.settings))
+        self.balancer = add(Balancer(self.settings))
+        self.settings_actor = add(SettingsActor(self.settings, self.store))
+        for actor in self.extra_actors():
+            add(actor)
+
+    def extra_actors(self):
+        """Actors that need optional hardware (CTs, network); later steps add them here."""
+        return ()
+
+    def run_forever(self):
+        self.sched.log(m.INFO, "dinamics starting")
+        self.sched.run_forever()

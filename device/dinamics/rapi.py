@@ -1,0 +1,459 @@
+"""RAPI codec: pure functions for the OpenEVSE serial protocol.
+
+Reference: docs rapi.md (firmware 8.2.3, RAPI 5.2.1). Bytes on the wire, str
+fields after parsing. No I/O here; runs on CircuitPython 10 and CPython 3.11.
+"""
+
+OK = "OK"
+NK = "NK"
+AT = "AT"
+AB = "AB"
+AN = "AN"
+WF = "WF"
+_KINDS = (OK, NK, AT, AB, AN, WF)
+_KIND_B = (b"OK", b"NK", b"AT", b"AB", b"AN", b"WF")
+
+MAX_LINE = 31     # '$' .. last checksum digit; the controller drops longer lines silently
+MAX_TOKENS = 10   # command + arguments + ':SS'; one more gives a bare $NK^21
+LINE_BUF = 64     # LineAssembler bound (longest real reply is well below)
+
+STATE_A = 1
+STATE_B = 2
+STATE_C = 3
+STATE_D = 4
+STATE_SLEEP = 0xFE
+STATE_DISABLED = 0xFF
+
+VF_HARD_FAULT = 0x0002
+VF_CHARGING_ON = 0x0040
+VF_EV_CONNECTED = 0x0100
+
+# Bytes that would break framing/tokenizing on the controller (NUL ends its C string).
+_BAD = (b" ", b"$", b"^", b"*", b"\r", b"\n", b"\x00")
+_HEX = "0123456789abcdefABCDEF"
+
+
+class ChecksumError(ValueError):
+    """Response/async line with a missing or wrong checksum."""
+
+
+def xor_checksum(data):
+    c = 0
+    for b in data:
+        c ^= b
+    return c
+
+
+def add_checksum(data):
+    return sum(data) & 0xFF
+
+
+def _tok(a):
+    if isinstance(a, (bytes, bytearray)):
+        t = bytes(a)
+    elif isinstance(a, str):
+        t = a.encode()
+    elif isinstance(a, int):
+        t = str(a).encode()
+    else:
+        raise TypeError("RAPI token must be str, int or bytes")
+    for b in _BAD:
+        if b in t:
+            raise ValueError("bad byte in RAPI token %r" % (t,))
+    return t
+
+
+def build(cmd, args=None, seq=0):
+    """`$cmd a1 a2 :SS^XX\\r` as bytes; ValueError if too long / too many tokens."""
+    c = _tok(cmd)
+    if len(c) != 2:
+        raise ValueError("RAPI command must be 2 chars")
+    n = 1 + (len(args) if args else 0) + (1 if seq else 0)
+    if n > MAX_TOKENS:
+        raise ValueError("RAPI line has %d tokens (max %d)" % (n, MAX_TOKENS))
+    if not 0 <= seq <= 255:
+        raise ValueError("seq must be 0..255")
+    out = bytearray(b"$")
+    out += c
+    if args:
+        for a in args:
+            out += b" "
+            out += _tok(a)
+    if seq:
+        out += (" :%02X" % seq).encode()
+    if len(out) + 3 > MAX_LINE:
+        raise ValueError("RAPI line too long (%d > %d bytes)" % (len(out) + 3, MAX_LINE))
+    out += ("^%02X\r" % xor_checksum(out)).encode()
+    return bytes(out)
+
+
+def build_raw(text, seq=0):
+    """Build a user-typed command such as "SL 2" or "GV" (no '$', no checksum)."""
+    text = text.encode() if isinstance(text, str) else bytes(text)
+    if len(text) < 2 or text[:1] not in b"FGSTZ":
+        raise ValueError("RAPI command must start with F, G, S, T or Z")
+    c1 = text[1]
+    if not (48 <= c1 <= 57 or 65 <= c1 <= 90):
+        raise ValueError("RAPI command is 2 chars: F/G/S/T/Z + uppercase letter or digit")
+    if len(text) > 2 and text[2] != 32:
+        raise ValueError("space expected after the 2-char command")
+    for b in text:
+        if b < 32 or b > 126:
+            raise ValueError("RAPI command must be printable ASCII")
+    for b in (b"$", b"^", b"*"):
+        if b in text:
+            raise ValueError("'$', '^' and '*' are added by the codec, not typed")
+    toks = text.split(b" ")
+    # the controller takes a last ':' token as the id; ids belong to the link
+    if len(toks) > 1 and toks[-1][:1] == b":":
+        raise ValueError("sequence ids (:SS) are added by the link")
+    return build(toks[0], toks[1:], seq)
+
+
+def _hex2(line, i):
+    h = line[i:i + 2]
+    if len(h) != 2:
+        return -1
+    v = 0
+    for b in h:
+        if 48 <= b <= 57:
+            b -= 48
+        elif 65 <= b <= 70:
+            b -= 55
+        elif 97 <= b <= 102:
+            b -= 87
+        else:
+            return -1
+        v = v * 16 + b
+    return v
+
+
+def parse_line(line):
+    """bytes '$..' (no CR) -> (kind, fields, seq), None if not a reply/async line."""
+    if not isinstance(line, bytes):
+        line = bytes(line)   # MicroPython's bytearray lacks split/decode
+    if len(line) < 3 or line[0] != 0x24:
+        return None
+    k = line[1:3]
+    if k not in _KIND_B:
+        return None
+    n = len(line)
+    if n > 3 and line[3] not in (0x20, 0x5E, 0x2A):
+        return None
+    # Checksum is always the last 3 bytes of a reply; finding it from the end
+    # keeps $GI's raw signature bytes (which may be '^' or '*') out of the way.
+    if n < 6 or line[n - 3] not in (0x5E, 0x2A):
+        raise ChecksumError("RAPI reply without checksum")
+    want = _hex2(line, n - 2)
+    body = line[:n - 3]
+    got = xor_checksum(body) if line[n - 3] == 0x5E else add_checksum(body)
+    if want != got:
+        raise ChecksumError("RAPI checksum mismatch")
+    seq = 0
+    fields = []
+    if len(body) > 3:
+        if body[3] != 0x20:
+            raise ChecksumError("RAPI checksum misplaced")
+        b = body[4:]
+        try:
+            s = b.decode()
+        except UnicodeError:
+            s = "".join([chr(x) for x in b])  # $GI raw bytes
+        fields = s.split(" ")
+        t = fields[-1]
+        if len(t) == 3 and t[0] == ":" and t[1] in _HEX and t[2] in _HEX:
+            seq = int(t[1:], 16)
+            fields.pop()
+    return _KINDS[_KIND_B.index(k)], fields, seq
+
+
+class LineAssembler:
+    """Bytes in, lines out: `$` restarts, CR ends, LF ignored, bounded buffer."""
+
+    def __init__(self, size=LINE_BUF, max_lines=16):
+        self._buf = bytearray(size)
+        self._mv = memoryview(self._buf)
+        self._n = -1           # -1: no line open (waiting for '$')
+        self._lines = []
+        self._max = max_lines
+        self.overflows = 0     # lines dropped for being longer than the buffer
+        self.dropped = 0       # complete lines dropped because nobody popped them
+
+    def feed(self, data):
+        """Consume bytes; returns how many complete lines are waiting."""
+        if not isinstance(data, bytes):
+            data = bytes(data)   # MicroPython's bytearray has no find()
+        i = 0
+        end = len(data)
+        while i < end:
+            if self._n < 0:
+                i = data.find(b"$", i)
+                if i < 0:
+                    break
+                self._buf[0] = 0x24
+                self._n = 1
+                i += 1
+                continue
+            d = data.find(b"$", i)
+            c = data.find(b"\r", i)
+            j = end
+            if 0 <= d < j:
+                j = d
+            if 0 <= c < j:
+                j = c
+            seg = data[i:j]
+            if b"\n" in seg:
+                seg = seg.replace(b"\n", b"")
+            m = self._n + len(seg)
+            if m > len(self._buf):
+                self.overflows += 1
+                self._n = -1
+            else:
+                self._mv[self._n:m] = seg
+                self._n = m
+                if j == c:
+                    if len(self._lines) >= self._max:
+                        self._lines.pop(0)
+                        self.dropped += 1
+                    self._lines.append(bytes(self._mv[:m]))
+                    self._n = -1
+                elif j == d:
+                    self._n = -1   # '$' inside a line: drop the partial one
+            i = j + 1 if j == c else j
+        return len(self._lines)
+
+    def pop(self):
+        """Next complete line (bytes from '$', CR excluded) or None."""
+        if self._lines:
+            return self._lines.pop(0)
+        return None
+
+    def reset(self):
+        self._n = -1
+        self._lines = []
+
+
+# -- field parsers: fields list -> tuple; ValueError when malformed ---------
+
+def _count(f, lo, hi=None):
+    if not lo <= len(f) <= (hi or lo):
+        raise ValueError("expected %d fields, got %d" % (lo, len(f)))
+
+
+def _dec(s, signed=False):
+    t = s[1:] if signed and s[:1] == "-" else s
+    if not t:
+        raise ValueError("empty number")
+    for ch in t:
+        if not "0" <= ch <= "9":
+            raise ValueError("bad decimal %s" % s)
+    return int(s)
+
+
+def _hx(s):
+    if not s:
+        raise ValueError("empty hex")
+    for ch in s:
+        if ch not in _HEX:
+            raise ValueError("bad hex %s" % s)
+    return int(s, 16)
+
+
+def parse_gs(f):
+    """-> (state, elapsed_s, pilot, vflags)"""
+    _count(f, 4)
+    return _hx(f[0]), _dec(f[1]), _hx(f[2]), _hx(f[3])
+
+
+def parse_at(f):
+    """-> (state, pilot, amps, vflags)"""
+    _count(f, 4)
+    return _hx(f[0]), _hx(f[1]), _dec(f[2]), _hx(f[3])
+
+
+def parse_gc(f):
+    """-> (min, hmax, pilot, cmax); older firmware sends 2 or 3 (rest None)."""
+    _count(f, 2, 4)
+    v = [_dec(x) for x in f]
+    while len(v) < 4:
+        v.append(None)
+    return tuple(v)
+
+
+def parse_gg(f):
+    """-> (mA, mV), signed."""
+    _count(f, 2)
+    return _dec(f[0], True), _dec(f[1], True)
+
+
+def parse_gu(f):
+    """-> (session Ws, lifetime Wh)"""
+    _count(f, 2)
+    return _dec(f[0]), _dec(f[1])
+
+
+def parse_g0(f):
+    _count(f, 1)
+    return _dec(f[0])
+
+
+def parse_ge(f):
+    """-> (amps, ECF flags)"""
+    _count(f, 2)
+    return _dec(f[0]), _hx(f[1])
+
+
+def parse_gf(f):
+    """-> (gfi, nognd, stuck) trip counters (unpadded hex)."""
+    _count(f, 3)
+    return _hx(f[0]), _hx(f[1]), _hx(f[2])
+
+
+def parse_gp(f):
+    """-> (t1, t2, t3) in 0.1 degC, None for an absent sensor (-2560)."""
+    _count(f, 3)
+    r = []
+    for x in f:
+        v = _dec(x, True)
+        r.append(None if v == -2560 else v)
+    return tuple(r)
+
+
+def parse_gv(f):
+    """-> (fw, rapi) version strings."""
+    _count(f, 2)
+    if not f[0] or not f[1]:
+        raise ValueError("empty version")
+    return f[0], f[1]
+
+
+def parse_gy(f):
+    """-> (interval_s, amps, trigger); also used for $SY replies (OK and NK)."""
+    _count(f, 3)
+    return _dec(f[0]), _dec(f[1]), _dec(f[2])
+
+
+parse_sy = parse_gy
+
+
+def parse_gt(f):
+    """-> (yy, mo, dd, hh, mi, ss), or None when no RTC is fitted."""
+    _count(f, 6)
+    v = tuple([_dec(x) for x in f])
+    if v == (165, 165, 165, 165, 165, 85):   # 0xFF bytes read as BCD
+        return None
+    if not (1 <= v[1] <= 12 and 1 <= v[2] <= 31 and v[3] < 24 and v[4] < 60 and v[5] < 60):
+        raise ValueError("RTC value out of range")
+    return v
+
+
+def parse_ab(f):
+    """-> (postcode, fw)"""
+    _count(f, 2)
+    return _hx(f[0]), f[1]
+
+
+def parse_wf(f):
+    _count(f, 1)
+    return _hx(f[0])
+
+
+def parse_an(f):
+    """-> 0 short press, 1 long press"""
+    _count(f, 1)
+    return _dec(f[0])
+
+
+def parse_sc(f):
+    """-> resulting amps ($SC replies carry it on OK and NK)."""
+    _count(f, 1)
+    return _dec(f[0])
+
+
+# -- states ----------------------------------------------------------------
+
+_NAMES = ("starting", "A not connected", "B connected", "C charging",
+          "D vent required", "fault: diode check", "fault: GFCI", "fault: no ground",
+          "fault: stuck relay", "fault: GFI self-test", "fault: over temperature",
+          "fault: over current", "fault: 0c", "fault: 0d", "fault: relay closure")
+
+
+def is_fault(state):
+    return 0x04 <= state <= 0x0E
+
+
+def state_name(state):
+    if 0 <= state < len(_NAMES):
+        return _NAMES[state]
+    if state == STATE_SLEEP:
+        return "sleeping"
+    if state == STATE_DISABLED:
+        return "disabled"
+    return "state %02x" % state
+
+
+# -- LCD ($FP) ---------------------------------------------------------------
+#
+# The controller splits on every space and, for $FP, puts one space back
+# between the text tokens, so a space costs a token (max 10 per line: FP x y
+# + ':SS' leave 6 text tokens = 5 spaces). Single spaces between two visible
+# characters are sent as real separators, so normal text looks exact on every
+# LCD. Every other space (leading, trailing, runs, or past the token budget)
+# is sent as FP_BLANK, the byte the ESP32 gateway uses (blank in the usual
+# HD44780 A00 ROM; firmware >= 8.2.0 prints bytes untranslated). Commands are
+# sized for a ' :SS' id; built without one the last text token must not start
+# with ':' (the controller would read it as an id), so always pass a seq.
+
+FP_BLANK = b"\xfe"
+_FP_SPACES = 5
+
+
+def _fp_row(s, col, row, out):
+    n = len(s)
+    p = 0
+    while p < n:
+        x = col + p
+        room = 17 - len(str(x))     # 31 - len("$FP x y  :SS^XX") with y one digit
+        chunk = bytearray()
+        seps = 0
+        while p < n and len(chunk) < room:
+            ch = s[p]
+            if ch == " ":
+                if (chunk and chunk[-1] != 0x20 and chunk[-1] != FP_BLANK[0]
+                        and p + 1 < n and s[p + 1] != " "
+                        and seps < _FP_SPACES and len(chunk) + 1 < room):
+                    chunk.append(0x20)
+                    seps += 1
+                else:
+                    chunk += FP_BLANK
+            else:
+                chunk.append(ord(ch))
+            p += 1
+        out.append(("FP", [x, row] + bytes(chunk).split(b" ")))
+
+
+def fp_commands(text, row=0, col=0):
+    """Text at (col, row) on the 16x2 LCD -> [("FP", [x, y, tok, ...]), ...].
+
+    Overflow past column 15 continues on row 1 at column 0; the rest is cut.
+    `$ ^ *`, control and non-ASCII characters become '?'."""
+    if row not in (0, 1) or not 0 <= col <= 15:
+        raise ValueError("LCD position out of range")
+    t = []
+    for ch in text:
+        o = ord(ch)
+        t.append(ch if 32 <= o <= 126 and ch not in "$^*" else "?")
+    t = "".join(t)
+    out = []
+    while t and row < 2:
+        w = 16 - col
+        _fp_row(t[:w], col, row, out)
+        t = t[w:]
+        row += 1
+        col = 0
+    return out
+
+
+def erase_commands():
+    """Blank both LCD rows: two commands of 16 FP_BLANK bytes each."""
+    return fp_commands(" " * 32)

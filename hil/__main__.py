@@ -1,0 +1,22 @@
+"""Command line of the HIL rig: python -m hil {demo,evse,unit,…} --help"""
+import argparse
+import sys
+
+import hil  # noqa: F401  (puts device/ on sys.path)
+
+
+def main(argv=None):
+    from hil import demo, evse_cli, unit_cli
+
+    parser = argparse.ArgumentParser(prog="python -m hil", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    modules = {}
+    for mod in (demo, evse_cli, unit_cli):
+        p = mod.add_parser(sub)
+        modules[p.prog.split()[-1]] = mod
+    args = parser.parse_args(argv)
+    return modules[args.command].run(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

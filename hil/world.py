@@ -1,0 +1,79 @@
+"""One process, the whole bench: the firmware (host port) and the OpenEVSE emulator joined by a
+null-modem pseudo-terminal pair through pyserial. Virtual time for tests, scenarios and the
+benchmark (deterministic, fast); real time for the demo."""
+import tempfile
+import time
+
+from dinamics.app import App
+from hil.clock import VirtualClock
+from hil.evse_emulator import OpenEvseEmulator
+from hil.host_port import Console, HostPort, open_serial
+from hil.monitor import Monitor
+from hil.null_modem import NullModem
+
+
+class World:
+    def __init__(self, virtual=True, state_dir=None, out=None, min_level=20, app_factory=App,
+                 port_kwargs=None, **emulator_kwargs):
+        self.virtual = virtual
+        self.clock = VirtualClock() if virtual else None
+        if virtual:
+            self.now_ms = self.clock
+        else:
+            t0 = time.monotonic()
+            self.now_ms = lambda: int((time.monotonic() - t0) * 1000)
+        self.modem = NullModem()
+        unit_path, evse_path = self.modem.paths
+        self.evse_serial = open_serial(evse_path)
+        self.emu = OpenEvseEmulator(self.evse_serial, self.now_ms, **emulator_kwargs)
+        self.state_dir = state_dir or tempfile.mkdtemp(prefix="dinamics-world-")
+        from dinamics.clock import BoardClock
+        clock = self.clock if virtual else BoardClock()
+        self.console = Console(clock, out=out, min_level=min_level, keep=5000)
+        self.port = HostPort(unit_path, self.state_dir, clock=clock, console=self.console,
+                             **(port_kwargs or {}))
+        self.app = app_factory(self.port)
+        self.sched = self.app.sched
+        self.monitor = self.sched.add(Monitor())
+
+    def ms(self):
+        return self.now_ms()
+
+    def step(self, ms=10):
+        """Advance the world by about `ms`: move bytes, run the controller, run the firmware."""
+        if self.virtual:
+            self.clock.advance(ms)
+        for _ in range(2):
+            self.modem.pump()
+            self.emu.poll()
+            self.modem.pump()
+            self.sched.run_once()
+        if not self.virtual:
+            time.sleep(ms / 1000)
+
+    def run_for(self, ms, step=10, each=None):
+        end = self.ms() + ms
+        while self.ms() < end:
+            self.step(step)
+            if each is not None:
+                each(self)
+
+    def run_until(self, predicate, timeout_ms, step=10):
+        end = self.ms() + timeout_ms
+        while self.ms() < end:
+            self.step(step)
+            if predicate():
+                return True
+        return False
+
+    def set(self, name, value):
+        """As an installer would over MQTT: through the settings actor, validated and stored."""
+        return self.app.settings_actor.set(name, str(value), "rig")
+
+    def close(self):
+        for s in (self.evse_serial, self.port.evse_uart):
+            try:
+                s.close()
+            except Exception:
+                pass
+        self.modem.close()
