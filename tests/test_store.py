@@ -324,7 +324,7 @@ _json = st.recursive(
 _dicts = st.dictionaries(st.text(max_size=10), _json, max_size=6)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     history=st.lists(_dicts, min_size=0, max_size=4),
     new=_dicts,

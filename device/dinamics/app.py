@@ -21,17 +21,19 @@ class App:
         self.store = SlotStore(port.fs)
         self.settings = Settings(self.store.load())
         add = self.sched.add
-        # Registration order is delivery priority: the EVSE path first.
+        # Registration order is delivery priority: measurement and the EVSE path first.
+        self.ct = None
+        if getattr(port, "ct_stream", None) is not None or getattr(port, "ct_adc", None) is not None:
+            from actors.ct_meter import CtMeter
+            self.ct = add(CtMeter(self.settings, port))
         self.uart = add(UartLink(port.evse_uart))
         self.rapi = add(RapiLink(self.settings))
         self.balancer = add(Balancer(self.settings))
         self.settings_actor = add(SettingsActor(self.settings, self.store))
-        for actor in self.extra_actors():
-            add(actor)
-
-    def extra_actors(self):
-        """Actors that need optional hardware (CTs, network); later steps add them here."""
-        return ()
+        self.mqtt = None
+        if getattr(port, "socket_pool", None) is not None:
+            from actors.mqtt_bridge import MqttBridge
+            self.mqtt = add(MqttBridge(self.settings, port, self))
 
     def run_forever(self):
         self.sched.log(m.INFO, "dinamics starting")

@@ -36,6 +36,7 @@ _TABLE = (
     ("mqtt.out", COMMAND),      # any -> mqtt_bridge: (subtopic, payload str, retain)
     ("status.request", COMMAND),  # mqtt/web -> actors owning status: which (e.g. "status")
     ("ct.sample", LATEST),      # ct feed/ADC -> ct_meter (host rig and HIL mode): raw reading
+    ("phases", LATEST),         # balancer -> mqtt, lcd: (active_phases e.g. 0/1/12/123/99, no_of_phases)
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -73,6 +74,7 @@ NET_STATUS = kind("net.status")
 MQTT_OUT = kind("mqtt.out")
 STATUS_REQUEST = kind("status.request")
 CT_SAMPLE = kind("ct.sample")
+PHASES = kind("phases")
 
 # Log levels for LOG payloads.
 DEBUG = 10
