@@ -1,11 +1,6 @@
 """Power-safe two-slot settings store: torn writes at every byte, flipped bytes, wrap, FlashFs."""
 
 import os
-import sys
-
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(_REPO, "device"))
-sys.path.insert(0, _REPO)
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402

@@ -1,0 +1,133 @@
+"""Board port: the hardware surface the app needs, on an ESP32-S3 running CircuitPython 10.
+
+Pins come from /settings.toml (integers are GPIO numbers) with these defaults:
+  DINAMICS_EVSE_TX = 16, DINAMICS_EVSE_RX = 17   UART to the OpenEVSE controller (seed wiring)
+  DINAMICS_CT_PINS = "1,2,3"                     CT1..CT3 on ADC1 pins (GPIO1-10 only: ADC2 fights WiFi)
+  DINAMICS_CT_RATE = 10000                       CT sample rate in Hz
+  DINAMICS_HIL = 1                               read the CT feed from usb_cdc.data (see boot.py)
+WiFi: CIRCUITPY_WIFI_SSID / CIRCUITPY_WIFI_PASSWORD (CircuitPython connects before code.py runs),
+or the wifi_ssid / wifi_pass settings.
+"""
+import gc
+import os
+import time
+
+import board
+import busio
+import microcontroller
+
+from dinamics import messages as m
+from dinamics.clock import BoardClock
+from dinamics.store import FlashFs
+
+_LEVEL = {m.DEBUG: "D", m.INFO: "I", m.WARNING: "W", m.ERROR_LEVEL: "E"}
+
+
+def _pin(number):
+    return getattr(board, "IO%d" % number)
+
+
+def _env_int(name, default):
+    v = os.getenv(name)
+    return default if v is None else int(v)
+
+
+class Console:
+    """Serial console lines plus a bounded ring the MQTT bridge drains into debug_log."""
+
+    def __init__(self, clock, keep=20):
+        self.clock = clock
+        self.keep = keep
+        self.lines = []
+
+    def __call__(self, level, text):
+        line = "%d %s %s" % (self.clock.now(), _LEVEL.get(level, "?"), text)
+        print(line)
+        self.lines.append(line)
+        if len(self.lines) > self.keep:
+            self.lines.pop(0)
+
+
+class AdcCapture:
+    """CT capture with analogbufio.BufferedIn, one pin object per CT (created on demand so only
+    one ADC channel is configured at a time)."""
+
+    def __init__(self, pins, sample_rate):
+        self.pins = pins
+        self.sample_rate = sample_rate
+        self.channels = list(range(len(pins)))
+
+    def capture(self, ch, buf):
+        import analogbufio
+
+        adc = analogbufio.BufferedIn(self.pins[ch], sample_rate=self.sample_rate)
+        try:
+            return adc.readinto(buf)
+        finally:
+            adc.deinit()
+
+
+class BoardPort:
+    def __init__(self):
+        self.clock = BoardClock()
+        self.console = Console(self.clock)
+        self.fs = FlashFs("/")
+        self.evse_uart = busio.UART(_pin(_env_int("DINAMICS_EVSE_TX", 16)),
+                                    _pin(_env_int("DINAMICS_EVSE_RX", 17)),
+                                    baudrate=115200, timeout=0, receiver_buffer_size=512)
+        self.ct_stream = None
+        self.ct_adc = None
+        if os.getenv("DINAMICS_HIL") == 1:
+            import usb_cdc
+
+            self.ct_stream = usb_cdc.data
+            if self.ct_stream is not None:
+                self.ct_stream.timeout = 0  # default None blocks
+        else:
+            pins = [_pin(int(p)) for p in (os.getenv("DINAMICS_CT_PINS") or "1,2,3").split(",")]
+            self.ct_adc = AdcCapture(pins, _env_int("DINAMICS_CT_RATE", 10000))
+        self.socket_pool = None
+        self.ssl_context = None
+        self.mac = b"\x00" * 6
+        try:
+            import socketpool
+            import ssl
+            import wifi
+
+            # The stubs type mac_address as ReadableBuffer, a union that includes RGBMatrix.
+            self.mac = bytes(wifi.radio.mac_address)  # pyright: ignore[reportArgumentType]
+            self.socket_pool = socketpool.SocketPool(wifi.radio)
+            self.ssl_context = ssl.create_default_context()
+            self._wifi = wifi
+        except ImportError:
+            self._wifi = None
+
+    def ip(self):
+        if self._wifi is not None and self._wifi.radio.ipv4_address is not None:
+            return str(self._wifi.radio.ipv4_address)
+        return ""
+
+    def mem_free(self):
+        return gc.mem_free()  # pyright: ignore[reportAttributeAccessIssue] (CircuitPython gc)
+
+    def fatal(self, actor):
+        print("fatal: %s keeps crashing, resetting" % actor.name)
+        time.sleep(1)
+        microcontroller.reset()
+
+    def start_watchdog(self, sched, timeout_s=8):
+        """Hardware watchdog: a hung loop resets the board; the controller's $SY heartbeat
+        meanwhile holds the car at the safe current."""
+        from dinamics.watchdog import WatchdogFeeder
+
+        try:
+            from watchdog import WatchDogMode
+
+            wd = microcontroller.watchdog
+            if wd is None:
+                return
+            wd.timeout = timeout_s
+            wd.mode = WatchDogMode.RESET
+            sched.add(WatchdogFeeder(wd))
+        except (ImportError, NotImplementedError, RuntimeError) as e:
+            print("watchdog unavailable:", repr(e))
