@@ -39,7 +39,16 @@ class SettingsActor(Actor):
             self.flush()
 
     def set(self, name, raw, source="mqtt"):
-        """Validate and apply. Returns the new value, or None after replying on the error topic."""
+        """Validate and apply. Returns the new value, or None after replying on the error topic.
+        The reserved names st.RESET_SETTINGS / st.RESET_WIFI restore defaults (delete_settings /
+        delete_wifi): applied at once and stored, no reboot (the seed rebooted, and a retained
+        delete message then looped)."""
+        if name == st.RESET_SETTINGS:
+            self.restore_defaults()
+            return True
+        if name == st.RESET_WIFI:
+            self.restore_defaults(st.WIFI_NAMES)
+            return True
         if name not in st.NAMES:
             self.post(m.ERROR, (source, raw, "unknown setting"))
             return None
@@ -66,8 +75,7 @@ class SettingsActor(Actor):
             name = r[st.NAME]
             if names is not None and name not in names:
                 continue
-            if names is None and name in st.WIFI_NAMES + ("serial", "mqtt_host", "mqtt_port",
-                                                          "mqtt_user", "mqtt_pass", "mqtt_tls"):
+            if names is None and r[st.FLAGS] & st.NET:
                 continue  # network identity survives delete_settings, or the unit goes offline
             if self.settings.get(name) != r[st.DEFAULT]:
                 self.settings.apply(name, r[st.DEFAULT])

@@ -11,7 +11,7 @@ Protocol: ASCII lines ending in LF (a CR before it is ignored), fields separated
             "12", "-3.5", "0.07". A lone "-" means "no data on this CT".
   S <ch> <rate_hz> <base64>[*hh]     a raw sample block for one CT
       ch       1..3
-      rate_hz  sample rate, 100..200000
+      rate_hz  sample rate, 100..200000 (a rig should pick it with ct_math.sample_rate_for)
       base64   little-endian uint16 samples, 16-bit scaled ADC counts as analogbufio delivers
                them; at least ct_math.MIN_SAMPLES, at most max_samples. The block is cut to the
                largest whole number of mains cycles it holds, then analysed by ct_math with the
@@ -158,7 +158,11 @@ class CtFeedDecoder:
         if not data:
             return
         if not isinstance(data, bytes):
-            data = bytes(data)
+            try:
+                data = bytes(data)  # bytearray / memoryview from readinto
+            except TypeError:  # a str: a caller bug, but never raise from here
+                self.errors += 1
+                return
         start = 0
         end = len(data)
         while start < end:

@@ -1,10 +1,12 @@
 """CT measurement math: RMS of a whole-cycle ADC window, calibration, plausibility flags.
 
-Pure: no board modules, no I/O. The ct_meter actor captures one CT at a time with
-`analogbufio.BufferedIn.readinto(buf)` into a preallocated `array('H')` of
-`window_samples(rate, mains_hz, cycles)` samples, then calls `CtChannel.update(buf, n)` with the
-count readinto returned. The HIL feed decoder (dinamics.ct_feed) runs raw sample blocks through the
-same code.
+Pure: no board modules, no I/O. Use from the ct_meter actor:
+    rate = sample_rate_for(nominal_rate, mains_hz, cycles)   # once, when settings change
+    n = window_samples(rate, mains_hz, cycles)
+    buf = array('H', bytes(2 * n))                             # once, reused
+    ... per capture, one CT at a time: got = adc.readinto(buf); amps = ct[i].update(buf, got)
+    ct[i].amps, ct[i].flags (CT_OK = 0), ct[i].mean / lo / hi for diagnostics
+The HIL feed decoder (dinamics.ct_feed) runs raw sample blocks through the same code.
 
 Samples are 16-bit "scaled" counts as analogbufio delivers them on the ESP32-S3: the raw 12-bit
 conversion times 65535 // 4095, so 0 .. 65535 spans 0 .. ADC full scale (about 3.1 V at 12 dB).
@@ -78,9 +80,9 @@ _ACC_FLUSH = 1 << 29  # keep the pure loop's accumulator a small int (board smal
 def window_samples(sample_rate_hz, mains_hz, cycles):
     """Samples covering `cycles` mains cycles, rounded to the NEAREST whole sample (half rounds
     up): the window is off by at most half a sample, i.e. 0.5 / (rate / mains_hz) of a cycle
-    (0.5 % of one cycle at 5 kHz / 50 Hz), which moves the RMS by well under 0.1 %. Rates giving a
-    whole number of samples per cycle at both 50 and 60 Hz (e.g. 6000, 12000 Hz) are exact.
-    Use the ADC's actual rate if it differs from the requested one."""
+    (0.5 % of one cycle at 5 kHz / 50 Hz), which moves the RMS by well under 0.1 %. Pick the rate
+    with sample_rate_for (not a whole number of samples per cycle, on purpose). Use the ADC's
+    actual rate if it differs from the requested one."""
     if sample_rate_hz <= 0 or mains_hz <= 0 or cycles < 1:
         raise ValueError("rate, mains_hz > 0 and cycles >= 1")
     if isinstance(sample_rate_hz, int) and isinstance(mains_hz, int) and isinstance(cycles, int):

@@ -5,8 +5,13 @@ Row: (name, topic, type, lo, hi, default, unit, flags, key, help)
   topic  MQTT command suffix under Dinamics/<SN>/ ("" = not settable over MQTT)
   type   INT (lo..hi), BOOL (0/1), CHOICE (lo = allowed tuple), STR (hi = max length),
          BITS (hi = exact count of 0/1 digits)
-  flags  PERSIST stored in flash; SECRET never published; HIDDEN not in settings JSON
+  flags  PERSIST stored in flash; SECRET never published (not even in `wifi`);
+         ECHO after a change the value is published on the topic named like the setting
+         (seed: `breaker`, `plugandcharge`); NET network/identity: reported in the `wifi` JSON,
+         kept by delete_settings (delete_wifi resets the WiFi ones)
   key    short key in the `settings` JSON (the seed's glossary) or ""
+Where each setting is reported: timers (TIMER_NAMES) in `timers`, BITS in `debug`, NET in `wifi`,
+everything else in `settings` (see dinamics.mqtt_topics).
 """
 
 INT = 0
@@ -17,18 +22,27 @@ BITS = 4
 
 PERSIST = 1
 SECRET = 2
+ECHO = 4
+NET = 8
 
 _P = PERSIST
 _PS = PERSIST | SECRET
+_PE = PERSIST | ECHO
+_PN = PERSIST | NET
+_PNS = PERSIST | NET | SECRET
+
+# Reserved `setting.set` names (not settings): restore defaults without a reboot.
+RESET_SETTINGS = "!defaults"  # delete_settings: everything except NET rows
+RESET_WIFI = "!wifi"  # delete_wifi: the WiFi credentials
 
 # Timers are milliseconds. timer1-4 were loop passes and timer13 wait-loop iterations in the seed;
 # here they are real milliseconds (defaults converted, see README "Timers").
 TABLE = (
-    ("breaker", "set_breaker", INT, 6, 100, 16, "A", _P, "B", "house main breaker rating per phase"),
+    ("breaker", "set_breaker", INT, 6, 100, 16, "A", _PE, "B", "house main breaker rating per phase"),
     ("c_limit", "set_c_limit", INT, 6, 80, 16, "A", _P, "MAXC", "maximum charging current"),
     ("c_min_limit", "set_c_min_limit", INT, 6, 32, 6, "A", _P, "MINC", "minimum charging current; below it the charge pauses"),
     ("calibration", "set_calibration", INT, 10, 2000, 277, "", _P, "C", "CT calibration: 277 = 50 A/1 V clamp, 544 = 100 A/1 V"),
-    ("plugandcharge", "set_plugandcharge", BOOL, 0, 1, 1, "", _P, "P&C", "1 = charge whenever a car is plugged in"),
+    ("plugandcharge", "set_plugandcharge", BOOL, 0, 1, 1, "", _PE, "P&C", "1 = charge whenever a car is plugged in"),
     ("nwpc", "set_nwpc", BOOL, 0, 1, 0, "", _P, "NWPC", "1 = plug&charge while the broker is unreachable"),
     ("neg_amp", "set_neg_amp", BOOL, 0, 1, 0, "", _P, "NA", "1 = negative (export) currents expected on the CT feed"),
     ("adjust", "set_adjust", BOOL, 0, 1, 1, "", _P, "A", "1 = the back-end may change MAXC/MINC"),
@@ -69,14 +83,14 @@ TABLE = (
     ("solar_stop_ms", "set_solar_stop_ms", INT, 0, 3600000, 300000, "ms", _P, "", "import this long stops a solar charge"),
     ("ha_discovery", "set_ha_discovery", BOOL, 0, 1, 1, "", _P, "", "publish Home Assistant MQTT discovery"),
     # Network and identity.
-    ("serial", "", STR, 0, 12, "", "", _P, "", "device serial (empty = from the MAC)"),
-    ("mqtt_host", "set_mqtt_host", STR, 0, 64, "", "", _P, "", "MQTT broker host (empty = none)"),
-    ("mqtt_port", "set_mqtt_port", INT, 1, 65535, 1883, "", _P, "", "MQTT broker port"),
-    ("mqtt_user", "set_mqtt_user", STR, 0, 64, "", "", _P, "", "MQTT username"),
-    ("mqtt_pass", "set_mqtt_pass", STR, 0, 64, "", "", _PS, "", "MQTT password"),
-    ("mqtt_tls", "set_mqtt_tls", BOOL, 0, 1, 0, "", _P, "", "1 = TLS to the broker"),
-    ("wifi_ssid", "", STR, 0, 32, "", "", _P, "", "WiFi network"),
-    ("wifi_pass", "", STR, 0, 64, "", "", _PS, "", "WiFi password"),
+    ("serial", "", STR, 0, 12, "", "", _PN, "SN", "device serial (empty = from the MAC); not settable over MQTT (it is the topic prefix)"),
+    ("mqtt_host", "set_mqtt_host", STR, 0, 64, "", "", _PN, "", "MQTT broker host (empty = none); the unit reconnects on a change"),
+    ("mqtt_port", "set_mqtt_port", INT, 1, 65535, 1883, "", _PN, "", "MQTT broker port"),
+    ("mqtt_user", "set_mqtt_user", STR, 0, 64, "", "", _PN, "", "MQTT username (empty = anonymous)"),
+    ("mqtt_pass", "set_mqtt_pass", STR, 0, 64, "", "", _PNS, "", "MQTT password (never published)"),
+    ("mqtt_tls", "set_mqtt_tls", BOOL, 0, 1, 0, "", _PN, "", "1 = TLS to the broker"),
+    ("wifi_ssid", "set_wifi_ssid", STR, 0, 32, "", "", _PN, "", "WiFi network (used at the next WiFi connect)"),
+    ("wifi_pass", "set_wifi_pass", STR, 0, 64, "", "", _PNS, "", "WiFi password (never published)"),
 )
 
 NAMES = tuple(row[0] for row in TABLE)

@@ -1,0 +1,100 @@
+"""`python -m hil evse`: an emulated OpenEVSE controller (8.2.x, RAPI 5.2.1) on a serial port.
+
+Point --port at a USB serial adapter wired to the board's UART, or at one end of a pty pair.
+Traffic is printed as readable, timestamped lines. Ctrl-C (SIGINT) or SIGTERM stops it cleanly."""
+import signal
+import sys
+import time
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "evse", help="emulate an OpenEVSE controller (RAPI) on a serial port",
+        description=__doc__)
+    p.add_argument("--port", required=True, metavar="PATH", help="serial device, e.g. /dev/ttyUSB0")
+    p.add_argument("--build", choices=("stock", "full"), default="stock",
+                   help="stock: PlatformIO 8.2.3 command set; full: adds S3 G3 SH GH S2 T0")
+    p.add_argument("--plug", action="store_true", help="start with a car plugged in")
+    p.add_argument("--ev-max", type=float, default=32, metavar="A",
+                   help="most the car draws per phase (default 32 A)")
+    p.add_argument("--phases", type=int, choices=(1, 3), default=1, help="car phases (1 or 3)")
+    p.add_argument("--debug-text", action="store_true",
+                   help="also print the controller's non-RAPI debug text (relayCloseMs: ...)")
+    p.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    p.set_defaults(func=run)
+    return p
+
+
+def _fmt(t0_wall, ms, kind, text):
+    wall = time.strftime("%H:%M:%S", time.localtime(t0_wall + ms / 1000.0))
+    arrow = {"rx": "<-", "tx": "->", "drop": "xx", "dbg": "..", "echo": "=="}.get(kind, "  ")
+    return "%s.%03d %9.3f %s %-4s %s" % (wall, int(t0_wall * 1000 + ms) % 1000, ms / 1000.0,
+                                         arrow, kind, text)
+
+
+def run(args, out=None):
+    import serial
+
+    from hil.ev_model import EvModel
+    from hil.evse_emulator import OpenEvseEmulator
+
+    out = out or sys.stdout
+    try:
+        ser = serial.Serial(args.port, args.baud, timeout=0)
+    except (serial.SerialException, OSError, ValueError) as e:
+        print("evse: cannot open %s: %s" % (args.port, e), file=sys.stderr)
+        return 1
+
+    stop = []
+    old = {}
+
+    def _stop(signum, frame):
+        stop.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, _stop)
+        except (ValueError, OSError):      # not the main thread
+            pass
+
+    t0 = time.monotonic()
+    t0_wall = time.time()
+
+    def now_ms():
+        return int((time.monotonic() - t0) * 1000)
+
+    ev = EvModel(max_amps=args.ev_max, phases=args.phases) if args.plug else None
+    try:
+        emu = OpenEvseEmulator(ser, now_ms, build=args.build, ev=ev,
+                               debug_text=args.debug_text)
+        print("evse: OpenEVSE %s (RAPI %s, %s build) on %s at %d baud%s; Ctrl-C to stop"
+              % (emu.version, emu.rapi_version, args.build, args.port, args.baud,
+                 ", car plugged in (%g A, %d phase%s)" % (args.ev_max, args.phases,
+                                                          "s" if args.phases == 3 else "")
+                 if ev else ""), file=out)
+        printed = 0
+        while not stop:
+            emu.poll()
+            new = emu.log_total - printed
+            if new > 0:
+                for ms, kind, text in emu.log[-min(new, len(emu.log)):]:
+                    if kind == "echo":
+                        text = repr(text)
+                    print(_fmt(t0_wall, ms, kind, text), file=out)
+                printed = emu.log_total
+                out.flush()
+            time.sleep(0.002)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in old.items():
+            try:
+                signal.signal(sig, handler)
+            except (ValueError, OSError):
+                pass
+        try:
+            ser.close()
+        except Exception:
+            pass
+    print("evse: stopped", file=out)
+    return 0
