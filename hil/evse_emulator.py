@@ -636,8 +636,10 @@ class OpenEvseEmulator:
         self._log(kind, text)
 
     def _log(self, kind, text):
-        self.log.append((self._t, kind, text))
-        self.log_total += 1
+        parts = [x for x in text.splitlines() if x.strip()] if kind == "dbg" else [text]
+        for part in parts:
+            self.log.append((self._t, kind, part))
+            self.log_total += 1
         if len(self.log) > self.LOG_MAX:
             del self.log[:len(self.log) - self.LOG_MAX]
 

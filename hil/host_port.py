@@ -43,18 +43,81 @@ class Console:
             print(line, file=self.out, flush=True)
 
 
+# A locally administered fake MAC for a host unit without --serial (SN 0100004ED102).
+FAKE_MAC = b"\x02\xd1\x4e\x00\x00\x01"
+
+
+def mac_for_serial(serial):
+    """The MAC whose reversed bytes are `serial` (12 hex digits), so the seed's SN rule gives the
+    serial back; FAKE_MAC for anything else (the `serial` setting then names the unit)."""
+    try:
+        b = bytes.fromhex(serial or "")
+    except ValueError:
+        return FAKE_MAC
+    return bytes(reversed(b)) if len(b) == 6 else FAKE_MAC
+
+
 class HostPort:
-    def __init__(self, evse_uart, state_dir, clock=None, console=None, ct_stream=None):
+    """The board's surface on a PC. With `mqtt=True` it also offers the network the MQTT bridge
+    needs, as the board port does from wifi/socketpool/ssl (dinamics/board_port.py):
+      socket_pool  the stdlib `socket` module     (board: socketpool.SocketPool(wifi.radio))
+      ssl_context  ssl.create_default_context()   (board: ssl.create_default_context())
+      mac          6 bytes, from `serial`          (board: wifi.radio.mac_address)
+      mem_free()   MemAvailable of this host       (board: gc.mem_free())
+      ip()         this host's outgoing address    (board: wifi.radio.ipv4_address)"""
+
+    def __init__(self, evse_uart, state_dir, clock=None, console=None, ct_stream=None, mqtt=False,
+                 serial=None):
         self.clock = clock or BoardClock()
         self.console = console or Console(self.clock)
         self.evse_uart = open_serial(evse_uart) if isinstance(evse_uart, str) else evse_uart
         self.fs = DirFs(state_dir)
         self.ct_stream = open_serial(ct_stream) if isinstance(ct_stream, str) else ct_stream
         self.fatal_actors = []
+        self.mac = mac_for_serial(serial)
+        self.socket_pool = None
+        self._ssl = None
+        self._ip = None
+        if mqtt:
+            import socket
+
+            self.socket_pool = socket
+
+    @property
+    def ssl_context(self):
+        if self.socket_pool is None:
+            return None
+        if self._ssl is None:
+            import ssl
+
+            self._ssl = ssl.create_default_context()
+        return self._ssl
 
     def fatal(self, actor):
         # A board resets here; on the host we record it and keep going so tests can see it.
         self.fatal_actors.append(actor.name)
 
     def mem_free(self):
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
         return 0
+
+    def ip(self):
+        """The address this host would use to reach the outside (no packet is sent)."""
+        if self._ip is None:
+            import socket
+
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.connect(("192.0.2.1", 9))  # TEST-NET-1: routing decision only
+                self._ip = s.getsockname()[0]
+            except OSError:
+                self._ip = "127.0.0.1"
+            finally:
+                s.close()
+        return self._ip

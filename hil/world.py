@@ -14,7 +14,9 @@ from hil.null_modem import NullModem
 
 class World:
     def __init__(self, virtual=True, state_dir=None, out=None, min_level=20, app_factory=App,
-                 port_kwargs=None, **emulator_kwargs):
+                 port_kwargs=None, broker=None, serial=None, **emulator_kwargs):
+        """broker=(host, port) puts the unit on that MQTT broker (its MQTT socket traffic is real
+        even on the virtual clock); serial names it (topic prefix Dinamics/<serial>/)."""
         self.virtual = virtual
         self.clock = VirtualClock() if virtual else None
         if virtual:
@@ -30,11 +32,21 @@ class World:
         from dinamics.clock import BoardClock
         clock = self.clock if virtual else BoardClock()
         self.console = Console(clock, out=out, min_level=min_level, keep=5000)
+        port_kwargs = dict(port_kwargs or {})
+        if broker is not None:
+            port_kwargs.setdefault("mqtt", True)
+            port_kwargs.setdefault("serial", serial)
         self.port = HostPort(unit_path, self.state_dir, clock=clock, console=self.console,
-                             **(port_kwargs or {}))
+                             **port_kwargs)
         self.app = app_factory(self.port)
         self.sched = self.app.sched
         self.monitor = self.sched.add(Monitor())
+        self.mqtt = getattr(self.app, "mqtt", None)
+        if serial is not None:
+            self.set("serial", serial)
+        if broker is not None:
+            self.set("mqtt_port", broker[1])
+            self.set("mqtt_host", broker[0])
 
     def ms(self):
         return self.now_ms()
@@ -71,6 +83,8 @@ class World:
         return self.app.settings_actor.set(name, str(value), "rig")
 
     def close(self):
+        if self.mqtt is not None:
+            self.mqtt.close()
         for s in (self.evse_serial, self.port.evse_uart):
             try:
                 s.close()

@@ -7,3 +7,4 @@ if ROOT not in sys.path:
 # device/ goes LAST: its code.py must not shadow the standard library's `code` module.
 if os.path.join(ROOT, "device") not in sys.path:
     sys.path.append(os.path.join(ROOT, "device"))
+pytest_plugins = ["mqtt_fixtures"]

@@ -1,0 +1,831 @@
+"""The OpenEVSE emulator (hil/evse_emulator.py) and its car (hil/ev_model.py), driven through a
+REAL pseudo-terminal with pyserial, on a virtual clock.
+
+The expected lines come from /work/shared/reference/rapi.md §5 (byte-exact, checksums included)
+or are built with the tiny checksum helpers below (independent of the firmware's codec)."""
+import os
+import select
+import sys
+import time
+import tty
+
+import pytest
+import serial
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from hil.ev_model import EvModel  # noqa: E402
+from hil.evse_emulator import OpenEvseEmulator  # noqa: E402
+
+
+# -- tiny independent helpers ------------------------------------------------------------------
+def xor(data):
+    x = 0
+    for b in data:
+        x ^= b
+    return x
+
+
+def L(body):
+    """A controller line: `$` + body + `^XX` + CR."""
+    line = b"$" + body
+    return line + b"^%02X\r" % xor(line)
+
+
+def C(body):
+    """A command with an XOR checksum."""
+    return L(body)
+
+
+def A(body):
+    """A command with the legacy additive checksum."""
+    line = b"$" + body
+    return line + b"*%02X\r" % (sum(line) & 0xFF)
+
+
+class VClock:
+    def __init__(self, t=0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+class Rig:
+    """Emulator on the slave side of a pty (pyserial), the test on the raw, non-blocking master."""
+
+    def __init__(self, t0=0, **kw):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.master)
+        os.set_blocking(self.master, False)
+        self.ser = serial.Serial(os.ttyname(self.slave), 115200, timeout=0)
+        self.clock = VClock(t0)
+        self.emu = OpenEvseEmulator(self.ser, self.clock, **kw)
+        self._got = 0
+
+    def close(self):
+        self.ser.close()
+        os.close(self.slave)
+        os.close(self.master)
+
+    @property
+    def t(self):
+        return self.clock.t
+
+    def send(self, data):
+        """Write to the wire and wait until the bytes are readable on the emulator's side."""
+        before = self.ser.in_waiting
+        os.write(self.master, data)
+        deadline = time.monotonic() + 2
+        while self.ser.in_waiting < before + len(data):
+            assert time.monotonic() < deadline, "bytes never crossed the pty"
+            time.sleep(0.0002)
+
+    def poll(self, ms=0):
+        self.clock.t += ms
+        self.emu.poll()
+
+    def recv(self):
+        """Exactly what the emulator wrote since the last recv() (waits for it to cross)."""
+        want = self.emu.bytes_sent - self._got
+        buf = b""
+        deadline = time.monotonic() + 2
+        while len(buf) < want:
+            assert time.monotonic() < deadline, "emulator output never crossed the pty"
+            r, _, _ = select.select([self.master], [], [], 0.05)
+            if r:
+                try:
+                    buf += os.read(self.master, 65536)
+                except BlockingIOError:
+                    pass
+        self._got += len(buf)
+        return buf
+
+    def run(self, ms):
+        self.poll(ms)
+        return self.recv()
+
+    def cmd(self, line, ms=0):
+        self.send(line)
+        self.poll(ms)
+        return self.recv()
+
+    def boot(self):
+        return self.run(2000)
+
+    def until(self, pred, limit_ms, step=1):
+        """Advance `step` ms at a time until pred() holds; returns the output and the time."""
+        out = b""
+        end = self.t + limit_ms
+        while not pred():
+            assert self.t < end, "condition not reached within %d ms" % limit_ms
+            out += self.run(step)
+        return out
+
+
+@pytest.fixture
+def make():
+    rigs = []
+
+    def _make(**kw):
+        r = Rig(**kw)
+        rigs.append(r)
+        return r
+
+    yield _make
+    for r in rigs:
+        r.close()
+
+
+@pytest.fixture
+def rig(make):
+    r = make()
+    assert r.boot() == b"$AT 00 00 0 0200^03\r$AB 00 8.2.3^1E\r$AT 01 01 32 0200^32\r"
+    return r
+
+
+def charging_rig(make, ev=None, **kw):
+    """Booted, car plugged in, charging (relay closed); returns (rig, car, t_pwm)."""
+    r = make(**kw)
+    r.boot()
+    car = r.emu.plug(ev or EvModel())
+    t_plug = r.t
+    out = r.run(250)
+    assert out.startswith(L(b"AT 02 02 %d 0700" % r.emu.current_capacity))
+    out = r.run(250)
+    assert r.emu.relay_closed and r.emu.state == 0x03
+    return r, car, t_plug + 250
+
+
+# ==============================================================================================
+# helpers are right (rapi.md §5 header)
+# ==============================================================================================
+def test_checksum_helpers_match_reference():
+    assert L(b"OK") == b"$OK^20\r" and L(b"NK") == b"$NK^21\r"
+    assert A(b"FD") == b"$FD*AE\r" and C(b"FD") == b"$FD^26\r"
+    assert C(b"GV") == b"$GV^35\r"
+
+
+# ==============================================================================================
+# boot
+# ==============================================================================================
+def test_boot_sequence_at_construction_and_lost_bytes(make):
+    r = make()
+    r.send(b"$GV^35\r")                  # during reset/LCD init: lost
+    assert r.run(399) == b""
+    assert r.run(1) == b"$AT 00 00 0 0200^03\r"
+    r.send(b"$GS^30\r")                  # during POST: waits in the RX buffer
+    assert r.run(998) == b""
+    assert r.run(1) == b""
+    out = r.run(1)
+    assert out == b"$AB 00 8.2.3^1E\r" + L(b"OK 00 0 00 0200")
+    assert r.emu.state == 0
+    assert r.run(24) == b""
+    assert r.run(1) == b"$AT 01 01 32 0200^32\r"          # vector 38's last line
+    assert r.emu.lines_received == 1
+
+
+def test_post_rx_buffer_is_64_bytes(make):
+    r = make()
+    r.run(400)
+    r.send(b"$GV^35\r" * 12)             # 84 bytes: only the first 64 survive (9 whole lines)
+    out = r.run(1000)
+    assert out.count(b"$OK 8.2.3 5.2.1^2F\r") == 9
+
+
+def test_boot_with_a_car_plugged_in(make):
+    r = make(ev=EvModel())
+    out = r.run(1400)
+    assert out == b"$AT 00 00 0 0200^03\r$AB 00 8.2.3^1E\r"
+    assert r.run(250) == b"$AT 02 02 32 0700^37\r"        # vector 55
+    assert r.run(250) == b"$AT 03 03 32 0540^31\r"        # vector 56
+
+
+def test_boot_with_a_car_on_an_auto_service_level_build_is_l1_until_first_charge(make):
+    r = make(ev=EvModel(), auto_svc_level=True)
+    r.run(1400)
+    assert r.run(250) == L(b"AT 02 02 12 0701")
+    assert r.run(250) == L(b"AT 03 03 12 0741")
+    assert r.emu.voltage_mv == 120000
+    assert r.run(1001) == L(b"AT 03 03 32 0540")          # both lines live: L2 after 1 s
+    assert r.emu.voltage_mv == 230000
+
+
+# ==============================================================================================
+# §5 vectors on an idle unit
+# ==============================================================================================
+IDLE_VECTORS = [
+    (b"$GV^35\r", b"$OK 8.2.3 5.2.1^2F\r"),                       # 1
+    (b"$GV :01^2E\r", b"$OK 8.2.3 5.2.1 :01^34\r"),               # 2
+    (b"$GS^30\r", b"$OK 01 0 01 0200^12\r"),                      # 3
+    (b"$G0^53\r", L(b"OK 0")),
+    (b"$GT^37\r", b"$OK 165 165 165 165 165 85^1F\r"),            # 14
+    (b"$GP^33\r", b"$OK 282 -2560 -2560^38\r"),                   # 15
+    (b"$GY^3A\r", L(b"OK 0 0 0")),
+    (b"$SL 2^29\r", b"$OK^20\r"),                                 # 21
+    (b"$ST 22 0 6 0^15\r", b"$OK^20\r"),                          # 23
+    (b"$GD^21\r", L(b"OK 22 0 6 0")),
+    (b"$ST 0 0 0 0^23\r", b"$OK^20\r"),                           # 24
+    (b"$SH 10^1E\r", b"$NK^21\r"),                                # 26 (and: stock build)
+    (b"$SA 220 0^36\r", b"$OK^20\r"),                             # 31
+    (b"$GA^24\r", L(b"OK 220 0")),
+    (b"$S2 1^54\r", b"$NK^21\r"),                                 # 32
+    (b"$T0 20^62\r", b"$NK^21\r"),                                # 33
+    (b"$FB 7^37\r", b"$OK^20\r"),                                 # 39
+    (b"$FP 0 0 Hello^50\r", b"$OK^20\r"),                         # 40
+    (b"$FP 0 1 Lifetime\xfe0kWh^BA\r", b"$OK^20\r"),              # 41
+    (b"$FF G 1^52\r", b"$OK^20\r"),                               # 42
+    (b"$SL 2 ^09\r", b"$NK^21\r"),                                # 45
+    (b"$SV 230000^00\r", b"$OK^20\r"),                            # 46
+    (b"$SK 0^2C\r", b"$OK^20\r"),                                 # 47
+    (b"$ZZ^24\r", b"$NK^21\r"),                                   # 48
+    (b"$ZZ :07^39\r", b"$NK :07^3C\r"),                           # 49
+    (b"$GS :05^00\r", b"$NK^21\r"),                               # 50
+    (b"$GV^00\r", b"$NK^21\r"),                                   # 51
+    (b"$GV\r", b"$OK 8.2.3 5.2.1^2F\r"),                          # 52
+    (b"$GV :01^2e\r", b"$OK 8.2.3 5.2.1 :01^34\r"),               # lowercase checksum accepted
+    (b"$GS :2a^79\r", L(b"OK 01 0 01 0200 :2A")),                 # id echoed uppercase
+    (b"$GS :00^60\r", L(b"OK 01 0 01 0200")),                     # :00 = no id
+    (b"$gs^10\r", b"$NK^21\r"),                                   # case-sensitive
+    (b"junk$GS$GV^35\r", b"$OK 8.2.3 5.2.1^2F\r"),                # `$` restarts a line
+    (b"$GV^35\r\n", b"$OK 8.2.3 5.2.1^2F\r"),                     # LF after CR: harmless
+    (b"$GF^25\r", L(b"OK 0 0 0")),
+    (b"$GC^20\r", L(b"OK 6 32 32 32")),
+    (b"$GE^26\r", L(b"OK 32 0021")),                              # EU-like: no auto svc level
+    (b"$GU^36\r", L(b"OK 0 0")),
+    (b"$GG^24\r", L(b"OK 0 230000")),
+    (b"$SL A*24\r", b"$NK^21\r"),                                 # no AUTOSVCLEVEL (EU builds)
+    (b"$SE 0^38\r", b"$NK^21\r"),                                 # removed in RAPI 5
+    (b"$FP 0 0^0E\r", b"$NK^21\r"),                               # FP needs 4 tokens
+    (b"$FF X 1^4C\r", b"$NK^21\r"),
+    (b"$FF G 2^51\r", b"$NK^21\r"),
+    (b"$S1 24 3 15 13 45 7^21\r", b"$OK^20\r"),                   # no RTC chip: accepted...
+    (b"$GT^37\r", b"$OK 165 165 165 165 165 85^1F\r"),            # ...and still 165s
+]
+
+
+def test_idle_vectors_byte_exact(rig):
+    for request, reply in IDLE_VECTORS:
+        assert request == b"$GV\r" or request.find(b"^") < 0 or True
+        assert rig.cmd(request) == reply, request
+
+
+def test_request_checksums_in_table_are_right():
+    # every well-formed request in the table carries the right checksum (except the bad ones)
+    bad = {b"$GS :05^00\r", b"$GV^00\r", b"$gs^10\r"}
+    for request, _ in IDLE_VECTORS:
+        if b"^" in request and request not in bad and not request.startswith(b"junk"):
+            body = request[:request.index(b"^")]
+            assert int(request[request.index(b"^") + 1:][:2], 16) == xor(body), request
+
+
+def test_sc_vectors_clamp_and_volatile_trailing_space(rig):
+    assert rig.cmd(b"$SC 3^27\r") == b"$NK 6^37\r" + L(b"AT 01 01 6 0200")       # 20
+    assert rig.cmd(C(b"SC 32")) == L(b"OK 32") + L(b"AT 01 01 32 0200")
+    assert rig.cmd(b"$SC 16 ^33\r") == b"$OK 16^07\r" + L(b"AT 01 01 16 0200")   # 44
+    assert rig.cmd(b"$SC 16 V^65\r") == b"$OK 16^07\r"                           # 18
+    assert rig.emu.saved_amps == 32
+
+
+def test_auto_service_level_build_vectors(make):
+    r = make(auto_svc_level=True)
+    r.boot()
+    assert r.cmd(b"$GE^26\r") == b"$OK 32 0001^20\r"                             # 11
+    assert r.cmd(b"$SL 2^29\r") == b"$OK^20\r"
+    assert r.cmd(b"$GE^26\r") == L(b"OK 32 0021")                                 # auto off
+    assert r.cmd(b"$SL A*24\r") == b"$OK^20\r"                                    # 22
+    assert r.cmd(b"$GE^26\r") == b"$OK 32 0001^20\r"
+
+
+def test_gc_and_sc_with_hw_max_80(make):
+    r = make(hw_max=80)
+    r.boot()
+    assert r.cmd(C(b"SC 40")) == L(b"OK 40") + L(b"AT 01 01 40 0200")
+    assert r.cmd(C(b"SC 32 V")) == L(b"OK 32") + L(b"AT 01 01 32 0200")
+    assert r.cmd(b"$GC^20\r") == b"$OK 6 80 32 40^1B\r"                           # 10
+    assert r.cmd(b"$SC 100^25\r") == b"$NK 80^09\r" + L(b"AT 01 01 80 0200")      # 19
+    assert r.cmd(C(b"SC 300")) == L(b"OK 44") + L(b"AT 01 01 44 0200")            # 8-bit wrap
+
+
+def test_gg_idle_at_240v(make):
+    r = make(voltage_mv=240000)
+    r.boot()
+    assert r.cmd(b"$GG^24\r") == b"$OK 0 240000^16\r"                             # 7
+
+
+def test_gt_with_rtc(make):
+    r = make(rtc=True)
+    r.boot()
+    assert r.cmd(b"$S1 24 3 15 13 45 7^21\r") == b"$OK^20\r"
+    assert r.cmd(b"$GT^37\r") == b"$OK 24 3 15 13 45 7^25\r"                      # 13
+    r.run(61000)
+    assert r.cmd(b"$GT^37\r") == L(b"OK 24 3 15 13 46 8")
+
+
+def test_gf_counts_no_ground_trips_in_unpadded_hex(rig):
+    for _ in range(26):
+        rig.emu.inject_fault("no_ground")
+        rig.run(10)
+        rig.emu.clear_fault("no_ground")
+        rig.run(100)
+    assert rig.cmd(b"$GF^25\r") == b"$OK 0 1a 0^50\r"                             # 12
+
+
+# ==============================================================================================
+# framing limits
+# ==============================================================================================
+def test_31_byte_line_is_accepted_and_32_is_dropped_silently(rig):
+    body = b"$FP 0 0 " + b"A" * 20
+    line = body + b"^%02X" % xor(body)
+    assert len(line) == 31
+    assert rig.cmd(line + b"\r") == b"$OK^20\r"
+    body = b"$FP 0 0 " + b"A" * 21
+    line = body + b"^%02X" % xor(body)
+    assert len(line) == 32
+    sent = rig.emu.bytes_sent
+    assert rig.cmd(line + b"\r", ms=500) == b""
+    assert rig.emu.bytes_sent == sent and rig.emu.lines_dropped == 1
+    assert rig.cmd(b"$GV^35\r") == b"$OK 8.2.3 5.2.1^2F\r"     # and the next line is fine
+
+
+def test_token_limit(rig):
+    assert rig.cmd(C(b"FP 0 0 a b c d e f g")) == b"$OK^20\r"            # 10 tokens
+    assert rig.cmd(C(b"FP 0 0 a b c d e f g h")) == b"$NK^21\r"          # 11 tokens
+    assert rig.cmd(C(b"FP 0 0 a b c d e f :05")) == b"$OK :05^3B\r"      # id is a token too
+    assert rig.cmd(C(b"FP 0 0 a b c d e f g :05")) == b"$NK^21\r"        # bare: no id
+
+
+def test_bad_checksum_runs_nothing(rig):
+    assert rig.cmd(b"$FD :05^00\r") == b"$NK^21\r"
+    assert rig.emu.state == 0x01
+    assert rig.cmd(b"$FD*00\r") == b"$NK^21\r"
+    assert rig.emu.state == 0x01
+    assert rig.cmd(A(b"FD :09")) == L(b"OK :09") + L(b"AT ff 01 32 0200")
+
+
+def test_stock_and_full_command_sets(make):
+    stock = make()
+    stock.boot()
+    for body in (b"S2 1", b"T0 20", b"S4 1", b"G4", b"GO", b"SM 1 2", b"GM", b"SB", b"S3 1",
+                 b"G3", b"SH 1", b"GH", b"FC"):
+        assert stock.cmd(C(body)) == b"$NK^21\r", body
+        assert stock.cmd(C(body + b" :11")) == b"$NK :11^3A\r", body
+    full = make(build="full")
+    full.boot()
+    for body in (b"S4 1", b"G4", b"GO", b"SM 1 2", b"GM", b"SB"):
+        assert full.cmd(C(body)) == b"$NK^21\r", body
+    assert full.cmd(C(b"G3")) == L(b"OK 0")
+    assert full.cmd(C(b"GH")) == L(b"OK 0")
+    assert full.cmd(b"$S2 1^54\r") == b"$OK^20\r"
+    assert full.cmd(b"$T0 20^62\r") == b"$OK^20\r"                                # 34
+    assert full.cmd(b"$SH 10^1E\r") == b"$NK^21\r"                                # 26: state A
+    full.emu.plug(EvModel(wants_charge=False))
+    full.run(300)
+    assert full.cmd(b"$SH 10^1E\r") == b"$OK^20\r" + L(b"AT 02 02 32 2700")      # 25
+    assert full.cmd(C(b"GH")) == L(b"OK 10")
+    assert full.cmd(C(b"S3 4")) == L(b"OK") + L(b"AT 02 02 32 2710")
+    assert full.cmd(C(b"G3")) == L(b"OK 4")
+    full.emu.unplug()
+    assert full.run(100) == L(b"AT 01 01 32 0200")      # limits are cancelled at unplug
+
+
+def test_fp_text_and_raw_bytes(rig):
+    assert rig.cmd(C(b"FP 3 1 a b  c")) == b"$OK^20\r"
+    assert rig.emu.lcd[(3, 1)] == b"a b  c"
+
+
+# ==============================================================================================
+# SC
+# ==============================================================================================
+def test_sc_saved_volatile_and_reboot(rig):
+    assert rig.cmd(C(b"SC 20")) == L(b"OK 20") + L(b"AT 01 01 20 0200")
+    assert rig.cmd(C(b"SC 25 V")) == L(b"NK 20")          # volatile: capped at the saved value
+    assert rig.cmd(C(b"SC 10 V")) == L(b"OK 10") + L(b"AT 01 01 10 0200")
+    assert rig.cmd(C(b"SC 12 X")) == L(b"OK 12") + L(b"AT 01 01 12 0200")  # any 3rd token
+    assert rig.cmd(C(b"GC")) == L(b"OK 6 32 12 20")
+    assert rig.cmd(C(b"GE")) == L(b"OK 12 0021")
+    assert rig.cmd(C(b"SC 300")) == L(b"NK 32") + L(b"AT 01 01 32 0200")   # 300 -> 44 -> 32
+    assert rig.cmd(C(b"SC 20")) == L(b"OK 20") + L(b"AT 01 01 20 0200")
+    assert rig.cmd(C(b"SC 14 V")) == L(b"OK 14") + L(b"AT 01 01 14 0200")
+    assert rig.cmd(b"$FR^30\r") == b""                                       # no OK
+    out = rig.run(3000)
+    assert out == b"$AT 00 00 0 0200^03\r$AB 00 8.2.3^1E\r" + L(b"AT 01 01 20 0200")
+    assert rig.emu.current_capacity == 20                                    # volatile lost
+    assert rig.cmd(C(b"SC")) == b"$NK^21\r"                                  # no value
+    assert rig.cmd(C(b"SC 1 2 3")) == b"$NK^21\r"
+
+
+def test_sc_hw_max_is_write_once(make):
+    r = make(hw_max=None)
+    r.boot()
+    assert r.cmd(C(b"GC")) == L(b"OK 6 80 32 32")
+    assert r.cmd(C(b"SC 40 M")) == L(b"OK 40")
+    assert r.cmd(C(b"SC 50 M")) == L(b"NK 40")
+    assert r.cmd(C(b"SC 60")) == L(b"NK 40") + L(b"AT 01 01 40 0200")
+    fixed = make()                          # hw_max=32 given: already written
+    fixed.boot()
+    assert fixed.cmd(C(b"SC 16 M")) == L(b"NK 32")
+
+
+# ==============================================================================================
+# FD / FE / FS, $AT ordering
+# ==============================================================================================
+def test_state_b_vectors_and_at_ordering(make):
+    r = make()
+    r.boot()
+    r.emu.plug(EvModel(wants_charge=False))
+    assert r.run(249) == b""                                               # debounce
+    assert r.run(1) == b"$AT 02 02 32 0700^37\r"                           # 55
+    assert r.cmd(b"$G0^53\r") == b"$OK 1^31\r"                             # 6
+    assert r.cmd(b"$SC 16^13\r") == b"$OK 16^07\r$AT 02 02 16 0700^31\r"   # 17
+    assert r.cmd(b"$SC 16 V^65\r") == b"$OK 16^07\r"                       # 18
+    assert r.cmd(C(b"SC 32")) == L(b"OK 32") + b"$AT 02 02 32 0700^37\r"
+    assert r.cmd(b"$FD^26\r") == b"$OK^20\r$AT ff 02 32 0700^35\r"         # 35
+    assert r.cmd(b"$G0^53\r") == L(b"OK 2")                                # pilot at -12 V
+    assert r.cmd(b"$FE^27\r") == b"$OK^20\r"                               # 36: no $AT for 00
+    assert r.cmd(b"$GS^30\r") == L(b"OK 00 0 02 0700")
+    assert r.run(249) == b""
+    assert r.run(1) == b"$AT 02 02 32 0700^37\r"                           # 36
+    assert r.cmd(b"$FS :10^2A\r") == b"$OK :10^3B\r$AT fe 02 32 0700^36\r"  # 37
+    assert r.cmd(b"$FE^27\r") == b"$OK^20\r"
+    assert r.run(250) == b"$AT 02 02 32 0700^37\r"
+    assert r.cmd(b"$FE^27\r") == b"$OK^20\r"                               # not ff/fe: nothing
+    assert r.run(1000) == b""
+
+
+def test_fe_without_car_resolves_after_25ms(rig):
+    assert rig.cmd(C(b"FD")) == L(b"OK") + L(b"AT ff 01 32 0200")
+    assert rig.cmd(C(b"FE")) == L(b"OK")
+    assert rig.emu.state == 0
+    assert rig.run(24) == b""
+    assert rig.run(1) == L(b"AT 01 01 32 0200")
+
+
+def test_fd_opens_the_relay_at_once(make):
+    r, car, _ = charging_rig(make)
+    r.run(10000)
+    assert r.cmd(C(b"GG")) == L(b"OK 32000 230000")
+    assert r.cmd(C(b"FD")) == L(b"OK") + L(b"AT ff 03 32 0500")
+    assert not r.emu.relay_closed and car.draw_amps(r.t) == 0
+    assert r.cmd(C(b"GG")) == L(b"OK 0 230000")
+    assert r.emu.ev_phase_currents() == (0, 0, 0)
+
+
+def test_fs_waits_up_to_3s_for_a_slow_car(make):
+    r, car, _ = charging_rig(make)                    # response_s = 5
+    r.run(10000)
+    assert r.cmd(C(b"FS")) == L(b"OK") + L(b"AT fe 03 32 0540")
+    r.run(2999)
+    assert r.emu.relay_closed and r.emu.measured_ma() == 32000
+    r.run(1)
+    assert not r.emu.relay_closed                     # 3 s: opened anyway
+    assert r.cmd(C(b"GS")) == L(b"OK fe 13 03 0500")
+    assert r.run(10000) == b""                        # CHARGING_ON alone: no $AT
+
+
+def test_fs_opens_when_the_car_stops_drawing(make):
+    r, car, _ = charging_rig(make, ev=EvModel(response_s=1.0))
+    r.run(5000)
+    r.cmd(C(b"FS"))
+    r.run(999)
+    assert r.emu.relay_closed
+    r.run(1)
+    assert not r.emu.relay_closed and car.draw_amps(r.t) == 0
+
+
+def test_ev_response_delay(make):
+    r, car, _ = charging_rig(make)
+    assert r.cmd(C(b"GG")) == L(b"OK 0 230000")       # car not drawing yet
+    r.until(lambda: r.emu.measured_ma() > 0, 6000)
+    assert r.cmd(C(b"GG")) == L(b"OK 32000 230000")
+    assert r.cmd(C(b"SC 16 V")) == L(b"OK 16") + L(b"AT 03 03 16 0540")
+    r.run(4999)
+    assert r.cmd(C(b"GG")) == L(b"OK 32000 230000")   # still the old draw
+    r.run(1)
+    assert r.cmd(C(b"GG")) == L(b"OK 16000 230000")
+    assert car.draw_amps(r.t) == 16
+
+
+def test_charging_vectors(make):
+    r, car, t_pwm = charging_rig(make, ev=EvModel(max_amps=15.92))
+    t_on = r.t
+    r.run(94000)
+    assert r.cmd(b"$GS^30\r") == b"$OK 03 94 03 0540^2C\r"               # 4
+    assert r.cmd(b"$GG^24\r") == b"$OK 15920 230000^1E\r"                # 8
+    assert t_on - t_pwm == 250
+
+
+def test_gu_vector_session_ws_and_total(make):
+    r, car, t_pwm = charging_rig(make, ev=EvModel(max_amps=15), voltage_mv=240000)
+    # the car draws 15 A at 240 V = 3600 W from t_pwm + 5 s: 1000 s = 3600000 Ws
+    r.run(t_pwm + 5000 + 1000000 - r.t)
+    assert r.cmd(b"$SK 123456^1D\r") == b"$OK^20\r"
+    assert r.cmd(b"$GU^36\r") == b"$OK 3600000 123456^12\r"              # 9
+
+
+def test_gu_bookkeeping_across_plug_charge_unplug(make):
+    r, car, t_pwm = charging_rig(make, ev=EvModel(max_amps=10), voltage_mv=240000)
+    r.run(t_pwm + 5000 - r.t)
+    r.run(1500000)                                  # 2400 W * 1500 s = 3600000 Ws = 1000 Wh
+    assert r.cmd(C(b"GU")) == L(b"OK 3600000 0")
+    assert r.cmd(C(b"FD")) == L(b"OK") + L(b"AT ff 03 10 0500")
+    r.run(600000)                                   # relay open: nothing counts
+    assert r.cmd(C(b"GU")) == L(b"OK 3600000 0")
+    assert r.cmd(C(b"FE")) == L(b"OK")              # same session goes on
+    r.run(1000)
+    assert r.emu.relay_closed
+    r.run(5000 + 150000 - 1000)                     # car back after 5 s; 150 s more = 100 Wh
+    assert r.cmd(C(b"GU")) == L(b"OK 3960000 0")
+    r.emu.unplug()
+    r.run(100)
+    assert r.cmd(C(b"GU")) == L(b"OK 3960000 1100")  # total added at unplug, session kept
+    r.run(100000)
+    assert r.cmd(C(b"GU")) == L(b"OK 3960000 1100")
+    r.emu.plug(EvModel(wants_charge=False))
+    r.run(300)
+    assert r.cmd(C(b"GU")) == L(b"OK 0 1100")        # new car: session reset
+    r.emu.unplug()
+    r.run(100)
+    assert r.cmd(C(b"GU")) == L(b"OK 0 1100")        # no charge, nothing added
+    assert r.emu.total_wh == 1100 and r.emu.session_ws == 0
+
+
+def test_session_energy_is_lost_on_reboot_total_kept(make):
+    r, car, t_pwm = charging_rig(make, ev=EvModel(max_amps=10), voltage_mv=240000)
+    r.cmd(C(b"SK 500"))
+    r.run(100000)
+    assert r.emu.session_ws > 0
+    r.emu.reboot()
+    r.run(3000)
+    assert r.cmd(C(b"GU")) == L(b"OK 0 500")
+
+
+# ==============================================================================================
+# heartbeat supervision
+# ==============================================================================================
+def test_heartbeat_vectors_fallback_nk_until_ack(rig):
+    assert rig.cmd(b"$SY 5 6^2D\r") == b"$OK 5 6 0^33\r"                 # 27
+    assert rig.cmd(b"$GY^3A\r") == b"$OK 5 6 0^33\r"                     # 16
+    for _ in range(4):
+        assert rig.run(4000) == b""
+        assert rig.cmd(b"$SY^2E\r") == b"$OK 5 6 0^33\r"                 # 28
+    assert rig.run(5000) == b""                                          # exactly 5 s: fine
+    assert rig.run(1) == L(b"AT 01 01 6 0200")                           # missed: fallback
+    assert rig.emu.heartbeat == (5, 6, 2)
+    assert rig.cmd(b"$SY^2E\r") == b"$NK 5 6 2^30\r"                     # 29
+    assert rig.cmd(b"$SY^2E\r") == b"$NK 5 6 2^30\r"
+    assert rig.cmd(C(b"SY 166")) == L(b"NK 5 6 2")                       # wrong cookie
+    assert rig.cmd(b"$SY 165^3C\r") == b"$OK 5 6 1^32\r" + L(b"AT 01 01 32 0200")  # 30
+    assert rig.cmd(b"$SY^2E\r") == b"$OK 5 6 1^32\r"
+    assert rig.cmd(C(b"SY 1 2 3")) == L(b"NK 5 6 1")                     # fields even on NK
+    assert rig.cmd(C(b"SY 165")) == L(b"OK 5 6 1")                       # nothing to ack
+
+
+def test_heartbeat_config_survives_reboot_trigger_does_not(rig):
+    rig.cmd(C(b"SY 5 6"))
+    assert rig.run(6000) == L(b"AT 01 01 6 0200")
+    rig.emu.reboot()
+    out = rig.run(1425)
+    assert out.endswith(L(b"AT 01 01 32 0200"))                          # volatile current lost
+    assert rig.cmd(C(b"GY")) == L(b"OK 5 6 0")
+    assert rig.run(5000) == b""
+    assert rig.run(1) == L(b"AT 01 01 6 0200")                           # supervision still on
+    assert rig.cmd(C(b"SY 0 0")) == L(b"OK 0 0 0") + L(b"AT 01 01 32 0200")  # off: restored
+    assert rig.run(60000) == b""
+
+
+def test_heartbeat_fallback_drops_the_car(make):
+    r, car, t_pwm = charging_rig(make)
+    r.cmd(C(b"SY 5 6"))
+    r.run(5001)
+    assert r.emu.current_capacity == 6
+    r.run(5000)
+    assert r.emu.measured_ma() == 6000 and car.draw_amps(r.t) == 6
+
+
+# ==============================================================================================
+# FR / reboot
+# ==============================================================================================
+def test_fr_vector_no_ok_then_boot_lines(rig):
+    assert rig.cmd(b"$FR^30\r") == b""                                    # 38: no $OK
+    rig.send(b"$GV^35\r")                                                # lost in the reset
+    assert rig.run(1399) == b""
+    assert rig.run(1) == b"$AT 00 00 0 0200^03\r"
+    assert rig.run(1000) == b"$AB 00 8.2.3^1E\r"
+    assert rig.run(25) == b"$AT 01 01 32 0200^32\r"
+    assert rig.emu.lines_received == 1
+
+
+def test_fr_with_relay_closed_waits_3s_more(make):
+    r, car, _ = charging_rig(make)
+    r.cmd(C(b"FF E 1"))                    # echo is on: it must be off again after the reset
+    r.recv()
+    r.send(b"$FR^30\r")
+    r.poll(0)
+    assert r.recv() == b"$FR^30\r"         # the echo, then no $OK
+    assert r.emu.pilot_mode == "P12"
+    assert r.run(4399) == b""
+    assert r.run(1) == b"$AT 00 00 0 0200^03\r"
+    assert not r.emu.echo
+    assert r.run(1000) == b"$AB 00 8.2.3^1E\r"
+    assert r.run(250) == L(b"AT 02 02 32 0700")
+
+
+def test_post_failure_stuck_relay_vector(rig):
+    rig.emu.inject_fault("stuck_relay")
+    out = rig.run(10)
+    assert out == L(b"AT 08 00 32 0200")
+    rig.emu.reboot()
+    assert rig.run(1400) == b"$AT 00 00 0 0200^03\r$AB 08 8.2.3^16\r" + L(b"AT 08 00 0 0200")  # 54
+    assert rig.cmd(C(b"GS")) == L(b"OK 08 0 00 0200")                    # still answers
+    rig.emu.clear_fault()
+    rig.emu.reboot()
+    assert rig.run(1425).endswith(L(b"AT 01 01 32 0200"))
+
+
+# ==============================================================================================
+# echo bug, buttons, debug text
+# ==============================================================================================
+def test_ff_e_0_turns_echo_on(rig):
+    assert rig.cmd(b"$FF E 0^51\r") == b"$OK^20\r\n"                     # 43
+    assert rig.cmd(b"$GV^35\r") == b"$GV^35\r$OK 8.2.3 5.2.1^2F\r\n"
+    assert rig.cmd(C(b"FD")) == C(b"FD") + L(b"OK") + b"\n" + L(b"AT ff 01 32 0200")
+
+
+def test_button_vectors(rig):
+    rig.emu.press_button("short")                       # enabled: toggles sleep
+    assert rig.recv() == L(b"AT fe 01 32 0200")
+    rig.emu.press_button("short")
+    assert rig.run(25) == L(b"AT 01 01 32 0200")
+    assert rig.cmd(C(b"FF B 0")) == L(b"OK")
+    rig.emu.press_button("short")
+    assert rig.recv() == b"$AN 0^3B\r"                  # 58
+    rig.emu.press_button("long")
+    assert rig.recv() == b"$AN 1^3A\r"
+    rig.emu.press_button("hold10")
+    assert rig.recv() == b"$WF 02^17\r"                 # 59
+    assert rig.cmd(C(b"GE")) == L(b"OK 32 8021")
+    assert rig.cmd(C(b"F1")) == L(b"OK") + L(b"AT fe 01 32 0200")
+
+
+def test_debug_text_and_z0(make):
+    r = make(debug_text=True, ev=EvModel())
+    out = r.run(2000)
+    assert b"\nrelayCloseMs: 100\r\nrelayHoldPwm: 248\r\n" + L(b"AT 03 03 32 0540") in out
+    assert r.cmd(C(b"Z0 120 200")) == b"\nZ0 120 200\r\n" + L(b"OK")
+    assert r.cmd(C(b"Z0")) == L(b"OK")                  # always OK
+
+
+# ==============================================================================================
+# cars
+# ==============================================================================================
+def test_three_phase_car(make):
+    r, car, _ = charging_rig(make, ev=EvModel(max_amps=16, phases=3), voltage_mv=230000)
+    assert r.emu.ev_phase_currents() == (0, 0, 0)
+    r.run(5000)
+    assert r.emu.ev_phase_currents() == (16, 16, 16)
+    assert car.phase_currents(r.t) == (16, 16, 16)
+    assert r.cmd(C(b"GG")) == L(b"OK 16000 230000")      # one measured phase
+    r.run(10000)
+    assert r.emu.session_ws == 16 * 230 * 10            # single-phase energy, as the AVR does
+    r.cmd(C(b"FD"))
+    assert r.emu.ev_phase_currents() == (0, 0, 0)
+
+
+def test_one_phase_car_on_phase_2(make):
+    r, car, _ = charging_rig(make, ev=EvModel(max_amps=20, phase=2))
+    r.run(5000)
+    assert r.emu.ev_phase_currents() == (0, 20, 0)
+    assert r.cmd(C(b"GG")) == L(b"OK 20000 230000")
+
+
+def test_car_that_does_not_want_charge_and_misbehaving_car(make):
+    r = make()
+    r.boot()
+    car = r.emu.plug(EvModel(wants_charge=False))
+    r.run(2000)
+    assert r.emu.state == 0x02 and not r.emu.relay_closed
+    car.wants_charge = True
+    r.run(1)
+    out = r.run(250)
+    assert out == L(b"AT 03 03 32 0540")
+    bad = EvModel(ignore_pilot=True, max_amps=40)
+    r.emu.unplug()
+    r.run(100)
+    r.emu.plug(bad)
+    out = r.run(1000)
+    assert r.emu.relay_closed
+    assert bad.draw_amps(r.t) == 40                      # ignores the 32 A pilot
+    r.cmd(C(b"FS"))
+    r.run(2999)
+    assert r.emu.relay_closed                           # still drawing, still in C
+    r.run(1)
+    assert not r.emu.relay_closed                       # 3 s timeout
+
+
+def test_ev_model_alone():
+    car = EvModel(max_amps=10, response_s=2.0)
+    car.connect(0)
+    car.set_pilot(1000, 16)
+    assert car.s2_closed(1000) and car.draw_amps(1000) == 0   # relay open
+    car.set_relay(1100, True)
+    assert car.draw_amps(2999) == 0 and car.draw_amps(3000) == 10
+    assert car.next_event_ms(1000) == 3000
+    car.set_pilot(4000, 0)
+    assert car.s2_closed(5999) and car.draw_amps(5999) == 10
+    assert not car.s2_closed(6000) and car.draw_amps(6000) == 0
+    with pytest.raises(ValueError):
+        EvModel(phases=2)
+
+
+# ==============================================================================================
+# faults
+# ==============================================================================================
+def test_gfci_fault_vector_and_recovery(make):
+    r = make()
+    r.boot()
+    r.emu.plug(EvModel(ignore_pilot=True))      # S2 closed before the pilot offers current
+    assert r.run(250) == L(b"AT 02 03 32 0700")
+    r.run(50)
+    r.emu.inject_fault("gfci")
+    assert r.recv() == b"$AT 06 03 32 0780^3A\r"                          # 57
+    assert r.run(250) == L(b"AT 06 00 32 0780")                          # pilot state unknown
+    assert not r.emu.relay_closed
+    assert r.cmd(C(b"GF")) == L(b"OK 1 0 0")
+    r.emu.clear_fault("gfci")
+    out = r.run(250) + r.run(250)
+    assert out == L(b"AT 02 03 32 0780") + L(b"AT 03 03 32 05c0")
+    assert r.emu.relay_closed
+
+
+def test_gfci_while_charging_and_unplug_cancels(make):
+    r, car, _ = charging_rig(make)
+    r.emu.inject_fault("gfci")
+    assert r.recv() == L(b"AT 06 03 32 05c0")
+    assert not r.emu.relay_closed
+    r.emu.unplug()
+    out = r.run(25)
+    assert out == L(b"AT 00 00 32 0680") or out.endswith(L(b"AT 01 01 32 0280"))
+    r.run(100)
+    assert r.emu.state == 0x01
+
+
+def test_no_ground_fault(make):
+    r, car, _ = charging_rig(make)
+    r.emu.inject_fault("no_ground")
+    assert r.recv() == L(b"AT 07 03 32 0520")
+    assert not r.emu.relay_closed
+    assert r.run(250) == L(b"AT 07 00 32 0520")
+    assert r.cmd(C(b"GF")) == L(b"OK 0 1 0")
+    r.emu.clear_fault()
+    out = r.run(250) + r.run(250)
+    assert out == L(b"AT 02 02 32 0520") + L(b"AT 03 03 32 0560")
+
+
+def test_over_temperature_hard_fault(make):
+    r, car, _ = charging_rig(make)
+    r.run(6000)
+    r.emu.inject_fault("over_temp")
+    assert r.recv() == L(b"AT 0a 03 32 0542")
+    assert r.cmd(C(b"GP")) == L(b"OK 700 -2560 -2560")
+    assert r.cmd(C(b"FP 0 0 VEHICLE ERROR")) == b"$NK^21\r"             # hard fault
+    assert r.cmd(C(b"SC 32")) == L(b"OK 32")
+    assert r.cmd(C(b"SC 40")) == L(b"NK 32")                             # no raise
+    r.run(4999 - 250)
+    assert r.emu.relay_closed
+    r.run(1)
+    assert not r.emu.relay_closed                                        # 5 s later
+    r.emu.clear_fault("over_temp")
+    out = r.run(250) + r.run(250)
+    assert out == L(b"AT 02 02 32 0500") + L(b"AT 03 03 32 0540")
+    assert r.cmd(C(b"FP 0 0 ok")) == L(b"OK")
+
+
+def test_unknown_fault_kind(rig):
+    with pytest.raises(ValueError):
+        rig.emu.inject_fault("meteor")
+
+
+# ==============================================================================================
+# observables
+# ==============================================================================================
+def test_observables_and_bounded_log(rig):
+    for _ in range(300):
+        rig.cmd(b"$GV^35\r")
+    assert len(rig.emu.log) == 500
+    assert rig.emu.log_total >= 600 + 3
+    assert rig.emu.log[-1][1:] == ("tx", "$OK 8.2.3 5.2.1^2F")
+    assert rig.emu.log[-2][1:] == ("rx", "$GV^35")
+    assert rig.emu.lines_received == 300
+    assert rig.emu.lines_sent == 303
+    assert rig.emu.heartbeat == (0, 0, 0)
+    assert (rig.emu.state, rig.emu.pilot_state, rig.emu.current_capacity) == (1, 1, 32)
+    assert rig.emu.ev is None and not rig.emu.relay_closed
+
+
+def test_virtual_clock_can_jump_hours_in_one_poll(make):
+    r, car, t_pwm = charging_rig(make, ev=EvModel(max_amps=10), voltage_mv=240000)
+    r.run(3 * 3600 * 1000)
+    assert r.emu.session_ws == 2400 * (3 * 3600 - 5) + 2400 * 0 + 600  # see below
