@@ -17,8 +17,8 @@ Time is an int millisecond value passed in by the caller; nothing here reads a c
 
 
 class EvModel:
-    def __init__(self, max_amps=32, phases=1, phase=1, response_s=5.0, wants_charge=True,
-                 ignore_pilot=False):
+    def __init__(self, max_amps: float = 32, phases=1, phase=1, response_s=5.0,
+                 wants_charge=True, ignore_pilot=False):
         if phases not in (1, 3):
             raise ValueError("phases must be 1 or 3")
         if phase not in (1, 2, 3):
@@ -34,7 +34,7 @@ class EvModel:
     # -- driven by the EVSE ------------------------------------------------------------------
     def connect(self, now_ms):
         """Called by the emulator at plug-in: no pilot offer yet, relay open."""
-        self._offers = [(None, 0)]   # (since_ms, offered amps); None = since forever
+        self._offers: list = [(None, 0)]   # (since_ms, offered amps); None = forever
         self._relay = False
 
     def set_pilot(self, now_ms, amps):
@@ -93,7 +93,7 @@ class EvModel:
         a = self.draw_amps(now_ms)
         if self.phases == 3:
             return (a, a, a)
-        out = [0, 0, 0]
+        out: list = [0, 0, 0]
         out[self.phase - 1] = a
         return tuple(out)
 

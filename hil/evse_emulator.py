@@ -21,7 +21,14 @@ Time: `now_ms()` is a monotonic, non-wrapping int in ms (a virtual clock in test
 event driven: `poll()` walks through every debounce deadline, car reaction, timeout, ... between
 the previous poll and now, so a virtual clock may jump by hours in one step.
 
-Deviations from code reading, kept on purpose (see also the module notes below):
+Constructor extras (keyword, all optional): `saved_amps=32` (the `$SC` value in "EEPROM" for L2),
+`auto_svc_level=False` (False = EU/PlatformIO-EU style build: `$GE` flags 0021 and `$SL A` -> NK;
+True = auto L1/L2 detection: flags 0001, and a car plugged in at power-up makes the unit start on
+L1 (12 A, 120 V, vflag 0001) until its first charge, exactly as captured in open_evse#139),
+`rtc=None` (None = no RTC chip; True or a datetime = chip present, `$S1` sets it),
+`hw_max=None` = never written (80, `$SC n M` may set it once); an int = already written.
+
+Deviations from code reading, kept on purpose:
 * after `$FE` the pilot debounce always restarts, so the state stays `00` for 25 ms (no car) or
   250 ms (car) before the `$AT` (the AVR may resolve at once if its debounce memory matches);
 * measured current is the car's current scaled by `$SA` (scale/220, minus offset), without the
@@ -194,7 +201,7 @@ class OpenEvseEmulator:
             self._ee_hw_max = None          # never written: SC M may set it once
         else:
             self._ee_hw_max = max(MIN_AMPS, min(MAX_HW_AMPS_L2, int(hw_max)))
-        self._ee_amps = {1: None, 2: None}
+        self._ee_amps: dict = {1: None, 2: None}
         if saved_amps is not None:
             self._ee_amps[2] = int(saved_amps) & 0xFF
         self._ee_flags = ECF_L2
@@ -228,6 +235,7 @@ class OpenEvseEmulator:
         self.bytes_sent = 0
         self.tx_lost = 0
         self.lcd = {}
+        self.lcd_updates = True
         self.backlight = None
         self.ev = None
 
@@ -247,8 +255,12 @@ class OpenEvseEmulator:
         now = int(self._now())
         if now < self._t:
             now = self._t
-        self._advance(now)
         data = self._read_port()
+        if data and self._phase not in (PH_RUN, PH_POSTFAIL):
+            # Arrived while the MCU was resetting (lost) or in POST (waits in the RX buffer).
+            self._feed(data, self._t)
+            data = b""
+        self._advance(now)
         if data:
             self._feed(data, now)
             self._advance(now)
@@ -536,15 +548,20 @@ class OpenEvseEmulator:
 
     def _integrate(self, to):
         dt = to - self._t
-        if dt <= 0 or not self._relay or self.ev is None:
+        if dt <= 0 or not self._relay:
             return
         ma = self._measured_ma(self._t)
         if ma > 0:
             self._energy_nws += ma * self._voltage * dt
 
     def _measured_ma(self, t):
+        """m_ChargingCurrent: what $GG reports and the energy meter integrates."""
         if self._fake_ma is not None:
-            return self._fake_ma if self._relay or self._ammeter_cal else 0
+            return self._fake_ma                    # $T0: kept until chargingOff() zeroes it
+        return self._ammeter_ma(t)
+
+    def _ammeter_ma(self, t):
+        """A real ammeter reading (the sleep logic reads it even in FAKE_CHARGING_CURRENT)."""
         if not self._relay or self.ev is None:
             return 0
         if self._ee_scale <= 0:
@@ -725,8 +742,7 @@ class OpenEvseEmulator:
                 achk = (achk + ch) & 0xFF
                 xchk ^= ch
             i += 1
-        end = i if i < n else n
-        tokens.append(line[start:max(start, end)] if len(line) > 1 else b"")
+        tokens.append(line[start:max(start, min(i, n))])
         ok = (chktype == 0 or (chktype == 1 and hchk == achk)
               or (chktype == 2 and hchk == xchk))
         return tokens if ok else None
@@ -1230,6 +1246,8 @@ class OpenEvseEmulator:
                 self.ev.set_relay(t, False)
         self._vflags &= ~ECVF_CHARGING_ON
         self._charge_off_ms = t
+        if self._fake_ma is not None:
+            self._fake_ma = 0
 
     def _gfi_trip(self, t):
         self._vflags |= ECVF_GFI_TRIPPED
@@ -1330,7 +1348,7 @@ class OpenEvseEmulator:
         if self._state == ST_SLEEPING:
             cancel = True
             if self._relay:
-                if (self._level != ST_C or self._measured_ma(t) <= self.SLEEP_RELAY_MA
+                if (self._level != ST_C or self._ammeter_ma(t) <= self.SLEEP_RELAY_MA
                         or t - self._charge_off_ms >= self.SLEEP_RELAY_TIMEOUT_MS):
                     self._charging_off(t)
             else:
