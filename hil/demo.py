@@ -1,12 +1,52 @@
 """`python -m hil demo`: the firmware on this PC, an emulated OpenEVSE with a car behind it,
-joined by a pseudo-terminal pair; readable, timestamped log lines of what happens."""
+joined by a pseudo-terminal pair; readable, timestamped log lines of what happens. The unit is on
+an MQTT broker: --broker HOST:PORT, or an embedded one (amqtt) started here, so its topics can be
+watched and driven with any MQTT client while the demo runs."""
 import signal
 
 
 def add_parser(sub):
     p = sub.add_parser("demo", help="run firmware + emulated EVSE + car, with readable logs")
     p.add_argument("--seconds", type=float, default=40.0, help="how long to run (default 40)")
+    p.add_argument("--broker", default=None, metavar="HOST:PORT",
+                   help="MQTT broker to use (default: start an embedded one on 127.0.0.1:1883, "
+                        "or a free port if 1883 is taken)")
+    p.add_argument("--no-mqtt", action="store_true", help="run without any broker")
+    p.add_argument("--serial", default="DEMO00000001", metavar="SN",
+                   help="device serial, i.e. topic prefix Dinamics/<SN>/ (default DEMO00000001)")
     return p
+
+
+def start_broker(text):
+    """-> (host, port, embedded broker or None)."""
+    from hil.unit_cli import parse_broker
+
+    if text:
+        host, port = parse_broker(text)
+        return host, port, None
+    from hil.broker import EmbeddedBroker
+
+    import socket
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 1883))
+        port = 1883
+    except OSError:
+        port = 0
+    finally:
+        s.close()
+    b = EmbeddedBroker(port=port).start()
+    return b.host, b.port, b
+
+
+def how_to_watch(host, port, prefix):
+    return [
+        "MQTT broker %s:%d, unit topic prefix %s/" % (host, port, prefix),
+        "  watch:  mosquitto_sub -h %s -p %d -t '%s/#' -v" % (host, port, prefix),
+        "  drive:  mosquitto_pub -h %s -p %d -t %s/set_c_limit -m 10" % (host, port, prefix),
+        "          mosquitto_pub -h %s -p %d -t %s/get_status -m 1" % (host, port, prefix),
+        "  errors: %s/error   (python: paho-mqtt, see docs/mqtt.md)" % prefix,
+    ]
 
 
 def run(args):
@@ -14,12 +54,24 @@ def run(args):
     from hil.world import World
 
     seconds = max(12.0, args.seconds)
-    w = World(virtual=False, out=__import__("sys").stdout)
+    embedded = None
+    broker = None
+    if not getattr(args, "no_mqtt", False):
+        host, port, embedded = start_broker(getattr(args, "broker", None))
+        broker = (host, port)
+    w = World(virtual=False, out=__import__("sys").stdout, broker=broker,
+              serial=getattr(args, "serial", None) if broker else None)
     stop = []
     signal.signal(signal.SIGINT, lambda *a: stop.append(1))
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     say = lambda text: w.console(20, "demo " + text)  # noqa: E731
     say("unit on %s, EVSE emulator on %s (pyserial over a pty pair)" % w.modem.paths)
+    if broker is not None:
+        from dinamics.mqtt_topics import serial_number
+
+        prefix = "Dinamics/" + serial_number(w.app.settings, w.port.mac)
+        for line in how_to_watch(broker[0], broker[1], prefix):
+            say(line)
     # Faster polls than the seed's defaults so a short demo shows current and energy moving.
     for name, value in (("timer7", 2000), ("timer9", 3000), ("c_limit", 16)):
         w.set(name, value)
@@ -43,4 +95,6 @@ def run(args):
                 % (st["rtt_count"], st["rtt_sum"] / st["rtt_count"], st["rtt_worst"],
                    w.sched.worst_pass_us / 1000))
         w.close()
+        if embedded is not None:
+            embedded.stop()
     return 0

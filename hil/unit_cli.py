@@ -1,4 +1,5 @@
-"""`python -m hil unit`: the firmware on the host against a controller on a serial port."""
+"""`python -m hil unit`: the firmware on the host against a controller on a serial port, optionally
+on an MQTT broker (settings, broker and serial persist in the state dir)."""
 import os
 import signal
 import tempfile
@@ -8,7 +9,21 @@ def add_parser(sub):
     p = sub.add_parser("unit", help="run the firmware on this PC against an EVSE on a serial port")
     p.add_argument("--evse-port", required=True, help="serial device of the OpenEVSE controller")
     p.add_argument("--state-dir", default=None, help="where settings persist (default: a temp dir)")
+    p.add_argument("--broker", default=None, metavar="HOST:PORT",
+                   help="MQTT broker (stored as the mqtt_host/mqtt_port settings)")
+    p.add_argument("--serial", default=None, metavar="SN",
+                   help="device serial = topic prefix Dinamics/<SN>/ (stored as the serial setting)")
     return p
+
+
+def parse_broker(text):
+    """"host:port" or "host" (port 1883) -> (host, port); ValueError when malformed."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, 1883
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("broker must be HOST:PORT, got %r" % text)
+    return host, int(port)
 
 
 def stop_on_signals(stop):
@@ -18,15 +33,47 @@ def stop_on_signals(stop):
     signal.signal(signal.SIGTERM, handler)
 
 
+def configure(app, broker=None, serial=None, source="cli"):
+    """Store --serial / --broker through the settings actor (validated, persisted)."""
+    ok = True
+    if serial is not None:
+        ok = app.settings_actor.set("serial", serial, source) is not None and ok
+    if broker is not None:
+        ok = app.settings_actor.set("mqtt_port", str(broker[1]), source) is not None and ok
+        ok = app.settings_actor.set("mqtt_host", broker[0], source) is not None and ok
+    return ok
+
+
 def run(args):
     from dinamics.app import App
     from hil.host_port import HostPort
 
+    from dinamics.mqtt_topics import valid_serial
+
+    broker = parse_broker(args.broker) if args.broker else None
+    if args.serial is not None and not valid_serial(args.serial):
+        raise SystemExit("--serial: 1-12 letters, digits, '-' or '_' (it becomes a topic level)")
     state_dir = args.state_dir or tempfile.mkdtemp(prefix="dinamics-")
     os.makedirs(state_dir, exist_ok=True)
-    port = HostPort(args.evse_port, state_dir)
+    port = HostPort(args.evse_port, state_dir, mqtt=True, serial=args.serial)
     app = App(port)
+    if not configure(app, broker, args.serial):
+        port.console(40, "bad --broker or --serial (see the error above)")
+        return 2
+    if app.mqtt is not None:
+        from dinamics.mqtt_topics import serial_number
+
+        port.console(20, "unit Dinamics/%s, broker %s (settings in %s)" % (
+            serial_number(app.settings, port.mac),
+            "%s:%d" % broker if broker else "from the stored settings", state_dir))
+    # The signal only asks the loop to stop after the current pass: no actor is cut off
+    # mid-message, and the settings still get flushed.
     stop_on_signals(app.sched.stop)
-    app.run_forever()
+    try:
+        app.run_forever()
+    finally:
+        if app.mqtt is not None:
+            app.mqtt.close()
+        app.settings_actor.flush()
     port.console(20, "unit stopped")
     return 0

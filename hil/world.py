@@ -14,9 +14,12 @@ from hil.null_modem import NullModem
 
 class World:
     def __init__(self, virtual=True, state_dir=None, out=None, min_level=20, app_factory=App,
-                 port_kwargs=None, broker=None, serial=None, **emulator_kwargs):
+                 port_kwargs=None, broker=None, serial=None, ct=False, house=None,
+                 ct_period_ms=300, **emulator_kwargs):
         """broker=(host, port) puts the unit on that MQTT broker (its MQTT socket traffic is real
-        even on the virtual clock); serial names it (topic prefix Dinamics/<serial>/)."""
+        even on the virtual clock); serial names it (topic prefix Dinamics/<serial>/).
+        ct=True or house=HouseLoad(...) adds the CT feed: a second pty pair into which a CtInjector
+        plays house load + the car's draw, as a board in HIL mode reads it from usb_cdc.data."""
         self.virtual = virtual
         self.clock = VirtualClock() if virtual else None
         if virtual:
@@ -36,6 +39,20 @@ class World:
         if broker is not None:
             port_kwargs.setdefault("mqtt", True)
             port_kwargs.setdefault("serial", serial)
+        self.ct_modem = self.injector = self.ct_serial = None
+        self.house = house
+        if ct or house is not None:
+            from hil.ct_feed_writer import CtFeedWriter
+            from hil.house import CtInjector, HouseLoad
+
+            self.house = house or HouseLoad()
+            self.ct_modem = NullModem()
+            unit_ct, rig_ct = self.ct_modem.paths
+            self.ct_serial = open_serial(rig_ct)
+            port_kwargs["ct_stream"] = unit_ct
+            self.injector = CtInjector(CtFeedWriter(self.ct_serial), self.house,
+                                       lambda t: self.emu.ev_phase_currents(),
+                                       period_ms=ct_period_ms)
         self.port = HostPort(unit_path, self.state_dir, clock=clock, console=self.console,
                              **port_kwargs)
         self.app = app_factory(self.port)
@@ -55,6 +72,9 @@ class World:
         """Advance the world by about `ms`: move bytes, run the controller, run the firmware."""
         if self.virtual:
             self.clock.advance(ms)
+        if self.injector is not None:
+            self.injector.poll(self.ms())
+            self.ct_modem.pump()
         for _ in range(2):
             self.modem.pump()
             self.emu.poll()
@@ -85,9 +105,12 @@ class World:
     def close(self):
         if self.mqtt is not None:
             self.mqtt.close()
-        for s in (self.evse_serial, self.port.evse_uart):
+        for s in (self.evse_serial, self.port.evse_uart, self.ct_serial, self.port.ct_stream):
             try:
-                s.close()
+                if s is not None:
+                    s.close()
             except Exception:
                 pass
         self.modem.close()
+        if self.ct_modem is not None:
+            self.ct_modem.close()

@@ -43,11 +43,9 @@ class SettingsActor(Actor):
         The reserved names st.RESET_SETTINGS / st.RESET_WIFI restore defaults (delete_settings /
         delete_wifi): applied at once and stored, no reboot (the seed rebooted, and a retained
         delete message then looped)."""
-        if name == st.RESET_SETTINGS:
-            self.restore_defaults()
-            return True
-        if name == st.RESET_WIFI:
-            self.restore_defaults(st.WIFI_NAMES)
+        if name == st.RESET_SETTINGS or name == st.RESET_WIFI:
+            self.restore_defaults(None if name == st.RESET_SETTINGS else st.WIFI_NAMES)
+            self.post(m.SETTINGS_RESET, name)
             return True
         if name not in st.NAMES:
             self.post(m.ERROR, (source, raw, "unknown setting"))

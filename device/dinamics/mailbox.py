@@ -95,6 +95,7 @@ class Scheduler:
         self.worst_pass_us = 0
         self.last_pass_us = 0
         self.running = False
+        self._stop = False  # a stop() that comes before run_forever() still counts
 
     # --- registration ------------------------------------------------------------------------
     def add(self, actor):
@@ -300,14 +301,16 @@ class Scheduler:
     def run_forever(self, idle_ms=2):
         """The firmware's only loop. Sleeps in the clock's idle hook, never inside an actor."""
         self.running = True
-        while self.running:
+        while not self._stop:
             self.run_once()
             if not self.pending():
                 due = self.next_due_ms(self.clock.now())
                 self.clock.idle(idle_ms if due is None else min(due, idle_ms))
 
-    def stop(self):
         self.running = False
+
+    def stop(self):
+        self._stop = True
 
     def stats(self):
         return {

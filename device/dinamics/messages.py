@@ -37,6 +37,7 @@ _TABLE = (
     ("status.request", COMMAND),  # mqtt/web -> actors owning status: which (e.g. "status")
     ("ct.sample", LATEST),      # ct feed/ADC -> ct_meter (host rig and HIL mode): raw reading
     ("phases", LATEST),         # balancer -> mqtt, lcd: (active_phases e.g. 0/1/12/123/99, no_of_phases)
+    ("settings.reset", COMMAND),  # settings -> mqtt, web: settings.RESET_SETTINGS / RESET_WIFI done
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -75,6 +76,7 @@ MQTT_OUT = kind("mqtt.out")
 STATUS_REQUEST = kind("status.request")
 CT_SAMPLE = kind("ct.sample")
 PHASES = kind("phases")
+SETTINGS_RESET = kind("settings.reset")
 
 # Log levels for LOG payloads.
 DEBUG = 10

@@ -79,7 +79,7 @@ RESPONSES = (
     ("connection", True, "OK / CON_ERROR_FAILED_COM :<cmd>", "link to the EVSE"),
     ("state_change", False, "$AT …", "raw asynchronous line from the EVSE ($AT/$AB/…)"),
     ("timeout", False, "ms", "a RAPI reply took more than timer13/2 ms (debug switch d1_MQTT)"),
-    ("debug_log", False, "$msg$$msg$…", "log lines, each framed in $…$, every message < 200 characters; long lines continue in the next frame"),
+    ("debug_log", False, "$msg$$msg$…", "log lines (WARNING+, INFO with switch d2_MQTT), each framed in $…$, every message < 200 characters; a frame starting with + continues the line before; inside a line % is %25, $ is %24, a leading + is %2B"),
     ("synctime", False, "epoch s", "wall-clock time, every timer12 ms"),
     ("freeRAM", False, "kB", "free heap (gc.mem_free) in kB, every timer12 ms"),
     ("ip", False, "a.b.c.d", "local IP address, at connect and every timer12 ms"),
@@ -197,11 +197,14 @@ def error_json(topic, value, text):
 
 
 def escape_log(text):
-    """'$' frames debug_log messages: inside a text '%' becomes %25 and '$' becomes %24."""
+    """'$' frames debug_log messages and a leading '+' marks a continuation: inside a text '%'
+    becomes %25, '$' %24, and a leading '+' %2B."""
     if "%" in text:
         text = text.replace("%", "%25")
     if "$" in text:
         text = text.replace("$", "%24")
+    if text[:1] == "+":
+        text = "%2B" + text[1:]
     return text
 
 

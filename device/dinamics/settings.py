@@ -127,12 +127,12 @@ def parse(r, raw):
             if ord(ch) < 32:
                 raise ValueError("control characters are not allowed")
         return raw
-    s = raw.strip()
+    s = raw.strip(" \t\r\n")
     if t == BITS:
         if len(s) != r[HI] or s.strip("01"):
             raise ValueError("expected exactly %d digits 0/1" % r[HI])
         return s
-    if not s or not (s.isdigit() or (s[0] in "+-" and s[1:].isdigit())):
+    if not s or not (_digits(s) or (s[0] in "+-" and _digits(s[1:]))):
         raise ValueError("expected a whole number")
     v = int(s)
     if t == CHOICE:
@@ -142,6 +142,16 @@ def parse(r, raw):
     if v < r[LO] or v > r[HI]:
         raise ValueError("out of range %d-%d" % (r[LO], r[HI]))
     return v
+
+
+def _digits(s):
+    """ASCII digits only (str.isdigit also takes '²' and other scripts' digits on CPython)."""
+    if not s or len(s) > 12:
+        return False
+    for ch in s:
+        if not "0" <= ch <= "9":
+            return False
+    return True
 
 
 def check_together(values, name, value):

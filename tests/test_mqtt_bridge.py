@@ -1,0 +1,447 @@
+"""mqtt_bridge logic on the virtual clock: commands, requests, responses, retained-message safety,
+reports, debug_log, outage coalescing, backoff and scheduler progress while the broker is away.
+The real-broker counterparts are in test_mqtt_broker.py."""
+import json
+import socket
+import time
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as hs
+
+from dinamics import messages as m
+from dinamics import mqtt_topics as mt
+from dinamics import rapi
+from dinamics import settings as st
+from dinamics import ha_discovery as ha
+from mqtt_fixtures import BridgeRig, free_port
+
+
+def test_minimqtt_internals_the_bridge_relies_on_exist():
+    from adafruit_minimqtt.adafruit_minimqtt import MQTT
+
+    for name in ("_wait_for_msg", "_sock_exact_recv", "_send_bytes", "_close_socket", "ping"):
+        assert callable(getattr(MQTT, name)), name
+    c = MQTT(broker="127.0.0.1", socket_pool=socket, socket_timeout=0.05, recv_timeout=1,
+             connect_retries=1)
+    for attr in ("_sock", "_last_msg_sent_timestamp", "_is_connected", "_lw_topic"):
+        assert hasattr(c, attr), attr
+
+
+def test_serial_is_the_factory_mac_reversed_like_the_seed():
+    r = BridgeRig(mac=bytes.fromhex("246F28AABBCC"))
+    assert r.bridge.sn == "CCBBAA286F24"
+    assert r.prefix == "Dinamics/CCBBAA286F24/"
+    r2 = BridgeRig(serial="UNIT7")
+    assert r2.prefix == "Dinamics/UNIT7/"
+    r3 = BridgeRig(serial="bad/serial")  # would break topics: falls back to the MAC
+    assert r3.bridge.sn == "CCBBAA286F24"
+
+
+def test_every_setting_and_command_topic_is_subscribed_once():
+    r = BridgeRig()
+    topics = r.bridge._command_topics()
+    assert len(topics) == len(set(topics))
+    assert {row[st.TOPIC] for row in st.TABLE if row[st.TOPIC]} <= set(topics)
+    assert {c[1] for c in mt.COMMANDS} <= set(topics)
+
+
+def test_connect_publishes_the_retained_snapshot():
+    r = BridgeRig(serial="S1")
+    c = r.connect()
+    got = {t.split("/", 2)[2]: (p, ret) for t, p, ret in c.sent if t.startswith("Dinamics/")}
+    assert got["availability"] == ("online", True)
+    assert got["fwversion"][1] is True and got["fwversion"][0]
+    assert got["breaker"] == ("16", True)
+    assert got["plugandcharge"] == ("1", True)
+    s = json.loads(got["settings"][0])
+    assert got["settings"][1] is True
+    assert list(s)[:16] == ["FW", "B", "MAXC", "MINC", "C", "P&C", "NWPC", "NA", "A", "AU", "LCD",
+                            "TFO", "CTE", "DA", "L", "hb_interval"]
+    assert "mqtt_pass" not in s and "wifi_pass" not in s
+    assert all(not t.startswith("Dinamics/S1/current") for t, p, ret in c.sent)
+
+
+def test_a_value_is_rejected_not_wrapped_and_the_old_value_stays():
+    r = BridgeRig()
+    r.connect()
+    for raw in ("256", "272", "-16", "16.0", "0x10", "16A", "", "²", "١٦"):
+        out = r.send("set_breaker", raw)
+        if raw == "":
+            assert out == []  # an empty message clears a retained one: ignored
+            continue
+        err = r.errors(out)
+        assert err and err[0]["topic"] == "set_breaker" and err[0]["value"] == raw, (raw, out)
+        assert r.settings.get("breaker") == 16
+    out = r.send("set_breaker", " 25 ")
+    assert r.settings.get("breaker") == 25
+    assert ("Dinamics/CCBBAA286F24/breaker", "25", True) in out
+    assert not r.errors(out)
+
+
+def test_cross_field_rule_min_above_max_is_an_error():
+    r = BridgeRig()
+    r.connect()
+    err = r.errors(r.send("set_c_min_limit", "20"))  # c_limit is 16
+    assert err and "c_limit" in err[0]["error"]
+    assert r.settings.get("c_min_limit") == 6
+
+
+def test_plugandcharge_is_echoed_on_its_response_topic():
+    r = BridgeRig()
+    r.connect()
+    out = r.send("set_plugandcharge", "0")
+    assert ("Dinamics/CCBBAA286F24/plugandcharge", "0", True) in out
+
+
+def test_get_reports_have_the_seed_shapes_and_no_password():
+    r = BridgeRig()
+    r.connect()
+    r.settings.apply("mqtt_pass", "hunter2-broker")  # over MQTT it would also reconnect
+    r.send("set_wifi_pass", "hunter2-wifi")
+    r.send("set_wifi_ssid", "HomeNet")
+    out = r.send("get_wifi", "1")
+    wifi = [json.loads(p) for t, p, ret in out if t.endswith("/wifi")]
+    assert wifi and wifi[-1]["wifi_ssid"] == "HomeNet" and wifi[-1]["wifi_pass_set"] == 1
+    assert wifi[-1]["mqtt_pass_set"] == 1 and wifi[-1]["SN"] == r.bridge.sn
+    assert all("hunter2" not in p for t, p, ret in r.client.sent)
+    timers = json.loads(r.send("get_timers", "1")[-1][1])
+    assert timers == {"T": [r.settings.get(n) for n in st.TIMER_NAMES]}
+    dbg = json.loads(r.send("get_debug", "1")[-1][1])
+    assert dbg == {"Debugs": [0] * 40}
+    s = r.send("get_settings", "1")
+    assert s[-1][0].endswith("/settings") and json.loads(s[-1][1])["B"] == 16
+    for raw in ("0", "2", "yes"):
+        assert r.errors(r.send("get_settings", raw))
+
+
+def test_retained_one_shot_commands_are_refused_and_retained_settings_applied():
+    r = BridgeRig()
+    r.connect()
+    r.settings.apply("breaker", 30)
+    for sub, raw in (("delete_settings", "1"), ("set_enable", "1"), ("rapi_request", "GV"),
+                     ("erase_lcd", "1"), ("set_lcd", "hello"), ("delete_wifi", "1")):
+        err = r.errors(r.send(sub, raw, retained=True))
+        assert err and "retained" in err[0]["error"], sub
+    assert r.settings.get("breaker") == 30  # delete_settings did not run
+    assert not r.sink.of(m.CHARGE_COMMAND) and not r.sink.of(m.RAPI_REQUEST)
+    out = r.send("set_breaker", "20", retained=True)  # a retained value is idempotent: applied
+    assert r.settings.get("breaker") == 20 and not r.errors(out)
+
+
+def test_set_enable_is_a_charge_command_for_the_balancer():
+    r = BridgeRig()
+    r.connect()
+    for v in ("1", "2", "3"):
+        assert not r.errors(r.send("set_enable", v))
+    assert r.sink.of(m.CHARGE_COMMAND) == [1, 2, 3]
+    for v in ("0", "4", "on"):
+        assert r.errors(r.send("set_enable", v))
+    assert r.sink.of(m.CHARGE_COMMAND) == [1, 2, 3]
+
+
+def test_time_and_energy_limits_need_a_connected_vehicle():
+    r = BridgeRig()
+    r.connect()
+    err = r.errors(r.send("set_t_limit", "4"))
+    assert err and "vehicle" in err[0]["error"]
+    r.sched.post(m.EVSE_STATE, (1, 1, 16, 0x0200))
+    r.run()
+    assert r.published("state")[-1] == "0"
+    assert "no vehicle connected" in r.errors(r.send("set_e_limit", "10"))[0]["error"]
+    r.sched.post(m.EVSE_STATE, (2, 2, 16, 0x0300))
+    r.run()
+    assert not r.errors(r.send("set_t_limit", "4"))
+    assert not r.errors(r.send("set_e_limit", "10"))
+    assert r.sink.of(m.RAPI_REQUEST) == [("mqtt:S3", "S3", (4,)), ("mqtt:SH", "SH", (10,))]
+    r.sched.post(m.RAPI_REPLY, ("mqtt:S3", True, [], "$OK :41^xx"))
+    r.sched.post(m.RAPI_REPLY, ("mqtt:SH", False, [], "$NK :42^xx"))
+    r.run()
+    assert r.published("responseST") == ["$OK"]
+    assert r.published("responseSH") == ["$NK"]
+    refused = [e for e in r.errors() if e["topic"] == "set_e_limit"]
+    assert refused[-1]["value"] == "10" and "refused" in refused[-1]["error"]
+    assert r.errors(r.send("set_t_limit", "101")) and r.errors(r.send("set_t_limit", "-1"))
+
+
+def test_rapi_request_passes_the_allow_list_only():
+    r = BridgeRig()
+    r.connect()
+    for ok in ("GV", "GS", "GG", "SL 2", "SA 220 0", "S2 1", "T0 20", "FP 0 0 Hi", "G0"):
+        assert not r.errors(r.send("rapi_request", ok)), ok
+    assert [p[1] for p in r.sink.of(m.RAPI_REQUEST)] == ["GV", "GS", "GG", "SL", "SA", "S2", "T0", "FP", "G0"]
+    assert r.sink.of(m.RAPI_REQUEST)[3] == ("mqtt:rapi", "SL", ("2",))
+    for bad in ("SC 32", "FE", "FD", "FS", "FR", "FF G 0", "SY 0 0", "Z0 1 2", "SK 0", "$GV", "gv",
+                "GV^35", "G", "GV :01", "FP 0 0 " + "x" * 30, "S4 0"):
+        err = r.errors(r.send("rapi_request", bad))
+        assert err and err[0]["topic"] == "rapi_request", bad
+    assert len(r.sink.of(m.RAPI_REQUEST)) == 9
+    r.sched.post(m.RAPI_REPLY, ("mqtt:rapi", True, ["8.2.3", "5.2.1"], "$OK 8.2.3 5.2.1 :41^12"))
+    r.sched.post(m.RAPI_REPLY, ("mqtt:rapi", None, (), "link down"))
+    r.run()
+    assert r.published("rapi_response") == ["$OK 8.2.3 5.2.1", "No response from EVSE (link down)"]
+
+
+def test_set_lcd_writes_fp_lines_that_fit_and_answers_once():
+    r = BridgeRig()
+    r.connect()
+    text = "Charging at 16 A  tariff: low"
+    assert not r.errors(r.send("set_lcd", text))
+    reqs = r.sink.of(m.RAPI_REQUEST)
+    assert reqs and all(q[0] == "mqtt:lcd" and q[1] == "FP" for q in reqs)
+    for q in reqs:
+        assert len(rapi.build(q[1], q[2], 0xFF)) <= rapi.MAX_LINE + 1  # + CR
+    for q in reqs[:-1]:
+        r.sched.post(m.RAPI_REPLY, ("mqtt:lcd", True, [], "$OK"))
+    r.run()
+    assert r.published("responseLCD") == []  # one reply for the whole text
+    r.sched.post(m.RAPI_REPLY, ("mqtt:lcd", True, [], "$OK"))
+    r.run()
+    assert r.published("responseLCD") == ["$OK"]
+    assert r.errors(r.send("set_lcd", "x" * 33))
+    n = len(r.sink.of(m.RAPI_REQUEST))
+    assert not r.errors(r.send("erase_lcd", "1"))
+    assert len(r.sink.of(m.RAPI_REQUEST)) == n + len(rapi.erase_commands())
+
+
+def test_delete_settings_restores_defaults_at_once_keeps_the_network_and_answers():
+    r = BridgeRig(mqtt_user="u1")
+    r.connect()
+    for sub, raw in (("set_breaker", "40"), ("set_timer7", "5000"), ("set_wifi_ssid", "Home")):
+        r.send(sub, raw)
+    out = r.send("delete_settings", "1")
+    assert r.settings.get("breaker") == 16 and r.settings.get("timer7") == 30000
+    assert r.settings.get("mqtt_user") == "u1" and r.settings.get("wifi_ssid") == "Home"
+    rep = [json.loads(p) for t, p, ret in out if t.endswith("/settings")]
+    assert rep and rep[-1]["B"] == 16
+    r.run(7000)  # the store's coalesced write
+    stored = r.store.load()
+    assert stored["wifi_ssid"] == "Home" and "breaker" not in stored and "timer7" not in stored
+    out = r.send("delete_wifi", "1")
+    assert r.settings.get("wifi_ssid") == "" and r.settings.get("mqtt_user") == "u1"
+    assert [json.loads(p)["wifi_ssid"] for t, p, ret in out if t.endswith("/wifi")] == [""]
+    assert r.errors(r.send("delete_settings", "2"))
+
+
+def test_update_commands_answer_not_supported():
+    r = BridgeRig()
+    r.connect()
+    for sub in ("set_update", "set_update_spiffs"):
+        err = r.errors(r.send(sub, "1"))
+        assert err and "not supported" in err[0]["error"]
+
+
+def test_non_utf8_and_unknown_topics_get_an_error_and_never_crash():
+    r = BridgeRig()
+    r.connect()
+    assert r.errors(r.send("set_breaker", b"\xff\xfe"))[0]["error"] == "not UTF-8 text"
+    assert r.errors(r.send("no_such_topic", "1"))[0]["error"] == "unknown topic"
+    r.bridge.on_mqtt("Other/prefix/set_breaker", b"20")  # not ours: ignored
+    assert r.bridge.stats["handler_errors"] == 0
+
+
+def test_get_status_publishes_everything_it_lists():
+    r = BridgeRig()
+    r.connect()
+    r.sched.post(m.CT_READING, (0, (10.0, 11.5, 0.25), 0b111, (0, 0, 0)))
+    r.sched.post(m.EVSE_CURRENT, (15980, 230000))
+    r.sched.post(m.EVSE_ENERGY, (3600 * 1500, 12000))
+    r.sched.post(m.EVSE_STATE, (3, 3, 16, 0x0140))
+    r.sched.post(m.BALANCER_TARGET, (16, "static"))
+    r.sched.post(m.PHASES, (1, 1))
+    r.sched.post(m.LINK_STATUS, (True, "OK"))
+    r.run()
+    r.client.sent.clear()
+    r.send("get_status", "1")
+    got = {t.split("/")[-1]: p for t, p, ret in r.client.sent}
+    assert got["current1"] == "10.00" and got["current2"] == "11.50" and got["current3"] == "0.25"
+    assert got["charging_current"] == "15.98"
+    assert got["power"] == str(int(15.98 * 230))
+    assert got["energy"] == "1500"
+    assert got["max_charging_current"] == "16"
+    assert got["active_phases"] == "1" and got["no_of_phases"] == "1"
+    assert got["state"] == "1" and got["enable"] == "2" and got["connection"] == "OK"
+
+
+def test_telemetry_deadbands_and_link_down_state():
+    r = BridgeRig()
+    r.connect()
+    r.sched.post(m.CT_READING, (0, (10.0, 0.0, 0.0), 0b001, (0, 0, 0)))
+    r.run(2100)
+    assert r.published("current1") == ["10.00"] and not r.published("current2")
+    r.sched.post(m.CT_READING, (0, (10.1, 0.0, 0.0), 0b001, (0, 0, 0)))
+    r.run(2100)
+    assert r.published("current1") == ["10.00"]  # < 0.15 A: not worth a message
+    r.sched.post(m.CT_READING, (0, (10.3, 0.0, 0.0), 0b001, (0, 0, 0)))
+    r.run(2100)
+    assert r.published("current1") == ["10.00", "10.30"]
+    r.sched.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :GS"))
+    r.run()
+    assert r.published("connection")[-1] == "CON_ERROR_FAILED_COM :GS"
+    assert r.published("state")[-1] == "2"
+    r.sched.post(m.EVSE_STATE, (0xFF, 1, 16, 0x0200))
+    r.run()
+    r.sched.post(m.EVSE_STATE, (0xFE, 1, 16, 0x0300))
+    r.run()
+    assert r.published("enable")[-2:] == ["1", "3"]
+
+
+def test_telemetry_while_the_broker_is_away_is_coalesced_latest_wins():
+    r = BridgeRig()
+    r.connect()
+    r.bridge.connected = False  # broker gone
+    for a in range(5, 30):
+        r.sched.post(m.CT_READING, (0, (float(a), 0.0, 0.0), 0b001, (0, 0, 0)))
+        r.run(2000)
+    r.client.sent.clear()
+    r.bridge.connected = True
+    r.run()
+    assert r.published("current1") == ["29.00"]
+
+
+def test_responses_wait_in_a_bounded_fifo_in_order():
+    r = BridgeRig()
+    r.connect()
+    r.bridge.connected = False
+    for i in range(100):
+        r.bridge.on_mqtt(r.prefix + "set_breaker", b"x%d" % i)
+        r.run()
+    r.client.sent.clear()
+    r.bridge.connected = True
+    r.run(200)
+    vals = [e["value"] for e in r.errors()]
+    assert vals == ["x%d" % i for i in range(100 - 64, 100)]
+    assert r.bridge.stats["fifo_dropped"] == 36
+
+
+def test_synctime_freeram_and_ip_on_timer12_and_fwversion_not_in_the_topic():
+    r = BridgeRig()
+    r.connect()
+    r.run(100500)
+    assert r.published("freeRAM") == ["150"]  # kB
+    assert r.published("ip")[-1] == "192.168.1.50"
+    assert int(r.published("synctime")[0]) == r.clock.epoch()
+    assert r.published("fwversion") and not any("/%d/" % r.clock.epoch() in t for t, p, ret in r.client.sent)
+
+
+def _debug_log_payloads(r):
+    return r.published("debug_log")
+
+
+def test_debug_log_splits_under_200_characters_and_loses_nothing():
+    r = BridgeRig()
+    r.connect()
+    lines = ["warn %d %s" % (i, "x$y%" * (i * 7 % 90)) for i in range(30)]
+    for t in lines:
+        r.sched.log(m.WARNING, t)
+    r.run(5100)
+    out = _debug_log_payloads(r)
+    assert out and all(len(p) < 200 for p in out)
+    assert unsplit_log(out) == lines
+    r.sched.log(m.INFO, "an info line")  # INFO only with debug switch d2_MQTT
+    r.run(5100)
+    assert not any("an info line" in p for p in _debug_log_payloads(r))
+    r.send("set_debug", "0001" + "0" * 36)
+    r.sched.log(m.INFO, "another info line")
+    r.run(5100)
+    assert any("another info line" in p for p in _debug_log_payloads(r))
+
+
+def unsplit_log(payloads):
+    """Inverse of the debug_log format: payloads -> the original texts."""
+    texts = []
+    for p in payloads:
+        assert p.startswith("$") and p.endswith("$")
+        for f in p[1:-1].split("$$"):
+            if f.startswith("+"):
+                texts[-1] += f[1:]
+            else:
+                texts.append(f)
+    return [t.replace("%24", "$").replace("%2B", "+").replace("%25", "%") for t in texts]
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(hs.lists(hs.text(max_size=600), max_size=12))
+def test_split_log_property_nothing_lost_every_message_under_200(texts):
+    out = mt.split_log(texts)
+    assert all(0 < len(p) < 200 for p in out)
+    assert unsplit_log(out) == texts
+
+
+def test_ha_discovery_configs_are_valid_and_removed_when_switched_off():
+    r = BridgeRig(serial="HA1")
+    c = r.connect()
+    r.run(200)
+    cfg = {t: p for t, p, ret in c.sent if t.startswith("homeassistant/") and ret}
+    assert len(cfg) == len(ha.ENTITIES)
+    kinds = set()
+    for t, p in cfg.items():
+        d = json.loads(p)
+        assert d["avty_t"] == "~/availability" and d["~"] == "Dinamics/HA1"
+        assert d["uniq_id"].startswith("dinamics_HA1_")
+        kinds.add(t.split("/")[1])
+    assert kinds == {"sensor", "number", "select"}
+    num = json.loads(cfg["homeassistant/number/dinamics_HA1/c_limit/config"])
+    assert num["cmd_t"] == "~/set_c_limit" and num["min"] == 6 and num["max"] == 80
+    sel = json.loads(cfg["homeassistant/select/dinamics_HA1/enable/config"])
+    assert sel["cmd_t"] == "~/set_enable" and sel["ops"] == ["off", "on", "sleep"]
+    c.sent.clear()
+    r.send("set_ha_discovery", "0")
+    r.run(200)
+    gone = [(t, p) for t, p, ret in c.sent if t.startswith("homeassistant/")]
+    assert len(gone) == len(ha.ENTITIES) and all(p == "" for t, p in gone)
+
+
+def test_broker_settings_reconnect_only_when_they_really_change():
+    port = free_port()  # nothing listens there
+    r = BridgeRig(serial="RC", mqtt_host="127.0.0.1", mqtt_port=port)
+    r.connect()
+    first = r.client
+    r.send("set_mqtt_port", str(port))  # unchanged: a retained copy must not loop reconnects
+    assert r.bridge.connected and r.bridge.client is first
+    r.send("set_mqtt_port", str(free_port()))
+    assert not r.bridge.connected and first.closed
+    assert ("Dinamics/RC/availability", "offline", True) in first.sent
+    assert r.bridge._conn_timer is not None
+
+
+def test_broker_away_backoff_is_capped_and_the_scheduler_keeps_running():
+    """Nothing listens on the port: each attempt is refused. Over 30 virtual minutes the attempts
+    back off exponentially to once a minute, timers keep firing, no pass stalls."""
+    dead = free_port()
+    r = BridgeRig(serial="DOWN", mqtt_host="127.0.0.1", mqtt_port=dead)
+    ticks = []
+
+    from dinamics.mailbox import Actor
+
+    class Ticker(Actor):
+        name = "ticker"
+
+        def start(self):
+            self.every(100, "t")
+
+        def handle(self, kind, payload):
+            ticks.append(r.clock.ms)
+
+    r.sched.add(Ticker())
+    attempts = []
+    orig = r.bridge._connect
+
+    def counting():
+        attempts.append(r.clock.ms)
+        orig()
+
+    r.bridge._connect = counting
+    r.sched.worst_pass_us = 0
+    t0 = time.monotonic()
+    r.run(30 * 60 * 1000, step=50)
+    wall = time.monotonic() - t0
+    assert not r.bridge.connected
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert gaps[0] < 2000 and max(gaps) <= 60000 * 1.25 + 50
+    assert gaps[-1] >= 60000  # capped at a minute (plus jitter)
+    assert 30 <= len(attempts) <= 45
+    assert len(ticks) >= 30 * 600 - 5  # the 100 ms timer never missed a beat
+    assert r.sched.worst_pass_us < 50000, r.sched.worst_pass_us
+    assert r.bridge.stats["worst_connect_ms"] < 50
+    print("broker down: %d attempts in 30 virtual min, worst pass %.2f ms, wall %.2f s"
+          % (len(attempts), r.sched.worst_pass_us / 1000, wall))
