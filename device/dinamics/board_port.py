@@ -3,7 +3,9 @@
 Pins come from /settings.toml (integers are GPIO numbers) with these defaults:
   DINAMICS_EVSE_TX = 16, DINAMICS_EVSE_RX = 17   UART to the OpenEVSE controller (seed wiring)
   DINAMICS_CT_PINS = "1,2,3"                     CT1..CT3 on ADC1 pins (GPIO1-10 only: ADC2 fights WiFi)
-  DINAMICS_CT_RATE = 10000                       CT sample rate in Hz
+  DINAMICS_CT_RATE = 10013                       CT sample rate in Hz: deliberately not a whole
+                                                 multiple of 50/60 Hz, so dimmer (phase-cut) edges
+                                                 are not always sampled at the same instant
   DINAMICS_HIL = 1                               read the CT feed from usb_cdc.data (see boot.py)
 WiFi: CIRCUITPY_WIFI_SSID / CIRCUITPY_WIFI_PASSWORD (CircuitPython connects before code.py runs),
 or the wifi_ssid / wifi_pass settings.
@@ -85,7 +87,7 @@ class BoardPort:
                 self.ct_stream.timeout = 0  # default None blocks
         else:
             pins = [_pin(int(p)) for p in (os.getenv("DINAMICS_CT_PINS") or "1,2,3").split(",")]
-            self.ct_adc = AdcCapture(pins, _env_int("DINAMICS_CT_RATE", 10000))
+            self.ct_adc = AdcCapture(pins, _env_int("DINAMICS_CT_RATE", 10013))
         self.socket_pool = None
         self.ssl_context = None
         self.mac = b"\x00" * 6
