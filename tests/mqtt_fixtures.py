@@ -221,26 +221,17 @@ class BridgeRig:
         from actors.mqtt_bridge import MqttBridge
         from actors.settings_actor import SettingsActor
         from dinamics import messages as m
-        from dinamics.mailbox import Actor, Scheduler
+        from dinamics.mailbox import Scheduler
         from dinamics.settings import Settings
         from dinamics.store import SlotStore
         from hil.clock import VirtualClock
         from hil.host_fs import CuttingFs
 
-        class Sink(Actor):
-            name = "sink"
-            subscribes = (m.CHARGE_COMMAND, m.RAPI_REQUEST, m.NET_STATUS, m.SETTING_CHANGED)
-            inbox_size = 4096
+        from hil.recorder import Recorder
 
-            def __init__(self):
-                super().__init__()
-                self.got = []
-
-            def handle(self, kind, payload):
-                self.got.append((kind, payload))
-
-            def of(self, kind):
-                return [p for k, p in self.got if k == kind]
+        def Sink():
+            return Recorder("sink", (m.CHARGE_COMMAND, m.RAPI_REQUEST, m.NET_STATUS,
+                                     m.SETTING_CHANGED), 4096)
 
         self.m = m
         self.clock = VirtualClock()

@@ -4,18 +4,13 @@ from adafruit_ticks import ticks_diff
 from dinamics import messages as m
 from dinamics.mailbox import Actor, Scheduler
 from hil.clock import VirtualClock
+from hil.recorder import Recorder as SharedRecorder
 
 
-class Recorder(Actor):
+class Recorder(SharedRecorder):
     def __init__(self, name="rec", subscribes=(), inbox_size=16):
-        super().__init__()
-        self.name = name
-        self.subscribes = subscribes
-        self.inbox_size = inbox_size
-        self.seen = []
-
-    def handle(self, kind, payload):
-        self.seen.append((kind, payload))
+        super().__init__(name, subscribes, inbox_size)
+        self.seen = self.got
 
 
 def make():

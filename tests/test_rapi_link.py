@@ -2,41 +2,27 @@
 heartbeat. Virtual clock, no I/O."""
 from dinamics import messages as m
 from dinamics import rapi
-from dinamics.mailbox import Actor, Scheduler
+from dinamics.mailbox import Scheduler
 from dinamics.settings import Settings
 from actors.rapi_link import RapiLink
 from hil.clock import VirtualClock
+from hil.recorder import Recorder
 
 
-class Wire(Actor):
+class Wire(Recorder):
     """Stands in for the transport: records what rapi_link sends."""
-    name = "wire"
-    subscribes = (m.RAPI_TX_LINE,)
-    inbox_size = 64
 
     def __init__(self):
-        super().__init__()
-        self.sent = []
+        super().__init__("wire", (m.RAPI_TX_LINE,), 64)
 
-    def handle(self, kind, payload):
-        self.sent.append(payload)
+    @property
+    def sent(self):
+        return self.of(m.RAPI_TX_LINE)
 
 
-class Sink(Actor):
-    name = "sink"
-    subscribes = (m.RAPI_REPLY, m.LINK_STATUS, m.EVSE_STATE, m.EVSE_BOOT, m.EVSE_CURRENT,
-                  m.MQTT_OUT, m.EVSE_ASYNC)
-    inbox_size = 256
-
-    def __init__(self):
-        super().__init__()
-        self.got = []
-
-    def handle(self, kind, payload):
-        self.got.append((kind, payload))
-
-    def of(self, kind):
-        return [p for k, p in self.got if k == kind]
+def Sink():
+    return Recorder("sink", (m.RAPI_REPLY, m.LINK_STATUS, m.EVSE_STATE, m.EVSE_BOOT,
+                             m.EVSE_CURRENT, m.MQTT_OUT, m.EVSE_ASYNC))
 
 
 def reply(line_wo_checksum, seq=0):
