@@ -7,11 +7,12 @@ import hil  # noqa: F401  (puts device/ on sys.path)
 
 def main(argv=None):
     from hil import demo, evse_cli, mqtt_traffic, rtt_bench, unit_cli
+    from hil import bench, ct_cli, scenario_cli
 
     parser = argparse.ArgumentParser(prog="python -m hil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     modules = {}
-    for mod in (demo, evse_cli, mqtt_traffic, rtt_bench, unit_cli):
+    for mod in (demo, evse_cli, mqtt_traffic, rtt_bench, unit_cli, ct_cli, scenario_cli, bench):
         p = mod.add_parser(sub)
         modules[p.prog.split()[-1]] = mod
     args = parser.parse_args(argv)

@@ -13,7 +13,9 @@ _LEVELS = {m.DEBUG: "DEBUG", m.INFO: "INFO", m.WARNING: "WARN", m.ERROR_LEVEL: "
 
 def open_serial(path):
     """Non-blocking pyserial port, the same code path as a USB serial adapter on the bench."""
-    return serial.Serial(path, 115200, timeout=0, write_timeout=0.05)
+    # A pty write only waits when its buffer is full; a short write_timeout makes pyserial raise
+    # on a busy machine even after the bytes went through, so allow a whole second.
+    return serial.Serial(path, 115200, timeout=0, write_timeout=1.0)
 
 
 class Console:

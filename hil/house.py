@@ -24,8 +24,11 @@ class HouseLoad:
 
 
 class CtInjector:
-    """Every `period_ms` (what a board needs to measure 3 CTs over 5 mains cycles: 300 ms) send the
-    RMS of house + car over that window, per phase, as one `R` line of the CT feed."""
+    """Plays house + car into the CT feed the way a board measures: the fitted CTs one after
+    another, each over its own window of `period_ms / 3` (5 mains cycles at 50 Hz = 100 ms), and a
+    reading is sent when each CT's window ends — the freshly measured phase updated, the others
+    keeping their last values (as ct_meter posts after every CT). Each value is the RMS of that
+    phase over its own window, so a step that lands inside a window shows in part."""
 
     def __init__(self, writer, house, car_currents, period_ms=300, sample_ms=10, fitted=(1, 1, 1)):
         self.writer = writer
@@ -35,11 +38,15 @@ class CtInjector:
         self.sample_ms = sample_ms
         self.fitted = fitted
         self.enabled = True  # False = clamp pulled / feed silent (stale data)
+        self.order = [i for i in range(3) if fitted[i]] or [0]
+        self.window_ms = max(sample_ms, period_ms // len(self.order))
+        self._idx = 0
         self._next = None
         self._last_sample = None
-        self._sq = [0.0, 0.0, 0.0]
-        self._sum = [0.0, 0.0, 0.0]
+        self._sq = 0.0
+        self._sum = 0.0
         self._n = 0
+        self._values = [None, None, None]
         self.sent = 0
         self.last = None
 
@@ -50,29 +57,25 @@ class CtInjector:
 
     def poll(self, now_ms):
         if self._next is None:
-            self._next = now_ms + self.period_ms
+            self._next = now_ms + self.window_ms
             self._last_sample = now_ms - self.sample_ms
+        ch = self.order[self._idx]
         while self._last_sample + self.sample_ms <= now_ms:
             self._last_sample += self.sample_ms
-            a = self.truth(self._last_sample)
-            for i in range(3):
-                self._sq[i] += a[i] * a[i]
-                self._sum[i] += a[i]
+            a = self.truth(self._last_sample)[ch]
+            self._sq += a * a
+            self._sum += a
             self._n += 1
         if now_ms < self._next:
             return
-        self._next += self.period_ms
-        if self._n and self.enabled:
-            out = []
-            for i in range(3):
-                if not self.fitted[i]:
-                    out.append(None)
-                    continue
-                rms = math.sqrt(self._sq[i] / self._n)
-                out.append(-rms if self._sum[i] < 0 else rms)  # sign = direction (export)
-            self.last = tuple(out)
+        self._next += self.window_ms
+        if self._n:
+            rms = math.sqrt(self._sq / self._n)
+            self._values[ch] = -rms if self._sum < 0 else rms  # sign = direction (export)
+        self._sq = self._sum = 0.0
+        self._n = 0
+        self._idx = (self._idx + 1) % len(self.order)
+        if self.enabled and all(self._values[i] is not None for i in self.order):
+            self.last = tuple(self._values[i] if self.fitted[i] else None for i in range(3))
             self.writer.send_rms(self.last)
             self.sent += 1
-        self._sq = [0.0, 0.0, 0.0]
-        self._sum = [0.0, 0.0, 0.0]
-        self._n = 0

@@ -1,10 +1,26 @@
-"""balancer: decides whether the EVSE is enabled and what pilot current it advertises.
+"""balancer: decides whether the EVSE is enabled and what pilot current it advertises, so that the
+house stays under its main breaker while the car charges as fast as the supply allows.
 
-Static mode (set_dinamics 0): pilot = c_limit. Enable intent comes from set_enable or, in
-plug&charge mode, from a connected car. After link-up or a controller reboot the pilot and enable
-state are re-sent (the controller forgets the volatile `$SC … V`).
+See docs/balancer.md for the algorithm, the settings and the reaction budget. In short:
+- Static mode (set_dinamics 0): pilot = c_limit.
+- Dynamic mode: on every fresh, plausible ct.reading, headroom = min over the EV's phases of
+  breaker - max(0, house_p - ev) with ev the car's measured current ($GG, polled ~1/s while
+  charging); i.e. decisions are made on the projected steady state, so the car's ~5 s lag causes
+  neither double cuts nor oscillation. Cut at once, raise only when settled and confirmed
+  (rate-limited, hysteresis band), integer amps. Less than the minimum: drop to the minimum, pause
+  after timer4 (at once if far over), resume automatically after min_off_ms once minimum +
+  resume_margin fits for a confirmation period. Stale/implausible CT data: pause or minimum
+  (stale_action) plus one error message; the controller's $SY heartbeat covers a dead link.
+- Enable intent: set_enable (charge.command 1 off / 2 on / 3 sleep) is obeyed in every mode;
+  plug&charge (or no-WAN plug&charge while the broker is down) enables on plug-in; auto-stops of
+  timers 1-3; optional solar-surplus mode.
+The decision arithmetic lives in dinamics.headroom (pure, property-tested); this actor keeps time
+and state. Every RAPI command goes out as rapi.request with tag "balancer".
 """
 
+from adafruit_ticks import ticks_add, ticks_diff
+
+from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import rapi
 from dinamics.mailbox import Actor
@@ -14,70 +30,995 @@ ENABLE_ON = 2
 ENABLE_SLEEP = 3
 _ENABLE_CMD = {ENABLE_OFF: "FD", ENABLE_ON: "FE", ENABLE_SLEEP: "FS"}
 
+TICK_MS = 250  # housekeeping: stale check, $GG polling, timers 1-4
+_TAG = "balancer"
+_CT_PERIOD_DEFAULT = 300
+
+# Reasons posted with balancer.target
+R_STATIC = "static"
+R_HEADROOM = "headroom"
+R_LIMIT = "limit"
+R_MINIMUM = "minimum"
+R_SOLAR = "solar"
+R_STALE = "stale CT"
+R_NO_HEADROOM = "paused: no headroom"
+R_SOLAR_WAIT = "paused: solar"
+R_WAIT_CT = "waiting for CT"
+R_OFF = "off"
+R_SLEEP = "sleep"
+R_STOPPED = "stopped"
+
+_DYNAMIC_SETTINGS = ("c_limit", "c_min_limit", "dinamics", "breaker", "cte", "solar", "neg_amp",
+                     "stale_ms", "stale_action")
+
 
 class Balancer(Actor):
     name = "balancer"
     subscribes = (m.LINK_STATUS, m.EVSE_STATE, m.EVSE_BOOT, m.CHARGE_COMMAND, m.SETTING_CHANGED,
-                  m.RAPI_REPLY)
-    inbox_size = 24
+                  m.RAPI_REPLY, m.CT_READING, m.EVSE_CURRENT, m.EVSE_PLUG, m.NET_STATUS)
+    inbox_size = 32
 
     def __init__(self, settings):
         super().__init__()
         self.settings = settings
+        self._snap = [0.0, 0.0, 0.0]
+        self._base = [0.0, 0.0, 0.0]
         self.reset()
 
+    # --- state -----------------------------------------------------------------------------
     def reset(self):
+        s = self.settings
         self.link_up = False
-        self.state = None
+        self.down_t = None  # tick the link went down (None: up, or never up yet)
+        self.state = None  # EVSE state from $AT/$GS
         self.vflags = 0
-        self.enable = ENABLE_ON if self.settings.get("plugandcharge") else ENABLE_SLEEP
-        self.sent_enable = None
-        self.target = None
+        self.connected = None  # car plugged in: True / False / None unknown
+        self.net_up = None  # broker: None unknown (treated as up), True, False
+        self.intent = ENABLE_ON if s.get("plugandcharge") else ENABLE_SLEEP
+        self.user_cmd = False  # a set_enable arrived during this plug session
+        self.auto_on = bool(s.get("plugandcharge"))  # intent ON set by (no-WAN) plug&charge
+        self.pause = None  # balancer pause reason (auto-resumes) or None
+        self.paused_at = None
+        self.waive_min_off = False
+        self.stop_reason = None
+        self.cmd = s.get("c_min_limit") if s.get("dinamics") else s.get("c_limit")
         self.sent_amps = None
+        self.sent_enable = None
+        self.evse_cap = None  # the controller refused more than this ($NK to a volatile SC)
+        self.sc_inflight = False
+        self.target = None  # last posted balancer.target (amps, reason)
+        self.reason_posted = None
+        self.reason = None  # why the command has its value (dynamic mode)
+        self.max_current = 0  # what the supply allows now (status: max_charging_current)
+        self.phases = None  # last posted (active_phases, no_of_phases)
+        # CT readings
+        self.amps = (0.0, 0.0, 0.0)
+        self.valid = 0
+        self.flags = (0, 0, 0)
+        self.last_t = None  # tick of the last reading seen (dedupe)
+        self.good_t = None  # tick of the last good reading
+        self.ct_period = _CT_PERIOD_DEFAULT
+        self.stale = False
+        self.readings = 0
+        self.bad_readings = 0
+        # EV current ($GG)
+        self.gg = 0.0
+        self.gg_t = None
+        self.gg_session = False  # a $GG arrived since the EVSE entered state C
+        self.gg_before = 0.0  # the $GG value before the last change ...
+        self.gg_change_t = None  # ... and the tick of the $GG that first showed the change
+        self.gg_req_t = None
+        self.c_since = None  # tick the EVSE entered state C
+        self.left_c_t = None
+        self.ever_charged = False  # state C seen in this plug session
+        # regulation
+        self.last_change = None  # tick of the last command change
+        self.raise_since = None
+        self.steady = False
+        self._t4 = None
+        self.short_since = None
+        self.resume_since = None
+        self.defer_t = None
+        self.defer_ref = None
+        self.over_since = None
+        self.fresh_start = True
+        self.on_since = None  # tick charging was (re)enabled: min_on_ms
+        self.hi_amps = self.cmd  # timer3: a cut is "allowed" until the car had time to follow
+        self.hi_until = None
+        self.import_since = None
+        self.t1_since = None
+        self.t2_since = None
+        self.t3_since = None
+        self.boot_t = None
+        self._solar_warned = False
+        # phase detection
+        self.det_mask = 0
+        self.snap_ok = False
+        self.snap_ev = 0.0
+        self.pend_ev = None
+        self.pend_t = None
+        self.gg_prev = None
+        self.gg_prev_t = None
+        self.stats = {"cuts": 0, "raises": 0, "pauses": 0, "resumes": 0, "stale": 0,
+                      "deferred": 0, "escalations": 0, "stops": 0, "gg_requests": 0}
 
+    def start(self):
+        self.boot_t = self.now()
+        self._t4 = None
+        self.every(TICK_MS, "tick")
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _dynamic(self):
+        return bool(self.settings.get("dinamics"))
+
+    def _pc(self):
+        """Plug&charge in effect: the setting, or no-WAN plug&charge while the broker is down."""
+        s = self.settings
+        if s.get("plugandcharge"):
+            return True
+        return bool(s.get("nwpc")) and self.net_up is False
+
+    def _fitted(self):
+        return hr.cte_mask(self.settings.get("cte"))
+
+    def _ev_mask(self):
+        fitted = self._fitted()
+        if hr.mask_count(fitted) <= 1:
+            return fitted
+        return (self.det_mask & fitted) or fitted
+
+    def _ev_estimate(self, now):
+        """The EV's current per phase now (A). 0 when not in state C; the last $GG while fresh;
+        min($GG, command) when $GG is old; 0 for the first GG_STALE_MS of a session without any
+        $GG (conservative), then the command."""
+        if self.state != rapi.STATE_C:
+            return 0.0
+        if not self.link_up and self.down_t is not None:
+            # No $GG while the link is down; once the controller's $SY heartbeat fallback has
+            # had time to act (hb_interval) and the car to follow it, the car draws at most hb_amps
+            s = self.settings
+            hb = s.get("hb_interval")
+            if hb and ticks_diff(now, self.down_t) >= hb * 1000 + hr.EV_RESPONSE_MS:
+                cap = float(s.get("hb_amps"))
+                est = self.gg if self.gg_session else float(self.cmd)
+                return est if est < cap else cap
+        if self.gg_session:
+            if ticks_diff(now, self.gg_t) <= hr.GG_STALE_MS:
+                return self.gg
+            return self.gg if self.gg < self.cmd else float(self.cmd)
+        if self.c_since is not None and ticks_diff(now, self.c_since) < hr.GG_STALE_MS:
+            return 0.0
+        return float(self.cmd)
+
+    def _gg_fresh_for(self, t):
+        """A $GG arrived after the reading's window started (the two describe the same moment)."""
+        if not self.gg_session or self.gg_t is None:
+            return False
+        return ticks_diff(self.gg_t, ticks_add(t, -self.ct_period)) >= 0
+
+    def _car_may_draw(self, now):
+        """Not in state C, but the relay may still be closed (FS waits up to 3 s for the car)."""
+        return self.left_c_t is not None and ticks_diff(now, self.left_c_t) <= 4000
+
+    def _gg_after(self, t):
+        """A $GG arrived after the reading ended (requested because of it)."""
+        if not self.gg_session or self.gg_t is None:
+            return False
+        return ticks_diff(self.gg_t, t) > 0
+
+    def _active(self):
+        """Charging wanted now and regulated by the CT loop."""
+        return self.intent == ENABLE_ON and self.connected is not False
+
+    def _desired_enable(self):
+        if self.intent != ENABLE_ON:
+            return self.intent
+        if self.pause is not None:
+            return ENABLE_SLEEP
+        if self._dynamic() and self.good_t is None and not self.stale:
+            return None  # no CT data yet: leave the controller as it is until data or stale_ms
+        return ENABLE_ON
+
+    def _reason_for(self, amps):
+        if not self._dynamic():
+            return R_STATIC
+        if amps >= self.settings.get("c_limit"):
+            return R_LIMIT
+        return R_HEADROOM
+
+    def status(self):
+        """Everything the mqtt `status` answer needs from the balancer."""
+        return {"max_charging_current": self.max_current, "target": self.target,
+                "reason": self.reason, "command": self.cmd, "enable": self.intent,
+                "paused": self.pause, "stale": self.stale,
+                "active_phases": self.phases[0] if self.phases else 0,
+                "no_of_phases": self.phases[1] if self.phases else 0}
+
+    # --- messages ----------------------------------------------------------------------------
     def handle(self, kind, payload):
-        if kind == m.LINK_STATUS:
+        if kind == m.CT_READING:
+            self._reading(payload)
+        elif kind == m.TIMER:
+            if payload == "tick":
+                self._tick()
+            elif payload == "timer4":
+                self._t4 = None
+                if self.short_since is not None and self.good_t is not None and self._dynamic():
+                    # still short? decided on the next reading, with a $GG that matches it
+                    if self.state == rapi.STATE_C and self.link_up:
+                        self._request_gg(self.now())
+                    else:
+                        self._regulate(self.now(), self.good_t)
+                        self._apply()
+        elif kind == m.EVSE_CURRENT:
+            self._current(payload)
+        elif kind == m.EVSE_STATE:
+            self._evse_state(payload)
+        elif kind == m.EVSE_PLUG:
+            if payload == 1:
+                self._set_connected(True)
+            elif payload == 0:
+                self._set_connected(False)
+            self._apply()
+        elif kind == m.LINK_STATUS:
+            was = self.link_up
             self.link_up = payload[0]
             self.sent_amps = None
             self.sent_enable = None
             if self.link_up:
+                self.down_t = None
                 self._apply()
+            elif was or self.down_t is None:
+                self.down_t = self.now()
         elif kind == m.EVSE_BOOT:
+            # the controller forgot the volatile pilot and may be enabled or not: send both again
             self.sent_amps = None
             self.sent_enable = None
-            self._apply()
-        elif kind == m.EVSE_STATE:
-            self.state = payload[0]
-            if payload[3] is not None:
-                self.vflags = payload[3]
-            # The controller reports the advertised current; a difference means it was changed
-            # behind our back (heartbeat fallback, reboot): send ours again.
-            if payload[2] is not None and self.sent_amps is not None and payload[2] != self.sent_amps:
-                if self.state not in (0, rapi.STATE_DISABLED, rapi.STATE_SLEEP):
-                    self.sent_amps = None
+            self.evse_cap = None
             self._apply()
         elif kind == m.CHARGE_COMMAND:
-            self.enable = payload
-            self._apply()
+            self._command(payload)
         elif kind == m.SETTING_CHANGED:
-            if payload[0] in ("c_limit", "c_min_limit", "dinamics", "breaker"):
-                self._apply()
-        elif kind == m.RAPI_REPLY and payload[0] == "balancer" and payload[1] is None:
-            self.sent_amps = None  # not acknowledged: try again on the next event
+            self._setting(payload[0], payload[1])
+        elif kind == m.NET_STATUS:
+            was = self._pc()
+            self.net_up = bool(payload)
+            if self._pc() and not was:
+                self._auto_enable()
+            self._apply()
+        elif kind == m.RAPI_REPLY and payload[0] == _TAG:
+            self._reply(payload)
 
-    def compute_target(self):
-        return self.settings.get("c_limit")
+    def _reply(self, payload):
+        _tag, ok, fields, text = payload
+        if ok is None or len(fields) == 1:
+            self.sc_inflight = False  # SC answers carry one field; failures end anything
+        if ok is None:
+            if text == "superseded":
+                return  # a newer SC of ours replaced it
+            # not acknowledged (timeout, link down, queue full): send again on the next event
+            self.sent_amps = None
+            self.sent_enable = None
+        elif ok is False and len(fields) == 1:
+            # $NK to SC: the controller set `a` instead (a volatile SC cannot exceed the saved max)
+            try:
+                a = int(fields[0])
+            except ValueError:
+                return
+            if self.sent_amps is not None and a < self.sent_amps:
+                if self.evse_cap != a:
+                    self.log(m.WARNING, "controller caps the pilot at %d A (asked %d)" % (a, self.sent_amps))
+                self.evse_cap = a
 
+    def _command(self, enable):
+        if enable not in _ENABLE_CMD:
+            return
+        was = self.intent
+        self.intent = enable
+        self.user_cmd = True
+        self.auto_on = False
+        self.stop_reason = None
+        self.t1_since = self.t2_since = self.t3_since = None
+        if enable != ENABLE_ON:
+            if self.pause == R_SOLAR_WAIT:
+                self.pause = None
+            self.short_since = self.resume_since = self.raise_since = None
+        elif was != ENABLE_ON:
+            self._activated()
+        self._apply()
+
+    def _setting(self, name, value):
+        s = self.settings
+        if name == "plugandcharge" or name == "nwpc":
+            if self._pc():
+                self._auto_enable()
+        elif name == "dinamics":
+            self.pause = None
+            self.stale = False
+            self.short_since = self.resume_since = self.raise_since = None
+            if value:
+                self.cmd = s.get("c_min_limit")
+                self.fresh_start = True
+            else:
+                self.cmd = s.get("c_limit")
+        elif name == "cte":
+            self._reset_phases()
+        elif name == "solar":
+            if (value and self._dynamic() and self._active() and self.pause is None
+                    and self.state != rapi.STATE_C):
+                self._pause_now(R_SOLAR_WAIT, waive_min_off=True)
+            elif not value and self.pause == R_SOLAR_WAIT:
+                self.pause = None
+                self.fresh_start = True
+        if name in ("c_limit", "c_min_limit"):
+            if not self._dynamic():
+                self.cmd = s.get("c_limit")
+            else:
+                c = self.cmd
+                if c > s.get("c_limit"):
+                    c = s.get("c_limit")  # a lower limit applies at once
+                if c < s.get("c_min_limit"):
+                    c = s.get("c_min_limit")  # the next reading checks it fits
+                if c != self.cmd:
+                    self._set_cmd(self.now(), c, self._reason_for(c))
+        if name in _DYNAMIC_SETTINGS or name in ("plugandcharge", "nwpc"):
+            self._apply()
+
+    def _auto_enable(self):
+        """Plug&charge: a connected car charges unless set_enable said otherwise this session."""
+        if self.connected and not self.user_cmd and self.intent != ENABLE_ON:
+            self.intent = ENABLE_ON
+            self.auto_on = True
+            self.stop_reason = None
+            self._activated()
+
+    def _activated(self):
+        """Charging became wanted (enable, plug-in): start cleanly (solar: wait for export)."""
+        self.fresh_start = True
+        self.on_since = self.now()
+        if (self._dynamic() and self.settings.get("solar") and self.pause is None
+                and self.state != rapi.STATE_C):
+            self._pause_now(R_SOLAR_WAIT, waive_min_off=True)
+
+    # --- EVSE side ---------------------------------------------------------------------------
+    def _evse_state(self, payload):
+        st, _pilot, amps, vflags = payload
+        prev = self.state
+        self.state = st
+        if vflags is not None:
+            self.vflags = vflags
+        now = self.now()
+        if st == rapi.STATE_A:
+            self._set_connected(False)
+        elif st in (rapi.STATE_B, rapi.STATE_C, rapi.STATE_D):
+            self._set_connected(True)
+        elif st == rapi.STATE_SLEEP and vflags is not None:
+            self._set_connected(bool(vflags & rapi.VF_EV_CONNECTED))
+        if st == rapi.STATE_C and prev != rapi.STATE_C:
+            self.c_since = now
+            self.gg_session = False
+            self.gg_prev = None
+            self.ever_charged = True
+            if self.on_since is None:
+                self.on_since = now
+            if self._dynamic() and self.link_up:
+                self._request_gg(now)
+            self._post_phases()
+        elif prev == rapi.STATE_C and st != rapi.STATE_C:
+            self.left_c_t = now
+            self.gg_session = False
+            self.pend_ev = None
+        # The controller reports its advertised current; a difference means it was changed behind
+        # our back (heartbeat fallback, reboot, local menu): send ours again.
+        if (amps is not None and self.sent_amps is not None and amps != self.sent_amps
+                and not self.sc_inflight):
+            if st not in (0, rapi.STATE_DISABLED, rapi.STATE_SLEEP) and amps != self.evse_cap:
+                self.sent_amps = None
+        self._apply()
+
+    def _set_connected(self, conn):
+        if conn == self.connected:
+            return
+        was = self.connected
+        self.connected = conn
+        if conn:
+            self.user_cmd = False
+            self.t2_since = None
+            if self._pc() and self.intent != ENABLE_ON:
+                self.intent = ENABLE_ON
+                self.auto_on = True
+                self.stop_reason = None
+            if self.intent == ENABLE_ON:
+                self._activated()
+        else:
+            self._reset_phases()
+            self.ever_charged = False
+            self.user_cmd = False
+            if self.auto_on and not self._pc() and self.intent == ENABLE_ON:
+                # an automatic enable ends with the car's session once plug&charge is off again
+                # (no-WAN plug&charge after the broker came back)
+                self.intent = ENABLE_SLEEP
+                self.auto_on = False
+            self.on_since = None
+            if self.pause == R_SOLAR_WAIT:
+                self.pause = None
+            self._post_phases()
+
+    def _current(self, payload):
+        ma = payload[0]
+        now = self.now()
+        old = self.gg if self.gg_session else 0.0
+        self.gg = (ma if ma > 0 else 0) / 1000
+        self.gg_t = now
+        if self.state != rapi.STATE_C:
+            return
+        self.gg_session = True
+        d = self.gg - old
+        if d >= 0.5 or d <= -0.5:
+            self.gg_before = old  # the car changed somewhere since the previous $GG
+            self.gg_change_t = now
+        self._detect(now)
+        if self.defer_t is not None and self._dynamic() and self.good_t is not None:
+            self._regulate(now, self.good_t)  # the $GG a deferred cut was waiting for
+            self._apply()
+
+    def _gg_period(self, now):
+        """$GG every second; every tick (250 ms) while the car may still be following a command
+        change (SETTLE_MS after it, $GG still away from the command), so that the estimate of
+        the car's current is never more than a reading old when it moves."""
+        if (self.last_change is not None and ticks_diff(now, self.last_change) < hr.SETTLE_MS
+                and (self.gg - self.cmd > 0.5 or self.cmd - self.gg > 0.5)):
+            return TICK_MS
+        return hr.GG_PERIOD_MS
+
+    def _request_gg(self, now):
+        self.gg_req_t = now
+        self.stats["gg_requests"] += 1
+        self.post(m.RAPI_REQUEST, (_TAG, "GG", None))
+
+    # --- phase detection ---------------------------------------------------------------------
+    def _reset_phases(self):
+        self.det_mask = 0
+        self.snap_ok = False
+        self.pend_ev = None
+        self.gg_prev = None
+
+    def _take_snapshot(self, ev):
+        a = self.amps
+        s = self._snap
+        s[0] = a[0]
+        s[1] = a[1]
+        s[2] = a[2]
+        self.snap_ev = ev
+        self.snap_ok = True
+
+    def _window_after(self, tick):
+        """The latest good reading's whole window lies after `tick`."""
+        if self.good_t is None or self.good_t != self.last_t:
+            return False
+        return ticks_diff(ticks_add(self.good_t, -self.ct_period), tick) >= 0
+
+    def _detect(self, now):
+        """On each $GG in state C: compare per-phase CT changes with the EV's current change."""
+        fitted = self._fitted()
+        gg = self.gg
+        prev, prev_t = self.gg_prev, self.gg_prev_t
+        self.gg_prev, self.gg_prev_t = gg, now
+        if hr.mask_count(fitted) <= 1:
+            return
+        if self.pend_ev is not None:
+            if abs(gg - self.pend_ev) >= 0.6:  # still moving
+                self.pend_ev, self.pend_t = gg, now
+                return
+            if not self._window_after(self.pend_t):
+                return
+            s = self._snap
+            a = self.amps
+            d0 = a[0] - s[0]
+            d1 = a[1] - s[1]
+            d2 = a[2] - s[2]
+            mask = hr.classify_phases((d0, d1, d2), gg - self.snap_ev, fitted)
+            self.pend_ev = None
+            self._take_snapshot(gg)
+            if mask:
+                new = mask | self.det_mask if self.det_mask else mask
+                if new != self.det_mask:
+                    self.det_mask = new
+                    self.log(m.INFO, "EV phases %d" % hr.phases_code(new)[0])
+                    self._post_phases()
+            return
+        if self.snap_ok and abs(gg - self.snap_ev) >= hr.DETECT_MIN_A:
+            self.pend_ev, self.pend_t = gg, now
+        elif prev is not None and abs(gg - prev) < 0.6 and self._window_after(prev_t):
+            self._take_snapshot(gg)
+
+    def _post_phases(self):
+        if self.connected and self.ever_charged:
+            fitted = self._fitted()
+            if hr.mask_count(fitted) == 1:
+                code = hr.phases_code(fitted)
+            elif self.det_mask:
+                code = hr.phases_code(self.det_mask)
+            else:
+                code = (99, 0)
+        else:
+            code = (0, 0)
+        if code != self.phases:
+            self.phases = code
+            self.post(m.PHASES, code)
+
+    # --- CT readings -------------------------------------------------------------------------
+    def _reading(self, payload):
+        t, amps, valid, flags = payload
+        if self.last_t is not None:
+            d = ticks_diff(t, self.last_t)
+            if d <= 0:
+                return  # each reading once; never go back in time
+            if 50 <= d <= 2000:
+                self.ct_period = (self.ct_period * 3 + d) // 4
+        self.last_t = t
+        self.readings += 1
+        fitted = self._fitted()
+        if not fitted or (valid & fitted) != fitted:
+            self.bad_readings += 1
+            return  # implausible: not fresh; stale_ms decides
+        # steady: no phase moved by STEADY_A since the previous good reading
+        prev = self.amps
+        steady = True
+        for p in range(3):
+            if fitted & (1 << p):
+                d = amps[p] - prev[p]
+                if d > hr.STEADY_A or d < -hr.STEADY_A:
+                    steady = False
+        self.steady = steady
+        self.amps = amps
+        self.valid = valid
+        self.flags = flags
+        self.good_t = t
+        now = self.now()
+        if self.stale:
+            self.stale = False
+            self.log(m.INFO, "CT data fresh again")
+            self.post(m.ERROR, ("ct", "ok", "CT data fresh again"))
+        if self.state != rapi.STATE_C and (
+                self.left_c_t is None or ticks_diff(now, self.left_c_t) > 4000):
+            self._take_snapshot(0.0)  # the EV draws nothing: baseline for phase detection
+        if self._dynamic():
+            self._regulate(now, t)
+        self._apply()
+
+    def _ev_range(self, now, t):
+        """(low, high) estimate of the EV current during the reading that ended at t. They differ
+        when the car's current changed between two $GG and that change may fall inside the
+        reading's window: some CTs may have seen the old value, some the new one."""
+        ev = self._ev_estimate(now)
+        if (self.state == rapi.STATE_C and self.gg_session and self.gg_change_t is not None
+                and ev == self.gg and self.link_up
+                and ticks_diff(self.gg_change_t, ticks_add(t, -self.ct_period)) > 0):
+            other = self.gg_before
+            if other < ev:
+                return other, ev
+            return ev, other
+        return ev, ev
+
+    def _decide(self, h_hi, h_lo, c_min, c_limit):
+        """Cuts are judged on the optimistic headroom (no double cut while the car follows an
+        earlier change), raises on the pessimistic one (never raise on a transient)."""
+        kind, a = hr.regulate(self.cmd, h_hi, c_min, c_limit)
+        if kind == hr.CUT or kind == hr.SHORT:
+            return kind, a
+        k2, a2 = hr.regulate(self.cmd, h_lo, c_min, c_limit)
+        if k2 == hr.RAISE:
+            return k2, a2
+        return hr.HOLD, self.cmd
+
+    def _regulate(self, now, t):
+        s = self.settings
+        breaker = s.get("breaker")
+        c_min = s.get("c_min_limit")
+        c_limit = s.get("c_limit")
+        solar = s.get("solar")
+        mask = self._ev_mask()
+        amps = self.amps
+        ev_lo, ev_hi = self._ev_range(now, t)
+        over = hr.actual_over(breaker, amps, mask)
+        new_over = False
+        if over > 0.0:
+            new_over = (self.over_since is None or self.last_change is None
+                        or ticks_diff(self.last_change, self.over_since) < 0)
+            if self.over_since is None:
+                self.over_since = now
+        else:
+            self.over_since = None
+        if new_over and self.state == rapi.STATE_C:
+            # A new actual overload while the car may be following an earlier cut: take the
+            # car's present value ($GG that arrived during this reading), or, when $GG is older,
+            # assume it has followed. Once we cut for this overload, the optimistic estimate
+            # rules again, so the car's lag never causes a second cut.
+            if self._gg_fresh_for(t):
+                if ev_hi > self.gg:
+                    ev_hi = self.gg
+            elif ev_hi > self.cmd:
+                ev_hi = float(self.cmd)
+            if ev_lo > ev_hi:
+                ev_lo = ev_hi
+        if ev_lo == ev_hi:
+            h_hi = hr.headroom(breaker, amps, ev_hi, mask)
+            if self.steady and (self._gg_fresh_for(t) if self.state == rapi.STATE_C
+                                else not self._car_may_draw(now)):
+                b = self._base  # unambiguous EV-less load per phase, for mixed readings
+                b[0] = amps[0] - ev_hi
+                b[1] = amps[1] - ev_hi
+                b[2] = amps[2] - ev_hi
+        else:
+            h_hi = hr.headroom_mixed(breaker, amps, ev_lo, ev_hi, mask, self._base)
+        # Relaxing (raise, the end of a shortage, max_current) uses the low estimate, and never
+        # more than the command for the car: coming down to it, it may be there before $GG shows
+        # it, and the CTs would show a house load that is not there.
+        if self.state == rapi.STATE_C and ev_lo > self.cmd:
+            ev_lo = float(self.cmd)
+        h_lo = h_hi if ev_lo == ev_hi else hr.headroom(breaker, amps, ev_lo, mask)
+        a = hr.allowed(h_lo, c_limit)
+        self.max_current = a if a > 0 else 0
+        if not self._active():
+            self.short_since = self.raise_since = self.resume_since = self.defer_t = None
+            self.over_since = None
+            return
+        if self.pause is not None:
+            self._maybe_resume(now, h_lo, amps, mask, solar)
+            return
+        if self.fresh_start and self.state != rapi.STATE_C:
+            # nothing drawn yet, so the projection is exact: start at what fits
+            self.fresh_start = False
+            a = hr.start_amps(h_lo, c_min, c_limit)
+            if a is None:
+                self._pause_now(R_NO_HEADROOM)
+                return
+            reason = self._reason_for(a)
+            if solar:
+                room = hr.floor_amps(hr.solar_room(amps, 0.0, mask))
+                if room < a:
+                    a = room if room >= c_min else c_min
+                    reason = R_SOLAR
+            self._set_cmd(now, a, reason)
+            return
+        self.fresh_start = False
+        kind, a = hr.regulate(self.cmd, h_hi, c_min, c_limit)
+        if kind == hr.SHORT and self._defer(now, t, over, new_over):
+            return
+        if kind == hr.SHORT:
+            # not even the minimum fits: drop to it now, pause after timer4 (at once if far over)
+            self.raise_since = None
+            if self.short_since is None:
+                self.short_since = now
+                self.cancel(self._t4)
+                self._t4 = self.after(s.get("timer4"), "timer4")  # re-check exactly then
+            if hr.deficit_at_min(h_hi, c_min) > hr.hard_over(breaker):
+                self._pause_now(R_NO_HEADROOM)
+                return
+            if ticks_diff(now, self.short_since) >= s.get("timer4"):
+                # still short after timer4: pause, judged on a reading whose $GG matches it (the
+                # car's own change after a stale $GG must not make the shortage look over / worse)
+                if (self.state != rapi.STATE_C or self._gg_fresh_for(t)
+                        or ticks_diff(now, self.short_since) >= s.get("timer4") + hr.GG_DEFER_MAX_MS):
+                    self._pause_now(R_NO_HEADROOM)
+                    return
+                if self.gg_req_t is None or ticks_diff(now, self.gg_req_t) >= TICK_MS:
+                    self._request_gg(now)
+            self._set_cmd(now, c_min, R_MINIMUM)
+            return
+        if self.short_since is not None:
+            if h_lo < c_min + hr.HOLD_A - hr.EPS:
+                return  # not sure the shortage is over yet: stay at the minimum
+            self.short_since = None
+        reason = None
+        if solar:
+            if not s.get("neg_amp") and not self._solar_warned:
+                self._solar_warned = True
+                self.post(m.ERROR, ("set_solar", "1", "solar mode needs set_neg_amp 1 (signed CT data)"))
+            hs_hi = hr.solar_room(amps, ev_hi, mask) + hr.MARGIN_A
+            hs_lo = hr.solar_room(amps, ev_lo, mask) + hr.MARGIN_A
+            if hs_hi < h_hi:
+                h_hi = hs_hi
+                reason = R_SOLAR
+            if hs_lo < h_lo:
+                h_lo = hs_lo
+                reason = R_SOLAR
+            kind, a = self._decide(h_hi, h_lo, c_min, c_limit)
+            if kind == hr.SHORT:  # the export does not cover the minimum: hold it
+                kind, a = (hr.CUT if self.cmd > c_min else hr.HOLD), c_min
+            if self._solar_import(now, amps, mask):
+                return
+        else:
+            kind, a = self._decide(h_hi, h_lo, c_min, c_limit)
+        if reason is None:
+            reason = self._reason_for(a)
+        # Safety net: an actual overload that outlives the last change by ESCALATE_MS means the
+        # model is wrong (car ignores the pilot, undetected phase, bad $GG): cut by the excess.
+        escalated = False
+        if over > 0.0:
+            if (ticks_diff(now, self.over_since) >= hr.ESCALATE_MS
+                  and (self.last_change is None
+                       or ticks_diff(now, self.last_change) >= hr.ESCALATE_MS)):
+                self.over_since = now
+                self.stats["escalations"] += 1
+                a2 = hr.floor_amps(self.cmd - over - hr.MARGIN_A)
+                self.log(m.WARNING, "still %.1f A over the breaker after a cut: cutting by the excess"
+                         % over)
+                if a2 < c_min:
+                    self._pause_now(R_NO_HEADROOM)
+                    return
+                if kind != hr.CUT or a2 < a:
+                    kind, a, reason = hr.CUT, a2, R_HEADROOM
+                escalated = True
+        if kind == hr.CUT:
+            self.raise_since = None
+            if not escalated and self._defer(now, t, over, new_over):
+                return
+            self._set_cmd(now, a, reason)
+            return
+        self.defer_t = None
+        if kind == hr.RAISE:
+            # applied on a steady reading only: a load step half-way through a reading's window
+            # shows as part of itself, so a reading that moved tells less than the next one
+            if self.raise_since is None:
+                self.raise_since = now
+            settled = self.last_change is None or ticks_diff(now, self.last_change) >= hr.SETTLE_MS
+            if (settled and self.steady and ticks_diff(now, self.raise_since) >= hr.RAISE_CONFIRM_MS
+                    and (self.state != rapi.STATE_C or self._gg_fresh_for(t))):
+                self.raise_since = None
+                self._set_cmd(now, a, reason)
+            return
+        # HOLD
+        self.raise_since = None
+        if self.cmd >= c_limit:
+            self._set_reason(R_LIMIT)
+        elif solar and reason == R_SOLAR:
+            self._set_reason(R_SOLAR)
+        elif self.reason != R_MINIMUM or self.cmd != c_min:
+            self._set_reason(R_HEADROOM)
+
+    def _defer(self, now, t, over, new_over):
+        """While the car charges, a cut (or shortage) is decided at once only for a NEW actual
+        overload. Otherwise (only projected, or an overload we already cut for) the car may have
+        changed after the last $GG -- following an earlier command, still within its ~5 s lag --
+        which shows on the CTs but not yet in $GG and looks like a house load step. Ask for a
+        fresh $GG; its reply re-runs the decision (one round trip, not a reading period).
+        True = wait. Bounded by GG_DEFER_MAX_MS."""
+        if (over > 0.0 and new_over) or self.state != rapi.STATE_C:
+            self.defer_t = None
+            return False
+        if self._gg_after(t if self.defer_t is None else self.defer_ref):
+            self.defer_t = None
+            return False
+        if self.defer_t is None:
+            self.defer_t = now
+            self.defer_ref = t
+            self.stats["deferred"] += 1
+            self._request_gg(now)
+        if ticks_diff(now, self.defer_t) < hr.GG_DEFER_MAX_MS:
+            return True
+        self.defer_t = None
+        return False
+
+    def _solar_import(self, now, amps, mask):
+        """Solar mode: importing (> SOLAR_IMPORT_A on an EV phase) for solar_stop_ms pauses the
+        charge, but never before it ran min_on_ms. True when it paused."""
+        s = self.settings
+        if hr.max_import(amps, mask) > hr.SOLAR_IMPORT_A:
+            if self.import_since is None:
+                self.import_since = now
+            on_long = self.on_since is None or ticks_diff(now, self.on_since) >= s.get("min_on_ms")
+            if ticks_diff(now, self.import_since) >= s.get("solar_stop_ms") and on_long:
+                self.log(m.INFO, "solar: importing for solar_stop_ms, pausing")
+                self._pause_now(R_SOLAR_WAIT)
+                return True
+        else:
+            self.import_since = None
+        return False
+
+    def _maybe_resume(self, now, h, amps, mask, solar):
+        """Automatic restart after a balancer pause: min_off_ms over (waived for the first solar
+        start), then minimum + resume_margin must fit on every fresh reading for
+        RESUME_CONFIRM_MS (solar: export >= solar_start as well)."""
+        s = self.settings
+        c_min = s.get("c_min_limit")
+        ok = hr.resume_ok(h, c_min, s.get("resume_margin"))
+        export = -hr.max_import(amps, mask)
+        if ok and solar:
+            ok = export >= s.get("solar_start")
+        if (ok and not self.waive_min_off and self.paused_at is not None
+                and ticks_diff(now, self.paused_at) < s.get("min_off_ms")):
+            ok = False
+        if not ok:
+            self.resume_since = None
+            if self.pause == R_STALE:
+                self.pause = R_NO_HEADROOM  # data is back; now it waits for room
+            return
+        if self.resume_since is None:
+            self.resume_since = now
+            return
+        if ticks_diff(now, self.resume_since) < hr.RESUME_CONFIRM_MS:
+            return
+        a = hr.start_amps(h, c_min, s.get("c_limit"))
+        if a is None:  # cannot happen after resume_ok; never start below the minimum anyway
+            return
+        reason = self._reason_for(a)
+        if solar:
+            room = hr.floor_amps(export)
+            if room < a:
+                a = room if room >= c_min else c_min
+                reason = R_SOLAR
+        self.pause = None
+        self.paused_at = None
+        self.resume_since = self.short_since = self.import_since = self.over_since = None
+        self.fresh_start = False
+        self.on_since = now
+        self.stats["resumes"] += 1
+        self.log(m.INFO, "resuming at %d A" % a)
+        self._set_cmd(now, a, reason)
+
+    def _pause_now(self, reason, waive_min_off=False):
+        """Balancer pause (FS); it resumes by itself (see _maybe_resume)."""
+        now = self.now()
+        if self.pause is None:
+            self.stats["pauses"] += 1
+            self.paused_at = now
+            self.waive_min_off = waive_min_off
+            if not waive_min_off:
+                self.log(m.WARNING, "pause: " + reason)
+        self.pause = reason
+        self.short_since = self.raise_since = self.resume_since = self.defer_t = None
+        self.import_since = self.over_since = None
+        self.on_since = None
+
+    def _set_cmd(self, now, amps, reason):
+        if amps != self.cmd:
+            if amps < self.cmd:
+                self.stats["cuts"] += 1
+                # timer3: until the car had time to follow, the old value still counts as allowed
+                if self.hi_until is None or ticks_diff(now, self.hi_until) >= 0 or self.cmd > self.hi_amps:
+                    self.hi_amps = self.cmd
+                self.hi_until = ticks_add(now, hr.SETTLE_MS)
+            else:
+                self.stats["raises"] += 1
+            self.cmd = amps
+            self.last_change = now
+        self._set_reason(reason)
+
+    def _set_reason(self, reason):
+        self.reason = reason
+
+    # --- housekeeping --------------------------------------------------------------------------
+    def _tick(self):
+        now = self.now()
+        s = self.settings
+        if self._dynamic():
+            self._check_stale(now)
+            if (self.link_up and self.state == rapi.STATE_C and self.intent == ENABLE_ON
+                    and self.pause is None
+                    and (self.gg_req_t is None
+                         or ticks_diff(now, self.gg_req_t) >= self._gg_period(now))):
+                self._request_gg(now)
+        self._auto_stops(now, s)
+        self._apply()
+
+    def _check_stale(self, now):
+        s = self.settings
+        ref = self.good_t if self.good_t is not None else self.boot_t
+        if ref is None or ticks_diff(now, ref) <= s.get("stale_ms"):
+            return
+        if self.stale:
+            return
+        self.stale = True
+        self.stats["stale"] += 1
+        if not self._fitted():
+            text = "no CT fitted (set_cte 0): dynamic mode cannot measure"
+        else:
+            text = "CT data stale"
+        age = ticks_diff(now, ref)
+        self.log(m.WARNING, "%s (%d ms): %s" % (text, age, "pause" if s.get("stale_action") == 0
+                                                 else "minimum current"))
+        self.post(m.ERROR, ("ct", str(age), text))
+        self.raise_since = self.short_since = self.resume_since = self.defer_t = None
+        if s.get("stale_action") == 0:
+            if self.pause is None:
+                self._pause_now(R_STALE)
+            else:
+                self.pause = R_STALE  # already paused: stays paused, now for this reason
+                self.waive_min_off = False
+        elif self.pause is None:
+            self._set_cmd(now, s.get("c_min_limit"), R_STALE)
+        # (action 1 while paused: stay paused, nothing can show that the minimum fits)
+
+    def _draw(self):
+        """The car's current now (A), or None when unknown."""
+        if self.state != rapi.STATE_C:
+            return 0.0
+        if not self.gg_session:
+            return None
+        return self.gg
+
+    def _auto_stops(self, now, s):
+        pc = self._pc()
+        on = self.intent == ENABLE_ON and self.pause is None and self.link_up
+        draw = self._draw()
+        # timer1: car draws < 0.5 A this long (P&C off)
+        if (not pc and on and self.connected and self.sent_enable == ENABLE_ON
+                and draw is not None and draw < hr.DRAW_LOW_A):
+            if self.t1_since is None:
+                self.t1_since = now
+            elif ticks_diff(now, self.t1_since) >= s.get("timer1"):
+                self._stop("timer1", "car draws < 0.5 A")
+                return
+        else:
+            self.t1_since = None
+        # timer2: no car connected this long (P&C off)
+        if not pc and on and self.connected is False:
+            if self.t2_since is None:
+                self.t2_since = now
+            elif ticks_diff(now, self.t2_since) >= s.get("timer2"):
+                self._stop("timer2", "no car connected")
+                return
+        else:
+            self.t2_since = None
+        # timer3: car draws more than allowed + 0.5 A this long
+        allowed = self.cmd
+        if self.hi_until is not None and ticks_diff(now, self.hi_until) < 0 and self.hi_amps > allowed:
+            allowed = self.hi_amps
+        if on and self.state == rapi.STATE_C and draw is not None and draw > allowed + hr.OVER_DRAW_A:
+            if self.t3_since is None:
+                self.t3_since = now
+            elif ticks_diff(now, self.t3_since) >= s.get("timer3"):
+                self._stop("timer3", "car draws more than allowed (%.1f A > %d A)" % (draw, allowed))
+                return
+        else:
+            self.t3_since = None
+
+    def _stop(self, timer, why):
+        """Auto-stop (FS): the intent becomes sleep until set_enable 2 or (P&C) the next plug-in."""
+        self.intent = ENABLE_SLEEP
+        self.stop_reason = why
+        self.pause = None
+        self.t1_since = self.t2_since = self.t3_since = None
+        self.stats["stops"] += 1
+        self.log(m.WARNING, "auto-stop (%s): %s" % (timer, why))
+        self.post(m.ERROR, ("enable", timer, "charging stopped: " + why))
+        self._apply()
+
+    # --- output ------------------------------------------------------------------------------
     def _apply(self):
+        """Send what differs from what the controller was last told; post balancer.target."""
+        if not self._dynamic():
+            self.cmd = self.settings.get("c_limit")
+            self.max_current = self.cmd
+        want = self._desired_enable()
+        amps = self.cmd
+        if want == ENABLE_ON:
+            t_amps = amps
+            reason = (self.reason or self._reason_for(amps)) if self._dynamic() else R_STATIC
+        else:
+            t_amps = 0
+            if want is None:
+                reason = R_WAIT_CT
+            elif self.intent != ENABLE_ON:
+                if self.stop_reason:
+                    reason = R_STOPPED
+                else:
+                    reason = R_OFF if self.intent == ENABLE_OFF else R_SLEEP
+            else:
+                reason = self.pause
+        if self.target != t_amps or self.reason_posted != reason:
+            self.target = t_amps
+            self.reason_posted = reason
+            self.post(m.BALANCER_TARGET, (t_amps, reason))
         if not self.link_up:
             return
-        amps = self.compute_target()
-        if amps != self.target:
-            self.target = amps
-            self.post(m.BALANCER_TARGET, (amps, "static"))
+        # pilot first: the controller applies it before the car may start on FE
         if amps != self.sent_amps:
             self.sent_amps = amps
-            self.post(m.RAPI_REQUEST, ("balancer", "SC", (amps, "V")))
-        if self.enable != self.sent_enable:
-            self.sent_enable = self.enable
-            self.post(m.RAPI_REQUEST, ("balancer", _ENABLE_CMD[self.enable], None))
+            self.sc_inflight = True
+            self.post(m.RAPI_REQUEST, (_TAG, "SC", (amps, "V")))
+        if want is not None and want != self.sent_enable:
+            self.sent_enable = want
+            self.post(m.RAPI_REQUEST, (_TAG, _ENABLE_CMD[want], None))

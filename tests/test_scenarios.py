@@ -1,0 +1,303 @@
+"""HIL scenarios, benchmark and the `ct` command line.
+
+Every scenario runs in virtual time (firmware on the host port, OpenEVSE emulator and CT injector
+over real pseudo-terminal pairs) and its assertions must hold; the figure arithmetic is checked on
+hand-made tapes; the benchmark gets a smoke run (structure and target logic, not speed); the `ct`
+command writes a profile into a pty pair and its lines are decoded with the firmware's decoder."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hil import bench, profiles
+from hil import scenarios as sc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# --- every scenario, virtual time ------------------------------------------------------------------
+@pytest.mark.parametrize("name", sc.NAMES)
+def test_scenario(name, capsys):
+    spec = sc.SCENARIOS[name]
+    res = sc.run(name, params=spec.test_params)
+    with capsys.disabled():
+        print("\n" + "\n".join("  " + line for line in res.lines()))
+    if res.skipped:
+        pytest.skip(res.skipped)
+    assert res.figures, "no figures"
+    assert not res.failures, "\n".join(res.failures)
+
+
+# --- figure arithmetic on hand-made tapes -----------------------------------------------------------
+def _tape(points, wire=()):
+    """points: (ms, house_l1, car_l1) change points; wire: (ms, '$SC 9 V')."""
+    t = sc.Tape()
+    for ms, h, c in points:
+        t.record(ms, (h, 0.0, 0.0), (c, 0.0, 0.0))
+    for ms, text in wire:
+        t.add_rx(ms, text)
+    return t
+
+
+def test_parse_command():
+    assert sc.parse_command("$SC 9 V :4A^2C") == ("SC", ("9", "V"))
+    assert sc.parse_command("$FS^30") == ("FS", ())
+    assert sc.parse_command("$GG*12") == ("GG", ())
+    assert sc.parse_command("hello")[0] is None
+
+
+def test_over_overshoot_back_under_reaction():
+    # breaker 25: 2.3 A house + 22 A car; oven (+13 A) at 10 s; $SC 9 at 10.3 s; car follows at 15.3 s
+    tape = _tape([(0, 2.3, 22.0), (10000, 15.3, 22.0), (15300, 15.3, 9.0)],
+                 [(10100, "$SC 17 V :01^00"), (10300, "$SC 9 V :02^00")])
+    tape.end = 30000
+    iv = sc.over_intervals(tape, 25, 0, 30000)
+    assert iv == [[10000, 15300, 37.3]]
+    assert sc.overshoot_as(tape, 25, 0, 30000) == pytest.approx(12.3 * 5.3)
+    assert sc.back_under_ms(tape, 25, 10000, 30000) == 5300
+    assert sc.first_cut(tape, 10000, 22, 30000) == (10100, "SC", 17)
+    f = sc.step_figures(tape, 10000, 30000, 22, 25, (0,), 6, 32, 32)
+    assert f["over"] and f["reaction_ms"] == 100 and f["fit_ms"] == 300 and f["target"] == 9
+    assert f["back_under_ms"] == 5300 and f["violations"] == 0 and f["reversals"] == 0
+    assert sc.violations(tape, 25, 0, 30000, budget_ms=5000) == [[15000, 15300, 37.3]]
+
+
+def test_violation_budget_restarts_at_each_load_change():
+    # over from 10 s to 18 s, but the house load changed again at 14 s: two budgets of 5.5 s
+    tape = _tape([(0, 2.0, 20.0), (10000, 10.0, 20.0), (14000, 12.0, 20.0), (18000, 12.0, 6.0)])
+    tape.end = 20000
+    assert sc.violations(tape, 25, 0, 20000, 5500) == []
+    assert sc.over_intervals(tape, 25, 0, 20000)[0][:2] == [10000, 18000]
+    # no change at 14 s: one stretch of 8 s -> a violation once the budget ran out
+    tape = _tape([(0, 2.0, 20.0), (10000, 10.0, 20.0), (18000, 10.0, 6.0)])
+    tape.end = 20000
+    assert sc.violations(tape, 25, 0, 20000, 5500) == [[15500, 18000, 30.0]]
+    # docs/balancer.md: R = 0.8 s + max(5 s, timer4 + 0.3 s + 3 s)
+    assert sc.BUDGET_MS == sc.reaction_budget_ms({"timer4": 1000}) == 5800
+    assert sc.reaction_budget_ms({"timer4": 4000}) == 8100
+    assert sc.violations(tape, 25, 0, 20000) == [[15800, 18000, 30.0]]
+    # a house alone over its breaker is nothing a charger can fix: not counted
+    tape = _tape([(0, 30.0, 0.0)])
+    tape.end = 20000
+    assert sc.violations(tape, 25, 0, 20000) == []
+
+
+def test_headroom_reach_reversals_energy():
+    tape = _tape([(0, 10.0, 8.0), (5000, 2.0, 8.0), (13000, 2.0, 16.0), (20000, 2.0, 22.0)],
+                 [(8000, "$SC 16 V"), (15000, "$SC 22 V"), (25000, "$SC 20 V"), (26000, "$SC 21 V")])
+    tape.end = 30000
+    f = sc.step_figures(tape, 5000, 24000, 8, 25, (0,), 6, 32, 32)
+    assert f["raise"] and f["target"] == 22
+    assert f["headroom95_ms"] == 15000  # 0.95 * 22 = 20.9 A reached at 20 s
+    assert f["headroom95_pilot_ms"] == 10000
+    assert sc.reversals(tape, 0, 30000) == 2  # up, up, down, up
+    assert sc.energy_as(tape, 0, 10000, (0,)) == pytest.approx(80.0)
+
+
+def test_oracle():
+    from hil.house import HouseLoad
+
+    h = HouseLoad((2.3, 0, 0), [(10000, (15.3, 0, 0)), (20000, (21.0, 0, 0))])
+    # 0-10 s: floor(22.7) = 22 A; 10-20 s: floor(9.7) = 9 A; 20-30 s: 4 A < 6 -> paused
+    assert sc.oracle_as(h, 0, 30000, 25, (0,), 6, 32, 32) == pytest.approx(310.0)
+    assert sc.oracle_as(h, 0, 30000, 25, (0,), 6, 16, 32) == pytest.approx(250.0)
+    assert sc.oracle_as(h, 0, 10000, 25, (0,), 6, 32, 32, margin=0.5) == pytest.approx(220.0)
+    # export never adds room above the breaker
+    assert sc.oracle_amps((-8.0, 0, 0), 25, (0,), 6, 32, 32) == 25
+    assert sc.percentile([5, 1, 3, 2, 4], 50) == 3
+    assert sc.percentile(list(range(1, 101)), 99) == 99
+
+
+# --- profiles -------------------------------------------------------------------------------------
+def test_profiles(tmp_path):
+    p = profiles.parse_steps("0:5,3,2;10000:20,3,2")
+    assert p.amps(0) == (5, 3, 2) and p.amps(9999) == (5, 3, 2) and p.amps(10000) == (20, 3, 2)
+    assert profiles.parse_steps("0:5;100:7").amps(200) == (7, 0, 0)
+    for bad in ("", "x:5", "0:a", "0:1,2", "-5:1"):
+        with pytest.raises(ValueError):
+            profiles.parse_steps(bad)
+    f = tmp_path / "t.csv"
+    f.write_text("ms,l1,l2,l3\n# comment\n1000,4,1,1\n2000,9.5,1,1\n")
+    t = profiles.load_trace(str(f))
+    assert t.amps(0) == (4, 1, 1) and t.amps(1000) == (9.5, 1, 1)
+    profiles.save_trace(profiles.named("ac"), str(f))
+    assert profiles.load_trace(str(f)).amps(30000) == (10.4, 0, 0)
+    for name in profiles.NAMES:
+        prof = profiles.named(name)
+        assert prof.steps[0][0] == 0 and prof.description
+    m = profiles.named("mixed")
+    assert m.length_ms == 30 * 60000 and len(m.steps) > 20
+    assert max(a[0] for _, a in m.steps) < 32  # the house alone stays under a 32 A breaker
+    looped = profiles.named("ac")
+    assert looped.amps(60000 + 31000) == looped.amps(31000)
+    with pytest.raises(ValueError):
+        profiles.named("nope")
+
+
+# --- benchmark smoke ------------------------------------------------------------------------------
+def test_bench_smoke():
+    F, results = bench.collect(steps_per_episode=3, episodes=bench.EPISODES[:2], mixed_minutes=2,
+                               seed=3, jobs=1)
+    assert not F["_errors"], F["_errors"]
+    assert F["load_steps"] == 6 and F["episodes"] == 2
+    for key in ("step_to_sc_p50_ms", "step_to_sc_p95_ms", "step_to_sc_p99_ms",
+                "back_under_breaker_max_s", "overshoot_as_mean", "headroom95_s_max",
+                "oscillations", "energy_vs_oracle_pct", "breaker_violations",
+                "worst_scheduler_pass_ms", "targets_met"):
+        assert key in F
+    assert F["targets_met"] in ("yes", "no")
+    assert F["energy_vs_oracle_pct"] is not None and 0 < F["energy_vs_oracle_pct"] <= 110
+    for r in results:
+        if r["name"] != "mixed":
+            assert len(r["steps"]) == 3
+            assert all("reaction_ms" in s and "kind" in s for s in r["steps"])
+
+
+def _step(**kw):
+    f = {"over": False, "reaction_ms": None, "fit_ms": None, "back_under_ms": 0,
+         "overshoot_as": 0.0, "raise": False, "headroom95_ms": None,
+         "headroom95_pilot_ms": None, "reversals": 0}
+    f.update(kw)
+    return f
+
+
+def _episode(steps, violations=()):
+    return {"name": "e", "error": None, "steps": steps, "violations": list(violations),
+            "energy": 97.0, "oracle": 100.0, "worst_pass_ms": 1.0, "pauses": 0,
+            "spurious_pauses": 0, "longest_over_s": 5.0, "sim_s": 100.0}
+
+
+def test_bench_target_logic():
+    good = [_step(over=True, reaction_ms=r, fit_ms=r, back_under_ms=5300, overshoot_as=50.0)
+            for r in (100, 200, 300, 400)]
+    good.append(_step(**{"raise": True, "headroom95_ms": 9000}))
+    mixed = {"name": "mixed", "figures": {"energy_vs_oracle_pct": 97.5, "breaker_violations": 0},
+             "failures": [], "skipped": None}
+    F = bench.summarise([_episode(good), mixed], 1)
+    assert F["step_to_sc_p99_ms"] == 400 and F["step_to_sc_p50_ms"] == 200
+    assert F["targets_met"] == "yes", F
+    # each target on its own
+    cases = [
+        ([_step(over=True, reaction_ms=450, back_under_ms=5000)], None, "step_to_sc_p99_ms"),
+        ([_step(over=True, reaction_ms=None, back_under_ms=5000)], None, "step_to_sc_p99_ms"),
+        ([_step(over=True, reaction_ms=100, back_under_ms=5600)], None, "back_under_breaker_max_s"),
+        ([_step(reversals=1)], None, "oscillations"),
+        (None, [(1, 2, 30.0)], "breaker_violations"),
+    ]
+    for steps, viol, key in cases:
+        F = bench.summarise([_episode(list(good) + (steps or []), viol or ()), mixed], 1)
+        assert F["targets_met"] == "no" and F["target " + key].startswith("NO"), (key, F)
+    slow = dict(good[-1])
+    slow["headroom95_ms"] = 10500
+    F = bench.summarise([_episode(good[:-1] + [slow]), mixed], 1)
+    assert F["target headroom95_s_max"].startswith("NO")
+    low = dict(mixed, figures={"energy_vs_oracle_pct": 96.9, "breaker_violations": 0})
+    F = bench.summarise([_episode(good), low], 1)
+    assert F["target energy_vs_oracle_pct"].startswith("NO")
+
+
+# --- python -m hil ct ----------------------------------------------------------------------------
+def _decode_from(ser, seconds, want=None, proc=None):
+    """Decode what arrives for up to `seconds`: until `want` readings, or shortly after `proc`
+    exited."""
+    from dinamics.ct_feed import CtFeedDecoder
+
+    dec = CtFeedDecoder()
+    got = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            end = min(end, time.monotonic() + 0.3)
+            proc = None
+        dec.read_from(ser, 4096)
+        r = dec.pop()
+        while r is not None:
+            got.append(r)
+            r = dec.pop()
+        if want is not None and len(got) >= want:
+            break
+        time.sleep(0.01)
+    return got, dec
+
+
+@pytest.fixture
+def pty_pair():
+    from hil.host_port import open_serial
+    from hil.null_modem import NullModem
+
+    modem = NullModem().start()
+    a, b = modem.paths
+    reader = open_serial(b)
+    yield a, reader
+    reader.close()
+    modem.close()
+
+
+def _ct_cmd(*args):
+    return [sys.executable, "-m", "hil", "ct"] + list(args)
+
+
+def test_ct_cli_plays_steps_into_a_pty(pty_pair):
+    port, reader = pty_pair
+    p = subprocess.Popen(_ct_cmd("--port", port, "--steps", "0:5,3,2;1000:20,3.5,-1",
+                                 "--period-ms", "100", "--duration", "2.2"),
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got, dec = _decode_from(reader, 20, proc=p)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 0, err
+    assert dec.errors == 0
+    assert len(got) >= 15, got
+    seqs = [g[0] for g in got]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # nothing lost or repeated
+    first, last = got[0][1], got[-1][1]
+    assert first == pytest.approx((5, 3, 2), abs=0.01)
+    assert last == pytest.approx((20, 3.5, -1), abs=0.01)
+    # one window straddles the step: its RMS lies between the two levels
+    assert all(5 - 0.01 <= g[1][0] <= 20 + 0.01 for g in got)
+    assert "load 5.00 3.00 2.00 A" in out and "load 20.00 3.50 -1.00 A" in out
+    assert "stopped" in out
+
+
+def test_ct_cli_named_profile_no_data_and_sigterm(pty_pair):
+    port, reader = pty_pair
+    p = subprocess.Popen(_ct_cmd("--port", port, "--profile", "ac", "--no-data", "3",
+                                 "--car", "10", "--car-phases", "1"),
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got, dec = _decode_from(reader, 10, want=4)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 0, err
+    assert len(got) >= 4 and dec.errors == 0
+    a = got[-1][1]
+    assert a[0] == pytest.approx(7.8 + 10, abs=0.01) and a[1] == 0 and a[2] is None
+
+
+def test_ct_cli_trace_and_errors(tmp_path, pty_pair):
+    port, reader = pty_pair
+    f = tmp_path / "house.csv"
+    f.write_text("ms,l1,l2,l3\n0,1.5,2.5,3.5\n")
+    p = subprocess.run(_ct_cmd("--port", port, "--trace", str(f), "--period-ms", "50",
+                               "--duration", "0.6", "--quiet"),
+                       cwd=ROOT, capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    got, _ = _decode_from(reader, 2, want=3)
+    assert got and got[0][1] == pytest.approx((1.5, 2.5, 3.5), abs=0.01)
+    bad = subprocess.run(_ct_cmd("--port", port, "--steps", "oops"), cwd=ROOT,
+                         capture_output=True, text=True, timeout=20)
+    assert bad.returncode == 2 and "expected" in bad.stderr
+    nope = subprocess.run(_ct_cmd("--port", "/dev/does-not-exist", "--profile", "oven"), cwd=ROOT,
+                          capture_output=True, text=True, timeout=20)
+    assert nope.returncode == 1 and "cannot open" in nope.stderr
+    lst = subprocess.run(_ct_cmd("--list"), cwd=ROOT, capture_output=True, text=True, timeout=20)
+    assert lst.returncode == 0 and "mixed" in lst.stdout
+
+
+def test_scenario_cli_lists_and_rejects():
+    from hil.__main__ import main
+
+    assert main(["scenario", "--list"]) == 0
+    assert main(["scenario", "nope"]) == 2
+    assert main(["scenario", "oven", "--param", "broken"]) == 2
