@@ -7,7 +7,7 @@ import signal
 
 def add_parser(sub):
     p = sub.add_parser("demo", help="run firmware + emulated EVSE + car, with readable logs")
-    p.add_argument("--seconds", type=float, default=40.0, help="how long to run (default 40)")
+    p.add_argument("--seconds", type=float, default=80.0, help="how long to run (default 80)")
     p.add_argument("--broker", default=None, metavar="HOST:PORT",
                    help="MQTT broker to use (default: start an embedded one on 127.0.0.1:1883, "
                         "or a free port if 1883 is taken)")
@@ -59,8 +59,17 @@ def run(args):
     if not getattr(args, "no_mqtt", False):
         host, port, embedded = start_broker(getattr(args, "broker", None))
         broker = (host, port)
+    from hil.house import HouseLoad
+
+    # The house: a 25 A main breaker, 3 A of base load on L1 where the car charges; an oven and a
+    # kettle come and go while it charges (times in ms from the start).
+    events = [(14000, (13.0, 1.0, 1.0), "oven on: house 13 A"),
+              (29000, (18.0, 1.0, 1.0), "kettle on too: house 18 A"),
+              (44000, (13.0, 1.0, 1.0), "kettle off: house 13 A"),
+              (56000, (3.0, 1.0, 1.0), "oven off: house 3 A")]
+    house = HouseLoad(base=(3.0, 1.0, 1.0), steps=[(t, a) for t, a, _ in events])
     w = World(virtual=False, out=__import__("sys").stdout, broker=broker,
-              serial=getattr(args, "serial", None) if broker else None)
+              serial=getattr(args, "serial", None) if broker else None, house=house)
     stop = []
     signal.signal(signal.SIGINT, lambda *a: stop.append(1))
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
@@ -72,14 +81,26 @@ def run(args):
         prefix = "Dinamics/" + serial_number(w.app.settings, w.port.mac)
         for line in how_to_watch(broker[0], broker[1], prefix):
             say(line)
-    # Faster polls than the seed's defaults so a short demo shows current and energy moving.
-    for name, value in (("timer7", 2000), ("timer9", 3000), ("c_limit", 16)):
+    # Installer settings (as over MQTT): breaker, CTs on all phases, dynamic mode, limits; and
+    # faster polls than the seed's defaults so a short demo shows current and energy moving.
+    for name, value in (("breaker", 25), ("cte", 123), ("c_limit", 32), ("dinamics", 1),
+                        ("timer7", 2000), ("timer9", 3000)):
         w.set(name, value)
+    say("house: 25 A breaker, 3 A base load; dynamic load management on, c_limit 32 A")
     plug_at, unplug_at = 4000, int(seconds * 1000) - 4000
     plugged = unplugged = False
+    next_view = 5000
     try:
         while not stop and w.ms() < seconds * 1000:
             w.step(5)
+            while events and w.ms() >= events[0][0]:
+                say(events.pop(0)[2])
+            if w.ms() >= next_view:
+                next_view += 5000
+                h = house.amps(w.ms())
+                car = w.emu.ev_phase_currents()[0]
+                say("view: L1 %5.1f A on the CT (house %4.1f + car %4.1f), pilot %2d A, breaker 25 A"
+                    % (h[0] + car, h[0], car, w.emu.current_capacity))
             if not plugged and w.ms() >= plug_at:
                 plugged = True
                 say("plugging in a car (32 A max, 1 phase, follows the pilot after 5 s)")
