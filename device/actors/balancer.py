@@ -115,6 +115,7 @@ class Balancer(Actor):
         self.last_change = None  # tick of the last command change
         self.raise_since = None
         self.steady = False
+        self.jump_t = None  # tick of the last reading in which a phase moved (not steady)
         self._t4 = None
         self.short_since = None
         self.resume_since = None
@@ -191,10 +192,26 @@ class Balancer(Actor):
         return float(self.cmd)
 
     def _gg_fresh_for(self, t):
-        """A $GG arrived after the reading's window started (the two describe the same moment)."""
+        """A $GG arrived after the reading's window started (the two describe the same moment).
+        ct_meter posts after every CT, so the values in one reading span a whole round of the
+        fitted CTs: the window is ct_period x fitted CTs. (One ct_period alone is shorter than the
+        $GG period, and whether any reading qualified then hung on sub-ms ordering.)"""
         if not self.gg_session or self.gg_t is None:
             return False
-        return ticks_diff(self.gg_t, ticks_add(t, -self.ct_period)) >= 0
+        n = hr.mask_count(self._fitted()) or 1
+        return ticks_diff(self.gg_t, ticks_add(t, -self.ct_period * n)) >= 0
+
+    def _car_known(self, now, t):
+        """The car's current during the reading is known: a $GG that matches the reading, or a
+        car that has long followed the last command, a $GG that did not move, taken after the
+        CTs last moved (a controller reboot or a car stopping on its own shows on the CTs first)."""
+        if self._gg_fresh_for(t):
+            return True
+        return (self.gg_session and self.gg_prev is not None and abs(self.gg - self.gg_prev) < 0.5
+                and (self.jump_t is None or ticks_diff(self.gg_t, self.jump_t) > 0)
+                and ticks_diff(now, self.gg_t) <= hr.GG_STALE_MS
+                and (self.last_change is None
+                     or ticks_diff(now, self.last_change) >= hr.SETTLE_MS + hr.GG_PERIOD_MS))
 
     def _car_may_draw(self, now):
         """Not in state C, but the relay may still be closed (FS waits up to 3 s for the car)."""
@@ -571,6 +588,8 @@ class Balancer(Actor):
                 if d > hr.STEADY_A or d < -hr.STEADY_A:
                     steady = False
         self.steady = steady
+        if not steady:
+            self.jump_t = t
         self.amps = amps
         self.valid = valid
         self.flags = flags
@@ -644,7 +663,7 @@ class Balancer(Actor):
                 ev_lo = ev_hi
         if ev_lo == ev_hi:
             h_hi = hr.headroom(breaker, amps, ev_hi, mask)
-            if self.steady and (self._gg_fresh_for(t) if self.state == rapi.STATE_C
+            if self.steady and (self._car_known(now, t) if self.state == rapi.STATE_C
                                 else not self._car_may_draw(now)):
                 b = self._base  # unambiguous EV-less load per phase, for mixed readings
                 b[0] = amps[0] - ev_hi
@@ -764,10 +783,14 @@ class Balancer(Actor):
             if self.raise_since is None:
                 self.raise_since = now
             settled = self.last_change is None or ticks_diff(now, self.last_change) >= hr.SETTLE_MS
-            if (settled and self.steady and ticks_diff(now, self.raise_since) >= hr.RAISE_CONFIRM_MS
-                    and (self.state != rapi.STATE_C or self._gg_fresh_for(t))):
-                self.raise_since = None
-                self._set_cmd(now, a, reason)
+            if settled and self.steady and ticks_diff(now, self.raise_since) >= hr.RAISE_CONFIRM_MS:
+                if self.state != rapi.STATE_C or self._gg_fresh_for(t):
+                    self.raise_since = None
+                    self._set_cmd(now, a, reason)
+                elif self.gg_req_t is None or ticks_diff(now, self.gg_req_t) >= TICK_MS:
+                    # the periodic $GG may keep landing just before the readings' windows: ask
+                    # now, so that the next reading has a $GG that matches it
+                    self._request_gg(now)
             return
         # HOLD
         self.raise_since = None
