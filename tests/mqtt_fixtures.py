@@ -2,16 +2,12 @@
 by the tests) and a real paho-mqtt client that records what it receives. Waiting is always on an
 event with a timeout, never a fixed sleep."""
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 def free_port():
@@ -22,54 +18,7 @@ def free_port():
     return port
 
 
-class Mosquitto:
-    """One mosquitto process on a fixed port; stop() kills it (SIGKILL: no goodbye to clients),
-    start() brings it back on the same port (retained messages are lost: no persistence)."""
-
-    def __init__(self, port=None):
-        self.host = "127.0.0.1"
-        self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="mosq-")
-        self.conf = os.path.join(self.dir, "mosquitto.conf")
-        lines = ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
-                 "persistence false", "log_dest none"]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        with open(self.conf, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.proc = None
-
-    @property
-    def address(self):
-        return (self.host, self.port)
-
-    def start(self, timeout=10.0):
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("mosquitto exited: %s" % self.proc.stderr.read().decode())
-            try:
-                socket.create_connection(self.address, timeout=0.2).close()
-                return self
-            except OSError:
-                # Not listening yet: wait for the process (an event), not a fixed sleep.
-                try:
-                    self.proc.wait(0.02)
-                except subprocess.TimeoutExpired:
-                    pass
-        raise RuntimeError("mosquitto did not listen on %d" % self.port)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None
-
-    def close(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+from hil.broker import Mosquitto  # noqa: E402  (one mosquitto launcher for tests and the rig)
 
 
 class Recorder:
