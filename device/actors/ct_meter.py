@@ -234,11 +234,19 @@ class CtMeter(Actor):
             self._finish_adc()
 
     def _finish_adc(self):
+        present = 0
+        for i in self.order:
+            present |= 1 << i
+        self._post(present)
+
+    def _post(self, present):
+        """Post the current values: a CT not fitted (or without an ADC pin) reads NO_DATA, an
+        implausible one 0 A with its flag; `valid` marks the plausible fitted ones."""
         valid = 0
         a = self._amps
         f = self._flags
         for i in range(3):
-            if not (self.fitted & (1 << i)) or i not in self.order:
+            if not (self.fitted & present & (1 << i)):
                 a[i] = 0.0
                 f[i] = ct_math.CT_NO_DATA
             elif f[i] == ct_math.CT_OK:
@@ -290,18 +298,7 @@ class CtMeter(Actor):
         if self.fitted and (self._got & self.fitted) != self.fitted:
             return  # S blocks: wait for the other fitted CTs
         self._got = 0
-        valid = 0
-        a = self._amps
-        f = self._flags
-        for i in range(3):
-            if not (self.fitted & (1 << i)):
-                a[i] = 0.0
-                f[i] = ct_math.CT_NO_DATA
-            elif f[i] == ct_math.CT_OK:
-                valid |= 1 << i
-            else:
-                a[i] = 0.0
-        self._emit(self.now(), (a[0], a[1], a[2]), valid, (f[0], f[1], f[2]))
+        self._post(7)
 
     def _emit(self, t, amps, valid, flags):
         self.readings += 1
