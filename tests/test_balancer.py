@@ -475,3 +475,86 @@ def test_status_for_mqtt():
     assert st["max_charging_current"] == 19 and st["target"] == 19
     assert st["active_phases"] == 1 and st["no_of_phases"] == 1
     assert p.balancer.state == rapi.STATE_C
+
+
+def _fs_fe(p, since):
+    return [(t, c) for t, c, _ in cmds(p, since, ("FS", "FE"))]
+
+
+def test_pauses_that_follow_resumes_closely_back_off_and_a_calm_charge_resets():
+    # A load cycling around the limit: each no-headroom pause within CYCLE_WINDOW_MS of the last
+    # resume doubles min_off_ms (20 s, 40 s, 80 s); after a calm window it is 20 s again.
+    heavy, light = (24.0, 0.0, 0.0), (0.0, 0.0, 0.0)
+    steps = [(20000, heavy), (25000, light), (60000, heavy), (65000, light), (150000, heavy),
+             (155000, light), (1000000, heavy), (1005000, light)]
+    p = Plant(dyn(), ev=car(phases=1, phase=1), house=HouseTrace(steps))
+    p.run_until(1100000)
+    ev = _fs_fe(p, 15000)
+    assert [c for _, c in ev] == ["FS", "FE"] * 4
+    offs = [ev[i + 1][0] - ev[i][0] for i in range(0, 8, 2)]
+    for got, want in zip(offs, (20000, 40000, 80000, 20000)):
+        assert want + hr.RESUME_CONFIRM_MS <= got <= want + hr.RESUME_CONFIRM_MS + 700, offs
+    assert any("restart after >= 40 s" in text for _, _, text in p.logs)
+
+
+def test_a_stale_data_pause_does_not_count_as_cycling():
+    heavy, light = (24.0, 0.0, 0.0), (0.0, 0.0, 0.0)
+    p = Plant(dyn(stale_ms=3000, stale_action=0), ev=car(phases=1, phase=1),
+              house=HouseTrace([(20000, heavy), (25000, light)]))
+    p.run_until(60000)  # paused for the load, resumed after 20 s
+    p.stop_ct()
+    p.run_until(70000)
+    p.start_ct()
+    p.run_until(120000)
+    ev = _fs_fe(p, 15000)
+    assert [c for _, c in ev] == ["FS", "FE", "FS", "FE"]
+    assert ev[3][0] - ev[2][0] <= 20000 + hr.RESUME_CONFIRM_MS + 7000  # not 40 s
+
+
+def test_hard_shortage_is_judged_on_the_cars_real_current():
+    # The car is about to follow an earlier cut (26 -> 19 A) when a 13 A load comes on, 0.1 s
+    # before it does. Judged on a guess (the car has followed: 19 A) the minimum would be "far
+    # over" and the charge would pause for min_off_ms; the car's real current ($GG: still 26 A)
+    # shows that the minimum fits (32 - 24.8 = 7.2 A): minimum, no pause.
+    house = HouseTrace(start=(5.1, 0.0, 0.0))
+    house.add(30000, (11.8, 0.0, 0.0))
+    p = Plant(dyn(cte=1, breaker=32), ev=car(phases=1, phase=1), house=house, ct_period_ms=100)
+    p.run_until(30000)
+    assert p.sc_values()[-1][1] == 26
+    p.run_until(31000)
+    t_cut, a = p.sc_values()[-1]
+    assert a == 19
+    house.add(t_cut + 4900, (24.8, 0.0, 0.0))  # the car follows the cut at t_cut + 5 s
+    p.run_until(t_cut + 40000)
+    assert _fs_fe(p, t_cut) == []
+    assert p.sc_values()[-1][1] == 6 and p.charging()
+    # a real hard shortage still pauses within a $GG round trip and a reading or two
+    t_big = p.clock.ms + 100
+    house.add(t_big, (31.5, 0.0, 0.0))
+    p.run_until(t_big + 3000)
+    fs = _fs_fe(p, t_big)
+    assert fs and fs[0][1] == "FS" and fs[0][0] - t_big <= 400
+
+
+def test_raise_after_a_cut_does_not_wait_settle_ms():
+    # house 5 -> 12 -> 5 A two seconds apart: the raise back needs the confirmation and the car at
+    # the cut value (until $GG shows it there it may already be, so the room is counted from the
+    # command), not SETTLE_MS after the cut: after a cut the car only moves down
+    house = HouseTrace([(30000, (12.0, 0.0, 0.0)), (32000, (5.0, 0.0, 0.0))],
+                       start=(5.0, 0.0, 0.0))
+    p = Plant(dyn(cte=1), ev=car(phases=1, phase=1), house=house, ct_period_ms=100)
+    p.run_until(45000)
+    sc = [(t, a) for t, a in p.sc_values() if t >= 30000]
+    assert [a for _, a in sc] == [12, 19]
+    assert sc[0][0] + 5000 <= sc[1][0] < sc[0][0] + hr.SETTLE_MS - 500
+
+
+def test_second_raise_waits_until_the_car_has_followed_the_first():
+    house = HouseTrace([(60000, (8.0, 0.0, 0.0)), (62000, (5.0, 0.0, 0.0))],
+                       start=(12.0, 0.0, 0.0))
+    p = Plant(dyn(cte=1), ev=car(phases=1, phase=1), house=house, ct_period_ms=100)
+    p.run_until(80000)
+    sc = [(t, a) for t, a in p.sc_values() if t >= 60000]
+    assert [a for _, a in sc] == [16, 19]
+    # the car follows 5 s after the first raise; two $GG at the command end the settling early
+    assert sc[0][0] + 5000 <= sc[1][0] < sc[0][0] + hr.SETTLE_MS

@@ -80,6 +80,9 @@ class Balancer(Actor):
         self.pause = None  # balancer pause reason (auto-resumes) or None
         self.paused_at = None
         self.waive_min_off = False
+        self.off_level = 0  # min-off doubles per level: pauses that follow resumes closely
+        self.pause_level = 0  # the level of the pause in progress
+        self.resumed_at = None  # tick of the last automatic resume (cleared after CYCLE_WINDOW_MS)
         self.stop_reason = None
         self.cmd = s.get("c_min_limit") if s.get("dinamics") else s.get("c_limit")
         self.sent_amps = None
@@ -107,12 +110,14 @@ class Balancer(Actor):
         self.gg_session = False  # a $GG arrived since the EVSE entered state C
         self.gg_before = 0.0  # the $GG value before the last change ...
         self.gg_change_t = None  # ... and the tick of the $GG that first showed the change
+        self.gg_prior_t = None  # tick of the $GG before the last one (this session)
         self.gg_req_t = None
         self.c_since = None  # tick the EVSE entered state C
         self.left_c_t = None
         self.ever_charged = False  # state C seen in this plug session
         # regulation
         self.last_change = None  # tick of the last command change
+        self.last_cut = False  # ... and whether it was a cut
         self.raise_since = None
         self.steady = False
         self.jump_t = None  # tick of the last reading in which a phase moved (not steady)
@@ -121,6 +126,7 @@ class Balancer(Actor):
         self.resume_since = None
         self.defer_t = None
         self.defer_ref = None
+        self.unsure_t = None  # tick a hard-over pause began waiting to know the car's current
         self.over_since = None
         self.fresh_start = True
         self.on_since = None  # tick charging was (re)enabled: min_on_ms
@@ -212,6 +218,20 @@ class Balancer(Actor):
                 and ticks_diff(now, self.gg_t) <= hr.GG_STALE_MS
                 and (self.last_change is None
                      or ticks_diff(now, self.last_change) >= hr.SETTLE_MS + hr.GG_PERIOD_MS))
+
+    def _car_followed(self, now):
+        """$GG shows the car at the command, twice in a row (no change between them), both taken
+        after the last command change: it has followed (ends SETTLE_MS early; a car that draws
+        less than offered waits SETTLE_MS)."""
+        if (self.state != rapi.STATE_C or not self.gg_session or self.gg_prior_t is None
+                or self.last_change is None
+                or ticks_diff(self.gg_prior_t, self.last_change) <= 0
+                or ticks_diff(now, self.gg_t) > hr.GG_PERIOD_MS):
+            return False
+        if self.gg_change_t is not None and ticks_diff(self.gg_change_t, self.gg_prior_t) > 0:
+            return False  # the last $GG moved
+        d = self.gg - self.cmd
+        return -hr.FOLLOWED_A < d < hr.FOLLOWED_A
 
     def _car_may_draw(self, now):
         """Not in state C, but the relay may still be closed (FS waits up to 3 s for the car)."""
@@ -457,6 +477,8 @@ class Balancer(Actor):
                 self.intent = ENABLE_SLEEP
                 self.auto_on = False
             self.on_since = None
+            self.off_level = 0
+            self.resumed_at = None
             if self.pause == R_SOLAR_WAIT:
                 self.pause = None
             self._post_phases()
@@ -465,6 +487,7 @@ class Balancer(Actor):
         ma = payload[0]
         now = self.now()
         old = self.gg if self.gg_session else 0.0
+        self.gg_prior_t = self.gg_t if self.gg_session else None
         self.gg = (ma if ma > 0 else 0) / 1000
         self.gg_t = now
         if self.state != rapi.STATE_C:
@@ -475,7 +498,8 @@ class Balancer(Actor):
             self.gg_before = old  # the car changed somewhere since the previous $GG
             self.gg_change_t = now
         self._detect(now)
-        if self.defer_t is not None and self._dynamic() and self.good_t is not None:
+        if ((self.defer_t is not None or self.unsure_t is not None) and self._dynamic()
+                and self.good_t is not None):
             self._regulate(now, self.good_t)  # the $GG a deferred cut was waiting for
             self._apply()
 
@@ -640,6 +664,7 @@ class Balancer(Actor):
         mask = self._ev_mask()
         amps = self.amps
         ev_lo, ev_hi = self._ev_range(now, t)
+        car_moved = ev_lo != ev_hi  # the car changed during the reading's window
         over = hr.actual_over(breaker, amps, mask)
         new_over = False
         if over > 0.0:
@@ -681,7 +706,7 @@ class Balancer(Actor):
         self.max_current = a if a > 0 else 0
         if not self._active():
             self.short_since = self.raise_since = self.resume_since = self.defer_t = None
-            self.over_since = None
+            self.over_since = self.unsure_t = None
             return
         if self.pause is not None:
             self._maybe_resume(now, h_lo, amps, mask, solar)
@@ -713,6 +738,12 @@ class Balancer(Actor):
                 self.cancel(self._t4)
                 self._t4 = self.after(s.get("timer4"), "timer4")  # re-check exactly then
             if hr.deficit_at_min(h_hi, c_min) > hr.hard_over(breaker):
+                if self._car_unsure(now, t, car_moved):
+                    # the car may be following an earlier cut (its $GG is older than the reading,
+                    # or it changed during the reading): drop to the minimum now, decide the
+                    # pause on the $GG that answers or the next reading
+                    self._set_cmd(now, c_min, R_MINIMUM)
+                    return
                 self._pause_now(R_NO_HEADROOM)
                 return
             if ticks_diff(now, self.short_since) >= s.get("timer4"):
@@ -726,6 +757,7 @@ class Balancer(Actor):
                     self._request_gg(now)
             self._set_cmd(now, c_min, R_MINIMUM)
             return
+        self.unsure_t = None
         if self.short_since is not None:
             if h_lo < c_min + hr.HOLD_A - hr.EPS:
                 return  # not sure the shortage is over yet: stay at the minimum
@@ -782,7 +814,9 @@ class Balancer(Actor):
             # shows as part of itself, so a reading that moved tells less than the next one
             if self.raise_since is None:
                 self.raise_since = now
-            settled = self.last_change is None or ticks_diff(now, self.last_change) >= hr.SETTLE_MS
+            settled = (self.last_change is None or self.last_cut
+                       or ticks_diff(now, self.last_change) >= hr.SETTLE_MS
+                       or self._car_followed(now))
             if settled and self.steady and ticks_diff(now, self.raise_since) >= hr.RAISE_CONFIRM_MS:
                 if self.state != rapi.STATE_C or self._gg_fresh_for(t):
                     self.raise_since = None
@@ -824,6 +858,25 @@ class Balancer(Actor):
         self.defer_t = None
         return False
 
+    def _car_unsure(self, now, t, mixed):
+        """Charging, and no $GG during or since the reading, or the car changed during it
+        (mixed): ask for a $GG (its reply re-runs the decision) and wait for it or for a reading
+        that is not mixed, at most GG_DEFER_MAX_MS. False = decide now."""
+        if self.state != rapi.STATE_C or not self.link_up:
+            self.unsure_t = None
+            return False
+        if not mixed and (self._gg_fresh_for(t) or self._gg_after(t)):
+            self.unsure_t = None
+            return False
+        if self.unsure_t is None:
+            self.unsure_t = now
+            self.stats["deferred"] += 1
+            self._request_gg(now)
+        if ticks_diff(now, self.unsure_t) < hr.GG_DEFER_MAX_MS:
+            return True
+        self.unsure_t = None
+        return False
+
     def _solar_import(self, now, amps, mask):
         """Solar mode: importing (> SOLAR_IMPORT_A on an EV phase) for solar_stop_ms pauses the
         charge, but never before it ran min_on_ms. True when it paused."""
@@ -851,7 +904,7 @@ class Balancer(Actor):
         if ok and solar:
             ok = export >= s.get("solar_start")
         if (ok and not self.waive_min_off and self.paused_at is not None
-                and ticks_diff(now, self.paused_at) < s.get("min_off_ms")):
+                and ticks_diff(now, self.paused_at) < self._min_off_ms()):
             ok = False
         if not ok:
             self.resume_since = None
@@ -877,9 +930,13 @@ class Balancer(Actor):
         self.resume_since = self.short_since = self.import_since = self.over_since = None
         self.fresh_start = False
         self.on_since = now
+        self.resumed_at = now
         self.stats["resumes"] += 1
         self.log(m.INFO, "resuming at %d A" % a)
         self._set_cmd(now, a, reason)
+
+    def _min_off_ms(self):
+        return self.settings.get("min_off_ms") << self.pause_level
 
     def _pause_now(self, reason, waive_min_off=False):
         """Balancer pause (FS); it resumes by itself (see _maybe_resume)."""
@@ -888,10 +945,23 @@ class Balancer(Actor):
             self.stats["pauses"] += 1
             self.paused_at = now
             self.waive_min_off = waive_min_off
+            self.pause_level = 0
+            if reason == R_NO_HEADROOM:
+                # A load cycling around the limit (oven thermostat, A/C) would toggle the car
+                # and the relay every few minutes: each such pause soon after a resume waits
+                # longer. (A stale-data pause is a fault, not cycling: plain min_off_ms.)
+                if self.resumed_at is not None:
+                    if self.off_level < hr.OFF_BACKOFF_MAX:
+                        self.off_level += 1
+                else:
+                    self.off_level = 0
+                self.pause_level = self.off_level
             if not waive_min_off:
-                self.log(m.WARNING, "pause: " + reason)
+                self.log(m.WARNING, "pause: %s (restart after >= %d s)"
+                         % (reason, self._min_off_ms() // 1000))
         self.pause = reason
         self.short_since = self.raise_since = self.resume_since = self.defer_t = None
+        self.unsure_t = None
         self.import_since = self.over_since = None
         self.on_since = None
 
@@ -905,6 +975,7 @@ class Balancer(Actor):
                 self.hi_until = ticks_add(now, hr.SETTLE_MS)
             else:
                 self.stats["raises"] += 1
+            self.last_cut = amps < self.cmd
             self.cmd = amps
             self.last_change = now
         self._set_reason(reason)
@@ -916,6 +987,8 @@ class Balancer(Actor):
     def _tick(self):
         now = self.now()
         s = self.settings
+        if self.resumed_at is not None and ticks_diff(now, self.resumed_at) >= hr.CYCLE_WINDOW_MS:
+            self.resumed_at = None  # calm for a while: the next pause waits min_off_ms again
         if self._dynamic():
             self._check_stale(now)
             if (self.link_up and self.state == rapi.STATE_C and self.intent == ENABLE_ON
@@ -944,6 +1017,7 @@ class Balancer(Actor):
                                                  else "minimum current"))
         self.post(m.ERROR, ("ct", str(age), text))
         self.raise_since = self.short_since = self.resume_since = self.defer_t = None
+        self.unsure_t = None
         if s.get("stale_action") == 0:
             if self.pause is None:
                 self._pause_now(R_STALE)
