@@ -482,19 +482,22 @@ def _fs_fe(p, since):
 
 
 def test_pauses_that_follow_resumes_closely_back_off_and_a_calm_charge_resets():
-    # A load cycling around the limit: each no-headroom pause within CYCLE_WINDOW_MS of the last
-    # resume doubles min_off_ms (20 s, 40 s, 80 s); after a calm window it is 20 s again.
+    # A load cycling around the limit: beyond CYCLE_FREE_PAUSES no-headroom pauses in a row, each
+    # within CYCLE_WINDOW_MS of the last resume, min_off_ms doubles (20, 20, 20, 40, 80 s); after
+    # a calm window it is 20 s again.
+    assert hr.CYCLE_FREE_PAUSES == 2
     heavy, light = (24.0, 0.0, 0.0), (0.0, 0.0, 0.0)
-    steps = [(20000, heavy), (25000, light), (60000, heavy), (65000, light), (150000, heavy),
-             (155000, light), (1000000, heavy), (1005000, light)]
+    steps = []
+    for t in (20000, 60000, 100000, 140000, 200000, 1100000):
+        steps += [(t, heavy), (t + 5000, light)]
     p = Plant(dyn(), ev=car(phases=1, phase=1), house=HouseTrace(steps))
-    p.run_until(1100000)
+    p.run_until(1200000)
     ev = _fs_fe(p, 15000)
-    assert [c for _, c in ev] == ["FS", "FE"] * 4
-    offs = [ev[i + 1][0] - ev[i][0] for i in range(0, 8, 2)]
-    for got, want in zip(offs, (20000, 40000, 80000, 20000)):
+    assert [c for _, c in ev] == ["FS", "FE"] * 6
+    offs = [ev[i + 1][0] - ev[i][0] for i in range(0, 12, 2)]
+    for got, want in zip(offs, (20000, 20000, 20000, 40000, 80000, 20000)):
         assert want + hr.RESUME_CONFIRM_MS <= got <= want + hr.RESUME_CONFIRM_MS + 700, offs
-    assert any("restart after >= 40 s" in text for _, _, text in p.logs)
+    assert any("restart after >= 80 s" in text for _, _, text in p.logs)
 
 
 def test_a_stale_data_pause_does_not_count_as_cycling():

@@ -80,8 +80,8 @@ class Balancer(Actor):
         self.pause = None  # balancer pause reason (auto-resumes) or None
         self.paused_at = None
         self.waive_min_off = False
-        self.off_level = 0  # min-off doubles per level: pauses that follow resumes closely
-        self.pause_level = 0  # the level of the pause in progress
+        self.off_level = 0  # no-headroom pauses in a row, each soon after the last resume
+        self.pause_level = 0  # min_off_ms doubles per level: the level of the pause in progress
         self.resumed_at = None  # tick of the last automatic resume (cleared after CYCLE_WINDOW_MS)
         self.stop_reason = None
         self.cmd = s.get("c_min_limit") if s.get("dinamics") else s.get("c_limit")
@@ -951,11 +951,12 @@ class Balancer(Actor):
                 # and the relay every few minutes: each such pause soon after a resume waits
                 # longer. (A stale-data pause is a fault, not cycling: plain min_off_ms.)
                 if self.resumed_at is not None:
-                    if self.off_level < hr.OFF_BACKOFF_MAX:
+                    if self.off_level < hr.CYCLE_FREE_PAUSES + hr.OFF_BACKOFF_MAX:
                         self.off_level += 1
                 else:
                     self.off_level = 0
-                self.pause_level = self.off_level
+                if self.off_level > hr.CYCLE_FREE_PAUSES:
+                    self.pause_level = self.off_level - hr.CYCLE_FREE_PAUSES
             if not waive_min_off:
                 self.log(m.WARNING, "pause: %s (restart after >= %d s)"
                          % (reason, self._min_off_ms() // 1000))

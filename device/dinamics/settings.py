@@ -73,7 +73,7 @@ TABLE = (
     ("hb_amps", "set_hb_amps", INT, 0, 32, 6, "A", _P, "", "EVSE heartbeat fallback current"),
     ("stale_ms", "set_stale_ms", INT, 500, 5000, 3000, "ms", _P, "", "CT data older than this is stale: fall back"),
     ("stale_action", "set_stale_action", CHOICE, (0, 1), None, 0, "", _P, "", "stale CT data: 0 = pause, 1 = minimum current"),
-    ("min_off_ms", "set_min_off_ms", INT, 0, 3600000, 30000, "ms", _P, "", "minimum pause before charging resumes (doubles for pauses that follow a resume within 10 min, up to 8x)"),
+    ("min_off_ms", "set_min_off_ms", INT, 0, 3600000, 30000, "ms", _P, "", "minimum pause before charging resumes (doubles from the 3rd pause in a row that follows a resume within 10 min, up to 8x)"),
     ("min_on_ms", "set_min_on_ms", INT, 0, 3600000, 60000, "ms", _P, "", "minimum charge time before a non-safety pause"),
     ("resume_margin", "set_resume_margin", INT, 0, 10, 1, "A", _P, "", "resume when minimum + margin is available"),
     ("mains_hz", "set_mains_hz", CHOICE, (50, 60), None, 50, "Hz", _P, "", "mains frequency"),
