@@ -370,7 +370,7 @@ def test_phase_detection_uses_signed_deltas():
 def test_undetected_phases_are_assumed_all_fitted():
     b = Plant(dyn(), ev=car(phases=1, phase=1)).balancer
     assert b._ev_mask() == 7
-    b.det_mask = 2
+    b.phase_det.mask = 2
     assert b._ev_mask() == 2
 
 

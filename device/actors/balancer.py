@@ -24,6 +24,8 @@ from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import rapi
 from dinamics.mailbox import Actor
+from dinamics.min_off import MinOff
+from dinamics.phase_detect import PhaseDetector
 
 ENABLE_OFF = 1
 ENABLE_ON = 2
@@ -61,8 +63,9 @@ class Balancer(Actor):
     def __init__(self, settings):
         super().__init__()
         self.settings = settings
-        self._snap = [0.0, 0.0, 0.0]
         self._base = [0.0, 0.0, 0.0]
+        self.phase_det = PhaseDetector()
+        self.min_off = MinOff()
         self.reset()
 
     # --- state -----------------------------------------------------------------------------
@@ -78,11 +81,7 @@ class Balancer(Actor):
         self.user_cmd = False  # a set_enable arrived during this plug session
         self.auto_on = bool(s.get("plugandcharge"))  # intent ON set by (no-WAN) plug&charge
         self.pause = None  # balancer pause reason (auto-resumes) or None
-        self.paused_at = None
-        self.waive_min_off = False
-        self.off_level = 0  # no-headroom pauses in a row, each soon after the last resume
-        self.pause_level = 0  # min_off_ms doubles per level: the level of the pause in progress
-        self.resumed_at = None  # tick of the last automatic resume (cleared after CYCLE_WINDOW_MS)
+        self.min_off.reset()
         self.stop_reason = None
         self.cmd = s.get("c_min_limit") if s.get("dinamics") else s.get("c_limit")
         self.sent_amps = None
@@ -138,14 +137,7 @@ class Balancer(Actor):
         self.t3_since = None
         self.boot_t = None
         self._solar_warned = False
-        # phase detection
-        self.det_mask = 0
-        self.snap_ok = False
-        self.snap_ev = 0.0
-        self.pend_ev = None
-        self.pend_t = None
-        self.gg_prev = None
-        self.gg_prev_t = None
+        self.phase_det.reset()
         self.stats = {"cuts": 0, "raises": 0, "pauses": 0, "resumes": 0, "stale": 0,
                       "deferred": 0, "escalations": 0, "stops": 0, "gg_requests": 0}
 
@@ -172,7 +164,7 @@ class Balancer(Actor):
         fitted = self._fitted()
         if hr.mask_count(fitted) <= 1:
             return fitted
-        return (self.det_mask & fitted) or fitted
+        return (self.phase_det.mask & fitted) or fitted
 
     def _ev_estimate(self, now):
         """The EV's current per phase now (A). 0 when not in state C; the last $GG while fresh;
@@ -213,7 +205,8 @@ class Balancer(Actor):
         CTs last moved (a controller reboot or a car stopping on its own shows on the CTs first)."""
         if self._gg_fresh_for(t):
             return True
-        return (self.gg_session and self.gg_prev is not None and abs(self.gg - self.gg_prev) < 0.5
+        return (self.gg_session and self.gg_prior_t is not None
+                and (self.gg_change_t is None or ticks_diff(self.gg_change_t, self.gg_prior_t) <= 0)
                 and (self.jump_t is None or ticks_diff(self.gg_t, self.jump_t) > 0)
                 and ticks_diff(now, self.gg_t) <= hr.GG_STALE_MS
                 and (self.last_change is None
@@ -379,7 +372,7 @@ class Balancer(Actor):
             else:
                 self.cmd = s.get("c_limit")
         elif name == "cte":
-            self._reset_phases()
+            self.phase_det.reset()
         elif name == "solar":
             if (value and self._dynamic() and self._active() and self.pause is None
                     and self.state != rapi.STATE_C):
@@ -434,7 +427,7 @@ class Balancer(Actor):
         if st == rapi.STATE_C and prev != rapi.STATE_C:
             self.c_since = now
             self.gg_session = False
-            self.gg_prev = None
+            self.phase_det.session_start()
             self.ever_charged = True
             if self.on_since is None:
                 self.on_since = now
@@ -444,7 +437,7 @@ class Balancer(Actor):
         elif prev == rapi.STATE_C and st != rapi.STATE_C:
             self.left_c_t = now
             self.gg_session = False
-            self.pend_ev = None
+            self.phase_det.session_end()
         # The controller reports its advertised current; a difference means it was changed behind
         # our back (heartbeat fallback, reboot, local menu): send ours again.
         if (amps is not None and self.sent_amps is not None and amps != self.sent_amps
@@ -468,7 +461,7 @@ class Balancer(Actor):
             if self.intent == ENABLE_ON:
                 self._activated()
         else:
-            self._reset_phases()
+            self.phase_det.reset()
             self.ever_charged = False
             self.user_cmd = False
             if self.auto_on and not self._pc() and self.intent == ENABLE_ON:
@@ -477,8 +470,7 @@ class Balancer(Actor):
                 self.intent = ENABLE_SLEEP
                 self.auto_on = False
             self.on_since = None
-            self.off_level = 0
-            self.resumed_at = None
+            self.min_off.forget()
             if self.pause == R_SOLAR_WAIT:
                 self.pause = None
             self._post_phases()
@@ -497,7 +489,10 @@ class Balancer(Actor):
         if d >= 0.5 or d <= -0.5:
             self.gg_before = old  # the car changed somewhere since the previous $GG
             self.gg_change_t = now
-        self._detect(now)
+        fitted = self._fitted()
+        if self.phase_det.on_gg(self.gg, now, fitted, self.amps, self._window_after):
+            self.log(m.INFO, "EV phases %d" % hr.phases_code(self.phase_det.mask)[0])
+            self._post_phases()
         if ((self.defer_t is not None or self.unsure_t is not None) and self._dynamic()
                 and self.good_t is not None):
             self._regulate(now, self.good_t)  # the $GG a deferred cut was waiting for
@@ -517,69 +512,20 @@ class Balancer(Actor):
         self.stats["gg_requests"] += 1
         self.post(m.RAPI_REQUEST, (_TAG, "GG", None))
 
-    # --- phase detection ---------------------------------------------------------------------
-    def _reset_phases(self):
-        self.det_mask = 0
-        self.snap_ok = False
-        self.pend_ev = None
-        self.gg_prev = None
-
-    def _take_snapshot(self, ev):
-        a = self.amps
-        s = self._snap
-        s[0] = a[0]
-        s[1] = a[1]
-        s[2] = a[2]
-        self.snap_ev = ev
-        self.snap_ok = True
-
+    # --- phase detection (dinamics.phase_detect) ----------------------------------------------
     def _window_after(self, tick):
         """The latest good reading's whole window lies after `tick`."""
         if self.good_t is None or self.good_t != self.last_t:
             return False
         return ticks_diff(ticks_add(self.good_t, -self.ct_period), tick) >= 0
 
-    def _detect(self, now):
-        """On each $GG in state C: compare per-phase CT changes with the EV's current change."""
-        fitted = self._fitted()
-        gg = self.gg
-        prev, prev_t = self.gg_prev, self.gg_prev_t
-        self.gg_prev, self.gg_prev_t = gg, now
-        if hr.mask_count(fitted) <= 1:
-            return
-        if self.pend_ev is not None:
-            if abs(gg - self.pend_ev) >= 0.6:  # still moving
-                self.pend_ev, self.pend_t = gg, now
-                return
-            if not self._window_after(self.pend_t):
-                return
-            s = self._snap
-            a = self.amps
-            d0 = a[0] - s[0]
-            d1 = a[1] - s[1]
-            d2 = a[2] - s[2]
-            mask = hr.classify_phases((d0, d1, d2), gg - self.snap_ev, fitted)
-            self.pend_ev = None
-            self._take_snapshot(gg)
-            if mask:
-                new = mask | self.det_mask if self.det_mask else mask
-                if new != self.det_mask:
-                    self.det_mask = new
-                    self.log(m.INFO, "EV phases %d" % hr.phases_code(new)[0])
-                    self._post_phases()
-            return
-        if self.snap_ok and abs(gg - self.snap_ev) >= hr.DETECT_MIN_A:
-            self.pend_ev, self.pend_t = gg, now
-        elif prev is not None and abs(gg - prev) < 0.6 and self._window_after(prev_t):
-            self._take_snapshot(gg)
-
     def _post_phases(self):
         if self.connected and self.ever_charged:
             fitted = self._fitted()
             if hr.mask_count(fitted) == 1:
                 code = hr.phases_code(fitted)
-            elif self.det_mask:
-                code = hr.phases_code(self.det_mask)
+            elif self.phase_det.mask:
+                code = hr.phases_code(self.phase_det.mask)
             else:
                 code = (99, 0)
         else:
@@ -625,7 +571,7 @@ class Balancer(Actor):
             self.post(m.ERROR, ("ct", "ok", "CT data fresh again"))
         if self.state != rapi.STATE_C and (
                 self.left_c_t is None or ticks_diff(now, self.left_c_t) > 4000):
-            self._take_snapshot(0.0)  # the EV draws nothing: baseline for phase detection
+            self.phase_det.baseline(amps, 0.0)  # the EV draws nothing: the reference
         if self._dynamic():
             self._regulate(now, t)
         self._apply()
@@ -849,14 +795,9 @@ class Balancer(Actor):
             self.defer_t = None
             return False
         if self.defer_t is None:
-            self.defer_t = now
             self.defer_ref = t
-            self.stats["deferred"] += 1
-            self._request_gg(now)
-        if ticks_diff(now, self.defer_t) < hr.GG_DEFER_MAX_MS:
-            return True
-        self.defer_t = None
-        return False
+        self.defer_t = self._await_gg(now, self.defer_t)
+        return self.defer_t is not None
 
     def _car_unsure(self, now, t, mixed):
         """Charging, and no $GG during or since the reading, or the car changed during it
@@ -868,14 +809,17 @@ class Balancer(Actor):
         if not mixed and (self._gg_fresh_for(t) or self._gg_after(t)):
             self.unsure_t = None
             return False
-        if self.unsure_t is None:
-            self.unsure_t = now
+        self.unsure_t = self._await_gg(now, self.unsure_t)
+        return self.unsure_t is not None
+
+    def _await_gg(self, now, since):
+        """A wait for the $GG that settles a decision: begun now (asking for one) when `since`
+        is None, over after GG_DEFER_MAX_MS. Returns the wait's start, or None once it is over."""
+        if since is None:
+            since = now
             self.stats["deferred"] += 1
             self._request_gg(now)
-        if ticks_diff(now, self.unsure_t) < hr.GG_DEFER_MAX_MS:
-            return True
-        self.unsure_t = None
-        return False
+        return since if ticks_diff(now, since) < hr.GG_DEFER_MAX_MS else None
 
     def _solar_import(self, now, amps, mask):
         """Solar mode: importing (> SOLAR_IMPORT_A on an EV phase) for solar_stop_ms pauses the
@@ -903,8 +847,7 @@ class Balancer(Actor):
         export = -hr.max_import(amps, mask)
         if ok and solar:
             ok = export >= s.get("solar_start")
-        if (ok and not self.waive_min_off and self.paused_at is not None
-                and ticks_diff(now, self.paused_at) < self._min_off_ms()):
+        if ok and not self.min_off.over(now, s.get("min_off_ms")):
             ok = False
         if not ok:
             self.resume_since = None
@@ -926,40 +869,24 @@ class Balancer(Actor):
                 a = room if room >= c_min else c_min
                 reason = R_SOLAR
         self.pause = None
-        self.paused_at = None
+        self.min_off.resumed(now)
         self.resume_since = self.short_since = self.import_since = self.over_since = None
         self.fresh_start = False
         self.on_since = now
-        self.resumed_at = now
         self.stats["resumes"] += 1
         self.log(m.INFO, "resuming at %d A" % a)
         self._set_cmd(now, a, reason)
-
-    def _min_off_ms(self):
-        return self.settings.get("min_off_ms") << self.pause_level
 
     def _pause_now(self, reason, waive_min_off=False):
         """Balancer pause (FS); it resumes by itself (see _maybe_resume)."""
         now = self.now()
         if self.pause is None:
             self.stats["pauses"] += 1
-            self.paused_at = now
-            self.waive_min_off = waive_min_off
-            self.pause_level = 0
-            if reason == R_NO_HEADROOM:
-                # A load cycling around the limit (oven thermostat, A/C) would toggle the car
-                # and the relay every few minutes: each such pause soon after a resume waits
-                # longer. (A stale-data pause is a fault, not cycling: plain min_off_ms.)
-                if self.resumed_at is not None:
-                    if self.off_level < hr.CYCLE_FREE_PAUSES + hr.OFF_BACKOFF_MAX:
-                        self.off_level += 1
-                else:
-                    self.off_level = 0
-                if self.off_level > hr.CYCLE_FREE_PAUSES:
-                    self.pause_level = self.off_level - hr.CYCLE_FREE_PAUSES
+            # a shortage pause may be a load cycling around the limit: min_off backs off
+            self.min_off.pause(now, reason == R_NO_HEADROOM, waive_min_off)
             if not waive_min_off:
                 self.log(m.WARNING, "pause: %s (restart after >= %d s)"
-                         % (reason, self._min_off_ms() // 1000))
+                         % (reason, self.min_off.ms(self.settings.get("min_off_ms")) // 1000))
         self.pause = reason
         self.short_since = self.raise_since = self.resume_since = self.defer_t = None
         self.unsure_t = None
@@ -988,8 +915,7 @@ class Balancer(Actor):
     def _tick(self):
         now = self.now()
         s = self.settings
-        if self.resumed_at is not None and ticks_diff(now, self.resumed_at) >= hr.CYCLE_WINDOW_MS:
-            self.resumed_at = None  # calm for a while: the next pause waits min_off_ms again
+        self.min_off.tick(now)
         if self._dynamic():
             self._check_stale(now)
             if (self.link_up and self.state == rapi.STATE_C and self.intent == ENABLE_ON
@@ -1024,7 +950,7 @@ class Balancer(Actor):
                 self._pause_now(R_STALE)
             else:
                 self.pause = R_STALE  # already paused: stays paused, now for this reason
-                self.waive_min_off = False
+                self.min_off.waived = False
         elif self.pause is None:
             self._set_cmd(now, s.get("c_min_limit"), R_STALE)
         # (action 1 while paused: stay paused, nothing can show that the minimum fits)
