@@ -41,6 +41,8 @@ class Monitor(Actor):
             self.say("balancer target %s A (%s)" % payload)
         elif kind == m.RAPI_REPLY:
             tag, ok, fields, text = payload
+            if ok and tag == "balancer":
+                return  # its $GG polls (1-4 a second) and $SC acks; the target line says it
             self.say("%s: %s %s" % (tag, "ok" if ok else ("NK" if ok is False else "failed"), text))
         elif kind == m.ERROR:
             self.say("error on %s (%r): %s" % payload)
