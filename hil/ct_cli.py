@@ -12,9 +12,10 @@ scenario NAME --bench`), which plays the emulated car's real draw into the feed.
 Profiles: --steps "0:5,3,2;10000:20,3,2" (ms: A per phase; one value = L1 only), --trace FILE
 (CSV ms,l1,l2,l3), or --profile NAME (see --list). --loop repeats it; otherwise the last value
 holds. One line per load change is printed; Ctrl-C (SIGINT) or SIGTERM stops it with exit 0."""
-import signal
 import sys
 import time
+
+from hil.signals import catch_stop
 
 
 def add_parser(sub):
@@ -96,17 +97,7 @@ def run(args, out=None):
         print("ct: cannot open %s: %s" % (args.port, e), file=sys.stderr)
         return 1
 
-    stop = []
-    old = {}
-
-    def _stop(signum, frame):
-        stop.append(signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            old[sig] = signal.signal(sig, _stop)
-        except (ValueError, OSError):  # not the main thread
-            pass
+    stop, restore_signals = catch_stop()
 
     class _House:  # the profile, looping if it loops
         def amps(self, t):
@@ -149,11 +140,7 @@ def run(args, out=None):
     except KeyboardInterrupt:
         pass
     finally:
-        for sig, handler in old.items():
-            try:
-                signal.signal(sig, handler)
-            except (ValueError, OSError):
-                pass
+        restore_signals()
         try:
             ser.close()
         except Exception:

@@ -2,7 +2,7 @@
 joined by a pseudo-terminal pair; readable, timestamped log lines of what happens. The unit is on
 an MQTT broker: --broker HOST:PORT, or an embedded one (amqtt) started here, so its topics can be
 watched and driven with any MQTT client while the demo runs."""
-import signal
+from hil.signals import catch_stop
 
 
 def add_parser(sub):
@@ -70,9 +70,7 @@ def run(args):
     house = HouseLoad(base=(3.0, 1.0, 1.0), steps=[(t, a) for t, a, _ in events])
     w = World(virtual=False, out=__import__("sys").stdout, broker=broker,
               serial=getattr(args, "serial", None) if broker else None, house=house)
-    stop = []
-    signal.signal(signal.SIGINT, lambda *a: stop.append(1))
-    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    stop, _restore = catch_stop()
     say = lambda text: w.console(20, "demo " + text)  # noqa: E731
     say("unit on %s, EVSE emulator on %s (pyserial over a pty pair)" % w.modem.paths)
     if broker is not None:

@@ -2,9 +2,10 @@
 
 Point --port at a USB serial adapter wired to the board's UART, or at one end of a pty pair.
 Traffic is printed as readable, timestamped lines. Ctrl-C (SIGINT) or SIGTERM stops it cleanly."""
-import signal
 import sys
 import time
+
+from hil.signals import catch_stop
 
 
 def add_parser(subparsers):
@@ -45,17 +46,7 @@ def run(args, out=None):
         print("evse: cannot open %s: %s" % (args.port, e), file=sys.stderr)
         return 1
 
-    stop = []
-    old = {}
-
-    def _stop(signum, frame):
-        stop.append(signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            old[sig] = signal.signal(sig, _stop)
-        except (ValueError, OSError):      # not the main thread
-            pass
+    stop, restore_signals = catch_stop()
 
     t0 = time.monotonic()
     t0_wall = time.time()
@@ -87,11 +78,7 @@ def run(args, out=None):
     except KeyboardInterrupt:
         pass
     finally:
-        for sig, handler in old.items():
-            try:
-                signal.signal(sig, handler)
-            except (ValueError, OSError):
-                pass
+        restore_signals()
         try:
             ser.close()
         except Exception:

@@ -1,8 +1,9 @@
 """`python -m hil unit`: the firmware on the host against a controller on a serial port, optionally
 on an MQTT broker (settings, broker and serial persist in the state dir)."""
 import os
-import signal
 import tempfile
+
+from hil.signals import catch_stop
 
 
 def add_parser(sub):
@@ -24,13 +25,6 @@ def parse_broker(text):
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("broker must be HOST:PORT, got %r" % text)
     return host, int(port)
-
-
-def stop_on_signals(stop):
-    def handler(signum, frame):
-        stop()
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
 
 
 def configure(app, broker=None, serial=None, source="cli"):
@@ -68,7 +62,7 @@ def run(args):
             "%s:%d" % broker if broker else "from the stored settings", state_dir))
     # The signal only asks the loop to stop after the current pass: no actor is cut off
     # mid-message, and the settings still get flushed.
-    stop_on_signals(app.sched.stop)
+    catch_stop(app.sched.stop)
     try:
         app.run_forever()
     finally:

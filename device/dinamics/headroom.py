@@ -80,16 +80,7 @@ def floor_amps(x):
 
 def headroom(breaker, amps, ev, mask):
     """Minimum over the phases in `mask` of breaker - max(0, amps_p - ev). None if mask is 0."""
-    best = None
-    for p in range(3):
-        if mask & (1 << p):
-            base = amps[p] - ev
-            if base < 0.0:
-                base = 0.0
-            h = breaker - base
-            if best is None or h < best:
-                best = h
-    return best
+    return headroom_mixed(breaker, amps, ev, ev, mask, None)
 
 
 def headroom_mixed(breaker, amps, ev_lo, ev_hi, mask, prev_base):
@@ -99,12 +90,13 @@ def headroom_mixed(breaker, amps, ev_lo, ev_hi, mask, prev_base):
     more than STEP_A above the phase's last unambiguous EV-less load prev_base[p]: then the house
     really stepped up, and the pessimistic amps_p - ev_lo is used. So the car's own change never
     looks like a house step (no second cut), and a house step larger than the car's change is
-    never hidden by it (a smaller one waits for the next reading)."""
+    never hidden by it (a smaller one waits for the next reading). prev_base None: ev_lo ==
+    ev_hi, nothing to tell apart."""
     best = None
     for p in range(3):
         if mask & (1 << p):
             base = amps[p] - ev_hi
-            if base > prev_base[p] + STEP_A:
+            if prev_base is not None and base > prev_base[p] + STEP_A:
                 base = amps[p] - ev_lo
             if base < 0.0:
                 base = 0.0
