@@ -38,6 +38,9 @@ _TABLE = (
     ("ct.sample", LATEST),      # ct feed/ADC -> ct_meter (host rig and HIL mode): raw reading
     ("phases", LATEST),         # balancer -> mqtt, lcd: (active_phases e.g. 0/1/12/123/99, no_of_phases)
     ("settings.reset", COMMAND),  # settings -> mqtt, web: settings.RESET_SETTINGS / RESET_WIFI done
+    ("evse.pilot", LATEST),     # rapi_link -> mqtt_bridge, balancer: amps the controller accepted/advertises
+    ("evse.slow_reply", LATEST),  # rapi_link -> mqtt_bridge: round trip ms of a reply slower than timer13/2
+    ("actor.stopped", COMMAND),  # scheduler -> mqtt_bridge: name of an actor stopped for crashing
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -77,6 +80,9 @@ STATUS_REQUEST = kind("status.request")
 CT_SAMPLE = kind("ct.sample")
 PHASES = kind("phases")
 SETTINGS_RESET = kind("settings.reset")
+EVSE_PILOT = kind("evse.pilot")
+EVSE_SLOW_REPLY = kind("evse.slow_reply")
+ACTOR_STOPPED = kind("actor.stopped")
 
 # Log levels for LOG payloads.
 DEBUG = 10
