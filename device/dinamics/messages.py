@@ -41,6 +41,7 @@ _TABLE = (
     ("evse.pilot", LATEST),     # rapi_link -> mqtt_bridge, balancer: amps the controller accepted/advertises
     ("evse.slow_reply", LATEST),  # rapi_link -> mqtt_bridge: round trip ms of a reply slower than timer13/2
     ("actor.stopped", COMMAND),  # scheduler -> mqtt_bridge: name of an actor stopped for crashing
+    ("balancer.fault", COMMAND),  # balancer -> mqtt_bridge: (code, detail, text) auto-stop or refusal
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -83,6 +84,7 @@ SETTINGS_RESET = kind("settings.reset")
 EVSE_PILOT = kind("evse.pilot")
 EVSE_SLOW_REPLY = kind("evse.slow_reply")
 ACTOR_STOPPED = kind("actor.stopped")
+BALANCER_FAULT = kind("balancer.fault")
 
 # Log levels for LOG payloads.
 DEBUG = 10
