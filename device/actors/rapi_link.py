@@ -1,13 +1,20 @@
 """rapi_link: speaks RAPI to the OpenEVSE controller through whichever transport carries lines.
 
-- One request in flight, matched by sequence id; a bare `$NK^21` answers the pending request.
-- Bounded FIFO; SC/FS/FD jump ahead of polls (a newer SC replaces a queued one).
-- Timeout = timer13 ms; a timed-out request is re-sent up to twice; 3 consecutive failures take
-  the link down (`CON_ERROR_FAILED_COM :<cmd>`), queued work fails cleanly, and a `$GV` probe with
-  backoff (up to timer14) brings it back (`OK`) and re-syncs.
-- Async `$AT/$AB/$AN/$WF` are routed at any moment, before or after the reply they relate to.
-- Polling plan from timers 5-9 and TFO; `$SY` heartbeat configured at link-up and pulsed well
-  inside its interval; a missed-pulse NK is acknowledged with `$SY 165`.
+- One request in flight. Replies are matched by sequence id, or by order when the controller does
+  not echo ids (dialect learned at link-up, dinamics/rapi_dialect.py). Unanswered lines are
+  counted against the controller's 64-byte RX buffer (dinamics/rapi_wire.py): nothing is sent
+  that would overflow it while it stalls.
+- A request that times out (timer13) is re-sent. The link goes DOWN only when the controller has
+  been silent for `link_silence_ms` (default 3 s) while something awaits an answer: a real
+  controller stalls 1.1-1.3 s at every B->C and ~0.3 s at A<->B, so short timeouts alone are not
+  a dead link. While down, `$GV` probes back off up to timer14; ANY valid line from the controller
+  probes at once, and `$AB` (it rebooted) brings the link up and re-syncs at once.
+- Re-sync: the `$SY` heartbeat first, then (the balancer's) pilot and enable, then a full picture.
+- Safety commands (SC, FS, FD, FE) are done only when their effect is shown: `$SC`'s reply value,
+  or a `$GC`/`$AT`/`$GS` afterwards. A bare `$NK^21` means the line arrived damaged and did not
+  run: it is re-sent. Any `$AT` whose pilot differs from the unit's target, and any state that
+  contradicts the last enable command, is corrected at once (bounded).
+- Every `$SC` passes the pilot gate (dinamics/pilot_gate.py) right here, before the wire.
 """
 
 from adafruit_ticks import ticks_diff
@@ -15,23 +22,27 @@ from adafruit_ticks import ticks_diff
 from dinamics import messages as m
 from dinamics import rapi
 from dinamics.mailbox import Actor
+from actors.evse_sync import LINK, POLL, POLLS, PROBE, T_HB, EvseSync
+from dinamics.evse_watch import EvseWatch
+from dinamics.pilot_gate import gate_sc
+from dinamics.rapi_dialect import Dialect, fits
+from dinamics.rapi_queue import Req, RequestQueue
+from dinamics.rapi_wire import Wire
 
-_QUEUE_MAX = 16
-_ATTEMPTS = 3
-_FAILS_FOR_DOWN = 3
-_PRIORITY = ("SC", "FS", "FD")
-# poll tag -> (command, timer setting, slowed down while charging?)
-_POLLS = (
-    ("GC", "timer5", False),
-    ("G0", "timer6", True),
-    ("GG", "timer7", False),
-    ("GS", "timer8", False),
-    ("GU", "timer9", False),
-)
+# request tags the link uses for itself (never answered with rapi.reply)
+_INTERNAL = (POLL, LINK, PROBE)
+# timer tags (T_HB and the poll commands belong to evse_sync)
+_T_PROBE = "probe"
+_T_TIMEOUT = "timeout"
+_T_SILENCE = "silence"
+
+_ATTEMPTS = 3  # polls and other reads: sends per request
+_SAFETY_ATTEMPTS = 8  # SC/FS/FD/FE/SY: then the requester is told and sends again
+_ENABLE = ("FE", "FS", "FD")
 _PROBE_FIRST_MS = 500
 
 
-class RapiLink(Actor):
+class RapiLink(EvseSync, Actor):
     name = "rapi_link"
     subscribes = (m.RAPI_REQUEST, m.RAPI_RX_LINE, m.SETTING_CHANGED)
     inbox_size = 32
@@ -39,105 +50,123 @@ class RapiLink(Actor):
     def __init__(self, settings):
         super().__init__()
         self.settings = settings
-        self.stats = {"sent": 0, "replies": 0, "timeouts": 0, "bad_checksum": 0,
-                      "unmatched": 0, "debug_lines": 0, "async": 0, "rtt_last": 0,
-                      "rtt_worst": 0, "rtt_sum": 0, "rtt_count": 0, "downs": 0, "boots": 0}
+        self.dialect = Dialect()
+        self.wire = Wire()
+        self.watch = EvseWatch()
+        self.queue = RequestQueue()
+        self.stats = {"sent": 0, "replies": 0, "timeouts": 0, "bad_checksum": 0, "late": 0,
+                      "noise": 0, "held": 0, "debug_lines": 0, "async": 0, "rtt_last": 0,
+                      "rtt_worst": 0, "rtt_sum": 0, "rtt_count": 0, "downs": 0, "boots": 0,
+                      "corrections": 0, "worst_silence": 0}
         self.reset()
 
     def reset(self):
-        self.queue = []  # entries: [tag, cmd, args, attempts]
-        self.inflight = None  # [tag, cmd, args, attempts, seq, sent_at]
+        self.queue.clear()
+        self.inflight = None
         self.seq = 0x40
-        self.failures = 0
         self.up = False
         self.charging = False
         self.state = None
-        self._timeout = None
+        self.plug = None
+        self.watch.reset()
+        self.quiet_since = None  # tick of the first send not answered since the last valid line
+        self._timeout = self._silence = self._probe_timer = self._hb_timer = None
         self._poll_timers = {}
-        self._hb_timer = None
-        self._probe_timer = None
         self._probe_ms = _PROBE_FIRST_MS
+        self.wire.clear()
+        self.dialect.reset()
 
     def start(self):
         # Unknown until the controller answers: probe at once (boot messages are easy to miss).
-        self._probe_timer = self.after(1, "probe")
+        self._probe_timer = self.after(1, _T_PROBE)
 
-    # --- message handling --------------------------------------------------------------------
+    # --- messages ----------------------------------------------------------------------------
     def handle(self, kind, payload):
         if kind == m.RAPI_RX_LINE:
             self._rx(payload)
         elif kind == m.RAPI_REQUEST:
-            tag, cmd, args = payload
-            self.request(tag, cmd, args)
+            self.request(payload[0], payload[1], payload[2])
         elif kind == m.TIMER:
             self._timer(payload)
-        elif kind == m.SETTING_CHANGED:
+        elif kind == m.SETTING_CHANGED and self.up:
             name = payload[0]
-            if name in ("hb_interval", "hb_amps") and self.up:
+            if name in ("hb_interval", "hb_amps"):
                 self._configure_heartbeat()
             elif name == "TFO" or name in ("timer5", "timer6", "timer7", "timer8", "timer9"):
-                if self.up:
-                    self._arm_polls()
+                self._arm_polls()
 
-    def request(self, tag, cmd, args=None):
+    def request(self, tag, cmd, args=None, head=False):
         """Queue a command. Safety commands go first; a refusal is answered, never silent."""
-        if not self.up and tag != "probe":
-            self.post(m.RAPI_REPLY, (tag, None, (), "link down"))
+        if not self.up:
+            self._answer(tag, None, (), "link down")
             return
-        q = self.queue
-        if cmd in _PRIORITY:
-            if cmd == "SC":
-                for e in q:
-                    if e[1] == "SC":  # the newer pilot value wins
-                        self._fail(e, "superseded")
-                        q.remove(e)
-                        break
-            i = 0
-            while i < len(q) and q[i][1] in _PRIORITY:
-                i += 1
-            if len(q) >= _QUEUE_MAX:
-                self._fail(q.pop(), "queue full")  # evict the newest non-safety entry
-            q.insert(i, [tag, cmd, args, 0])
-        else:
-            if tag == "poll":
-                for e in q:
-                    if e[0] == "poll" and e[1] == cmd:
-                        return  # already queued
-            if len(q) >= _QUEUE_MAX:
-                self.post(m.RAPI_REPLY, (tag, None, (), "queue full"))
-                return
-            q.append([tag, cmd, args, 0])
+        if tag == POLL and (not self.dialect.supports(cmd) or self.queue.has_poll(POLL, cmd)):
+            return
+        if cmd == "SC":  # the gate: whatever asked, whatever the settings say
+            amps = gate_sc(args[0] if args else None, self.settings)
+            args = (amps, "V")
+            self.watch.pilot_want = amps
+        for r, why in self.queue.add(Req(tag, cmd, args), head):
+            self._answer(r.tag, None, (), why)
         self._pump()
 
-    def _fail(self, entry, why):
-        if entry[0] not in ("poll", "link"):
-            self.post(m.RAPI_REPLY, (entry[0], None, (), why))
+    def _answer(self, tag, ok, fields, text):
+        if tag not in _INTERNAL:
+            self.post(m.RAPI_REPLY, (tag, ok, fields, text))
 
+    def _queued(self, cmd):
+        return (self.inflight is not None and self.inflight.cmd == cmd) or self.queue.has(cmd)
+
+    # --- sending -----------------------------------------------------------------------------
     def _pump(self):
-        if self.inflight is not None or not self.queue:
-            return
-        e = self.queue.pop(0)
-        self._send(e[0], e[1], e[2], e[3])
+        while self.inflight is None and len(self.queue):
+            r = self.queue.peek()
+            seq = self._next_seq() if self.dialect.ids is not False else 0
+            try:
+                line = rapi.build(r.cmd, r.args, seq)
+            except ValueError as e:
+                self.queue.pop()
+                self._answer(r.tag, None, (), "bad command: %s" % e)
+                continue
+            if not self.wire.fits(len(line)):
+                self.stats["held"] += 1  # the controller's buffer may be full: wait for it
+                return
+            self.queue.pop()
+            self._send(r, line, seq)
 
-    def _send(self, tag, cmd, args, attempts):
+    def _next_seq(self):
         self.seq = self.seq + 1 if self.seq < 255 else 1  # never 0: 0 means "no id"
-        try:
-            line = rapi.build(cmd, args, self.seq)
-        except ValueError as e:
-            self.post(m.RAPI_REPLY, (tag, None, (), "bad command: %s" % e))
-            self._pump()
-            return
+        return self.seq
+
+    def _send(self, r, line, seq):
         now = self.now()
         self.stats["sent"] += 1
         self.post(m.RAPI_TX_LINE, line)
-        if cmd == "FR":  # the controller resets before answering; its boot lines follow
-            self.post(m.RAPI_REPLY, (tag, True, (), ""))
-            self._pump()
+        if r.cmd == "FR":  # the controller resets before answering; its boot lines follow
+            self._answer(r.tag, True, (), "")
             return
-        self.inflight = [tag, cmd, args, attempts + 1, self.seq, now]
-        self._timeout = self.after(self.settings.get("timer13"), ("timeout", self.seq))
+        self.wire.add(seq, len(line), r.cmd, r)
+        r.attempts += 1
+        r.sent_at = now
+        self.inflight = r
+        self.cancel(self._timeout)
+        self._timeout = self.after(self.settings.get("timer13"), _T_TIMEOUT)
+        if self.quiet_since is None and self.up:
+            self.quiet_since = now
+            self.cancel(self._silence)
+            self._silence = self.after(self._silence_ms(), _T_SILENCE)
 
-    # --- receive -----------------------------------------------------------------------------
+    def _silence_ms(self):
+        return self.settings.values.get("link_silence_ms", 3000)
+
+    def _retry(self, r):
+        """Send again (ahead of the queue) if attempts remain. False: give up."""
+        if r.attempts >= (_SAFETY_ATTEMPTS if r.prio else _ATTEMPTS) or not self.up:
+            return False
+        self.queue.again(r)
+        return True
+
+    # --- receiving ---------------------------------------------------------------------------
     def _rx(self, line):
         try:
             parsed = rapi.parse_line(line)
@@ -148,20 +177,61 @@ class RapiLink(Actor):
             self.stats["debug_lines"] += 1
             return
         kind, fields, seq = parsed
+        self._heard()
         if kind == rapi.OK or kind == rapi.NK:
             self._reply(kind == rapi.OK, fields, seq, line)
         else:
             self._async(kind, fields, line)
+        self._still_waiting()
+
+    def _heard(self):
+        """A valid line: the controller is alive. Measure the silence it ends."""
+        now = self.now()
+        if self.quiet_since is not None:
+            gap = ticks_diff(now, self.quiet_since)
+            if gap > self.stats["worst_silence"]:
+                self.stats["worst_silence"] = gap
+        self.cancel(self._silence)
+        self._silence = None
+        self.quiet_since = None
 
     def _reply(self, ok, fields, seq, line):
-        f = self.inflight
-        if f is None or (seq != f[4] and not (seq == 0 and not ok and not fields)):
-            self.stats["unmatched"] += 1  # a late answer to a request we gave up on
+        d = self.dialect
+        d.on_reply(seq, ok, fields, len(self.wire.entries))
+        if seq and d.ids is not False:
+            e = self.wire.take_seq(seq)
+        else:
+            e = self.wire.take_in_order(lambda cmd: fits(cmd, ok, fields))
+        r = e[3] if e is not None else None
+        mine = r is not None and r is self.inflight
+        if mine:
+            self.cancel(self._timeout)
+            self._timeout = None
+            self.inflight = None
+        if not self.up:  # any answer proves the controller is there
+            self._link_up(mine and r.cmd == "GV")
+        if not mine:
+            self.stats["late"] += 1  # an answer to a line already given up on or re-sent
+            self._pump()
             return
-        self.cancel(self._timeout)
-        self._timeout = None
-        self.inflight = None
-        rtt = ticks_diff(self.now(), f[5])
+        self._rtt(r)
+        if not ok and not fields and not seq:
+            # bare $NK^21: the line arrived damaged at the controller and did not run
+            self.stats["noise"] += 1
+            if not self._retry(r):
+                self._answer(r.tag, None, (), "refused")
+        else:
+            self._done(r, ok, fields, seq, line)
+        self._pump()
+
+    def _still_waiting(self):
+        """Lines are still unanswered after a reply: the silence clock restarts now."""
+        if self.up and self.quiet_since is None and (self.inflight is not None or self.wire.entries):
+            self.quiet_since = self.now()
+            self._silence = self.after(self._silence_ms(), _T_SILENCE)
+
+    def _rtt(self, r):
+        rtt = ticks_diff(self.now(), r.sent_at)
         st = self.stats
         st["replies"] += 1
         st["rtt_last"] = rtt
@@ -169,53 +239,27 @@ class RapiLink(Actor):
         st["rtt_count"] += 1
         if rtt > st["rtt_worst"]:
             st["rtt_worst"] = rtt
-        t13 = self.settings.get("timer13")
-        if rtt * 2 > t13:
-            self.post(m.MQTT_OUT, ("timeout", str(rtt), False))
-        self.failures = 0
-        if not self.up:
-            self._link_up()
-        tag, cmd = f[0], f[1]
+        if rtt * 2 > self.settings.get("timer13"):
+            self.post(m.EVSE_SLOW_REPLY, rtt)
+
+    def _done(self, r, ok, fields, seq, line):
+        cmd = r.cmd
+        if self.dialect.on_result(cmd, ok, fields, seq != 0):
+            self.log(m.WARNING, "controller does not support $%s: not polled any more" % cmd)
+            self.cancel(self._poll_timers.pop(cmd, None))
+        if cmd == "SC":
+            if not self._sc_done(r, ok, fields):
+                return
+        elif cmd in _ENABLE:
+            if ok:
+                self.watch.mode_ran(cmd)
+                self.request(POLL, "GS")  # its effect shows in the next state report
+            elif self._retry(r):
+                return
+        elif ok or (cmd == "SY" and fields):  # an SY NK still carries the heartbeat fields
+            self._route(cmd, fields, r.args)
         text = line.decode("ascii", "replace") if isinstance(line, (bytes, bytearray)) else line
-        if ok or (cmd == "SY" and fields):  # an SY NK still carries the heartbeat fields
-            self._route_ok(cmd, fields, f[2])
-        if tag not in ("poll", "link", "probe"):
-            self.post(m.RAPI_REPLY, (tag, ok, fields, text))
-        self._pump()
-
-    def _route_ok(self, cmd, fields, args):
-        try:
-            if cmd == "GS":
-                s = rapi.parse_gs(fields)
-                self._state(s[0], s[2], None, s[3])
-            elif cmd == "GG":
-                self.post(m.EVSE_CURRENT, rapi.parse_gg(fields))
-            elif cmd == "GU":
-                self.post(m.EVSE_ENERGY, rapi.parse_gu(fields))
-            elif cmd == "GC":
-                self.post(m.EVSE_CAPACITY, rapi.parse_gc(fields))
-            elif cmd == "G0":
-                self.post(m.EVSE_PLUG, rapi.parse_g0(fields))
-            elif cmd == "GV":
-                self.post(m.EVSE_VERSION, rapi.parse_gv(fields))
-            elif cmd == "SY":
-                interval, amps, trigger = rapi.parse_sy(fields)
-                if trigger == 2:  # a pulse was missed: acknowledge so the current is restored
-                    self.request("link", "SY", (165,))
-                elif args is None and self.settings.get("hb_interval") and (
-                        interval != self.settings.get("hb_interval") or amps != self.settings.get("hb_amps")):
-                    self._configure_heartbeat()
-        except ValueError as e:
-            self.log(m.WARNING, "bad %s reply: %s" % (cmd, e))
-
-    def _state(self, state, pilot, amps, vflags):
-        self.state = state
-        self.post(m.EVSE_STATE, (state, pilot, amps, vflags))
-        charging = state == rapi.STATE_C
-        if charging != self.charging:
-            self.charging = charging
-            if self.up:
-                self._arm_polls()
+        self._answer(r.tag, ok, fields, text)
 
     def _async(self, kind, fields, line):
         self.stats["async"] += 1
@@ -227,119 +271,137 @@ class RapiLink(Actor):
             elif kind == rapi.AB:
                 self.stats["boots"] += 1
                 self.log(m.WARNING, "controller rebooted: " + text)
-                if self.up:
-                    self._resync()
+                self._rebooted()
                 self.post(m.EVSE_BOOT, rapi.parse_ab(fields))
         except ValueError as e:
             self.log(m.WARNING, "bad async line %s: %s" % (text, e))
         self.post(m.EVSE_ASYNC, text)
+        if not self.up:
+            self._probe_now()
+
+    def _rebooted(self):
+        """`$AB`: the controller forgot the heartbeat and runs on its saved current. Re-sync
+        within one round trip, whether the link was up or not."""
+        r = self.inflight
+        if r is not None:  # sent before the reset: lost, or answered late (then ignored)
+            self.wire.forget(r)
+            self.inflight = None
+            self.cancel(self._timeout)
+            if r.tag != POLL and r.tag != PROBE:
+                r.attempts = 0
+                self.queue.again(r)
+        if self.up:
+            self._resync()
+        else:
+            self._link_up()
 
     # --- timers ------------------------------------------------------------------------------
     def _timer(self, tag):
-        if isinstance(tag, tuple):
-            if tag[0] == "timeout":
-                self._timed_out(tag[1])
-            return
-        if tag == "probe":
+        if tag == _T_TIMEOUT:
+            self._timeout = None
+            self._timed_out()
+        elif tag == _T_SILENCE:
+            self._silence = None
+            if self.up and self.quiet_since is not None:
+                self._link_down()
+        elif tag == _T_PROBE:
             self._probe_timer = None
             self._probe()
-        elif tag == "hb":
-            self.request("link", "SY", None)
+        elif tag == T_HB:
+            self.request(LINK, "SY", None)
         else:
             self._poll_timers.pop(tag, None)
             if self.up:
-                self.request("poll", tag, None)
+                self.request(POLL, tag, None)
                 self._arm_poll(tag)
 
-    def _timed_out(self, seq):
-        f = self.inflight
-        if f is None or f[4] != seq:
+    def _timed_out(self):
+        r = self.inflight
+        if r is None:
             return
         self.inflight = None
-        self._timeout = None
         self.stats["timeouts"] += 1
-        self.failures += 1
-        tag, cmd, args, attempts = f[0], f[1], f[2], f[3]
-        if tag == "probe":
+        if r.tag == PROBE:
             self._schedule_probe()
-        elif self.up and self.failures >= _FAILS_FOR_DOWN:
-            self._link_down(cmd)
-            if tag != "poll" and tag != "link":
-                self.post(m.RAPI_REPLY, (tag, None, (), "timeout"))
-        elif attempts < _ATTEMPTS:
-            self.queue.insert(0, [tag, cmd, args, attempts])
-        elif tag != "poll" and tag != "link":
-            self.post(m.RAPI_REPLY, (tag, None, (), "timeout"))
+        elif not self._retry(r):
+            self.wire.forget(r)
+            self._answer(r.tag, None, (), "timeout")
         self._pump()
 
     # --- link state --------------------------------------------------------------------------
     def _probe(self):
-        if self.inflight is None:
-            self._send("probe", "GV", None, 0)
-        else:
-            self._schedule_probe()
+        if self.up:
+            return
+        if self.inflight is not None:
+            self.wire.forget(self.inflight)
+            self.inflight = None
+            self.cancel(self._timeout)
+        r = Req(PROBE, "GV", None)
+        seq = self._next_seq() if self.dialect.ids is not False else 0
+        line = rapi.build("GV", None, seq)
+        if not self.wire.fits(len(line)):
+            self.wire.clear()  # while down the old lines are nobody's
+        self._send(r, line, seq)
+
+    def _probe_now(self):
+        """Any valid line while down: the controller is back, or booting. Ask at once."""
+        self._probe_ms = _PROBE_FIRST_MS
+        if self.inflight is not None and ticks_diff(self.now(), self.inflight.sent_at) < 50:
+            return  # just asked
+        self.cancel(self._probe_timer)
+        self._probe_timer = None
+        self._probe()
 
     def _schedule_probe(self):
-        self._probe_timer = self.after(self._probe_ms, "probe")
+        self.cancel(self._probe_timer)
+        self._probe_timer = self.after(self._probe_ms, _T_PROBE)
         self._probe_ms = min(self._probe_ms * 2, self.settings.get("timer14"))
 
-    def _link_up(self):
+    def _link_up(self, have_version=False):
+        r = self.inflight
+        if r is not None and r.tag == PROBE:  # the controller spoke: stop asking whether it is there
+            self.wire.forget(r)
+            self.inflight = None
+            self.cancel(self._timeout)
+            self._timeout = None
         self.up = True
         self._probe_ms = _PROBE_FIRST_MS
         self.cancel(self._probe_timer)
         self._probe_timer = None
         self.log(m.INFO, "link up")
         self.post(m.LINK_STATUS, (True, "OK"))
-        self._resync()
+        self._resync(have_version)
 
-    def _resync(self):
-        """After link-up or a controller reboot: heartbeat first, then a full picture."""
-        self._configure_heartbeat()
-        for cmd in ("GS", "GC", "G0", "GG", "GU"):
-            self.request("poll", cmd, None)
+    def _resync(self, have_version=False):
+        """After link-up or a controller reboot: heartbeat first, then a full picture. The
+        balancer's pilot and enable follow on link.status / evse.boot, ahead of the polls."""
+        self._configure_heartbeat(head=True)
+        for cmd in ("GV", "GS", "GC", "G0", "GG", "GU"):
+            if cmd != "GV" or not have_version:
+                self.request(POLL, cmd, None)
         self._arm_polls()
 
-    def _link_down(self, cmd):
+    def _link_down(self):
+        r = self.inflight
+        cmd = r.cmd if r is not None else (self.wire.entries[0][2] if self.wire.entries else "GV")
         self.up = False
         self.stats["downs"] += 1
-        text = "CON_ERROR_FAILED_COM :" + cmd
-        self.log(m.ERROR_LEVEL, "link down after %d failures (%s)" % (self.failures, cmd))
-        q = self.queue
-        self.queue = []
-        for e in q:
-            self._fail(e, "link down")
+        self.log(m.ERROR_LEVEL, "link down: controller silent for %d ms ($%s unanswered)"
+                 % (ticks_diff(self.now(), self.quiet_since), cmd))
+        self.inflight = None
+        q = self.queue.clear()
+        if r is not None:
+            q.insert(0, r)
+        for x in q:
+            self._answer(x.tag, None, (), "link down")
+        for t in (self._timeout, self._silence, self._hb_timer):
+            self.cancel(t)
+        self._timeout = self._silence = self._hb_timer = None
         for t in self._poll_timers.values():
             self.cancel(t)
         self._poll_timers = {}
-        self.cancel(self._hb_timer)
-        self._hb_timer = None
-        self.post(m.LINK_STATUS, (False, text))
+        self.quiet_since = None
+        self.wire.clear()
+        self.dialect.reset()
+        self.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :" + cmd))
         self._schedule_probe()
-
-    def _configure_heartbeat(self):
-        interval = self.settings.get("hb_interval")
-        self.cancel(self._hb_timer)
-        self._hb_timer = None
-        self.request("link", "SY", (interval, self.settings.get("hb_amps")))
-        if interval:
-            # Pulse three times per interval: one lost pulse never trips the fallback.
-            self._hb_timer = self.every(max(300, interval * 1000 // 3), "hb")
-
-    def poll_interval(self, cmd):
-        for c, setting, slow_when_charging in _POLLS:
-            if c == cmd:
-                ms = self.settings.get(setting)
-                if slow_when_charging == self.charging:
-                    ms *= self.settings.get("TFO")
-                return ms
-        raise ValueError(cmd)
-
-    def _arm_poll(self, cmd):
-        old = self._poll_timers.get(cmd)
-        if old is not None:
-            self.cancel(old)
-        self._poll_timers[cmd] = self.after(self.poll_interval(cmd), cmd)
-
-    def _arm_polls(self):
-        for c in _POLLS:
-            self._arm_poll(c[0])

@@ -250,6 +250,9 @@ def _dec(s, signed=False):
     return int(s)
 
 
+dec = _dec  # public: dialect parsers reuse it
+
+
 def _hx(s):
     if not s:
         raise ValueError("empty hex")

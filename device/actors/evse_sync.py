@@ -1,0 +1,155 @@
+"""What the controller's replies and reports mean, and what the unit keeps in step with it:
+the EVSE state and plug, the pilot and the enable state it asked for (corrected when the
+controller shows otherwise, dinamics/evse_watch.py), the `$SY` heartbeat and the polling plan
+(timers 5-9, TFO). A part of the rapi_link actor (a mixin: same state, same messages), kept apart
+so the link file holds only the protocol: queue, wire, matching, timeouts, link up/down.
+"""
+
+from dinamics import messages as m
+from dinamics import rapi
+from dinamics.evse_watch import GIVE_UP
+
+POLL = "poll"  # request tags the link uses for itself (never answered with rapi.reply)
+LINK = "link"
+PROBE = "probe"
+T_HB = "hb"  # timer tag of the heartbeat pulse
+# poll command -> (timer setting, slowed down while charging?)
+POLLS = (("GC", "timer5", False), ("G0", "timer6", True), ("GG", "timer7", False),
+         ("GS", "timer8", False), ("GU", "timer9", False))
+_POLL_MAX_MS = 86400000  # a day: no product of settings may exceed the tick library's limit
+
+
+class EvseSync:
+    def _sc_done(self, r, ok, fields):
+        """False while the pilot is not shown to be where it was asked (sent again)."""
+        if fields:
+            try:
+                a = rapi.parse_sc(fields)
+            except ValueError:
+                a = None
+            if a is not None:
+                self._pilot_seen(a)
+                return self.watch.sc_answered(r.args[0], a) or not self._retry(r)
+        if ok:  # a bare $OK shows nothing: read the pilot back
+            self.request(LINK, "GC", None)
+            return True
+        return not self._retry(r)
+
+    def _route(self, cmd, fields, args):
+        d = self.dialect
+        try:
+            if cmd == "GS":
+                s = d.parse_gs(fields)
+                self._state(s[0], s[2], None, s[3])
+            elif cmd == "GG":
+                self.post(m.EVSE_CURRENT, d.parse_gg(fields))
+            elif cmd == "GU":
+                self.post(m.EVSE_ENERGY, d.parse_gu(fields))
+            elif cmd == "GC":
+                c = rapi.parse_gc(fields)
+                self.post(m.EVSE_CAPACITY, c)
+                if c[2] is not None:
+                    self._pilot_seen(c[2])
+                    self._check_pilot()
+            elif cmd == "G0":
+                self._set_plug(rapi.parse_g0(fields))
+            elif cmd == "GV":
+                fw, ver = rapi.parse_gv(fields)
+                d.on_version(fw, ver)
+                self.post(m.EVSE_VERSION, (fw, ver))
+                if d.should_report():
+                    self.log(m.INFO, "controller dialect: " + d.describe())
+            elif cmd == "SY":
+                interval, amps, trigger = rapi.parse_sy(fields)
+                if trigger == 2:  # a pulse was missed: acknowledge so the current is restored
+                    self.request(LINK, "SY", (165,))
+                elif args is None and self.settings.get("hb_interval") and (
+                        interval != self.settings.get("hb_interval") or amps != self.settings.get("hb_amps")):
+                    self._configure_heartbeat()
+        except ValueError as e:
+            self.log(m.WARNING, "bad %s reply: %s" % (cmd, e))
+
+    # --- state reports -------------------------------------------------------------------------
+    def _state(self, state, pilot, amps, vflags):
+        was = self.state
+        self.state = state
+        self.post(m.EVSE_STATE, (state, pilot, amps, vflags))
+        if state in (rapi.STATE_B, rapi.STATE_C, rapi.STATE_D):
+            self._set_plug(1)
+        elif state == rapi.STATE_A:
+            self._set_plug(0)
+        elif vflags is not None and state in (rapi.STATE_SLEEP, rapi.STATE_DISABLED):
+            self._set_plug(1 if vflags & rapi.VF_EV_CONNECTED else 0)
+        charging = state == rapi.STATE_C
+        if charging != self.charging:
+            self.charging = charging
+            if self.up:
+                self._arm_polls()
+        if amps is not None and state != 0:
+            self._pilot_seen(amps)
+            self._check_pilot()
+        self._check_mode(state, vflags)
+        if charging and was != state and self.up:
+            self.request(POLL, "GG")  # a session starts: the car's current now, not in 30 s
+
+    def _set_plug(self, plug):
+        if plug != self.plug:
+            self.plug = plug
+            self.post(m.EVSE_PLUG, plug)
+
+    def _pilot_seen(self, amps):
+        if self.watch.pilot_seen(amps):
+            self.post(m.EVSE_PILOT, amps)
+
+    def _check_pilot(self):
+        if not self.up or self._queued("SC"):
+            return
+        w = self.watch
+        fix = w.pilot_fix()
+        if fix is not None:
+            self._correct(fix, "SC", (w.pilot_want, "V"),
+                          "pilot %s A, want %s A" % (w.pilot_now, w.pilot_target()))
+
+    def _check_mode(self, state, vflags):
+        w = self.watch.mode_want
+        if not self.up or w is None or self._queued(w):
+            return
+        fix = self.watch.mode_fix(state, vflags)
+        if fix is not None:
+            self._correct(fix, w, None, "state %02x after $%s" % (state, w))
+
+    def _correct(self, fix, cmd, args, why):
+        if fix == GIVE_UP:
+            self.log(m.ERROR_LEVEL, "controller does not follow: " + why)
+            return
+        self.stats["corrections"] += 1
+        self.log(m.WARNING, "correcting: " + why)
+        self.request(LINK, cmd, args)
+
+    # --- heartbeat and polls ----------------------------------------------------------------
+    def _configure_heartbeat(self, head=False):
+        interval = self.settings.get("hb_interval")
+        self.cancel(self._hb_timer)
+        self._hb_timer = None
+        self.request(LINK, "SY", (interval, self.settings.get("hb_amps")), head)
+        if interval:
+            # Pulse three times per interval: one lost pulse never trips the fallback.
+            self._hb_timer = self.every(max(300, interval * 1000 // 3), T_HB)
+
+    def poll_interval(self, cmd):
+        for c, setting, slow_when_charging in POLLS:
+            if c == cmd:
+                ms = self.settings.get(setting)
+                if slow_when_charging == self.charging:
+                    ms *= self.settings.get("TFO")
+                return ms if ms < _POLL_MAX_MS else _POLL_MAX_MS
+        raise ValueError(cmd)
+
+    def _arm_poll(self, cmd):
+        self.cancel(self._poll_timers.get(cmd))
+        if self.dialect.supports(cmd):
+            self._poll_timers[cmd] = self.after(self.poll_interval(cmd), cmd)
+
+    def _arm_polls(self):
+        for c in POLLS:
+            self._arm_poll(c[0])

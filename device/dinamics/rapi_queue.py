@@ -1,0 +1,82 @@
+"""The link's request queue: one record per command, safety first, bounded.
+
+Priority commands (SC, FS, FD, SY) go ahead of reads, in arrival order among themselves; a newer
+command of the same kind and arguments replaces a queued one (for SC whatever the amps: the
+newest pilot wins) and the older requester is told "superseded". When full, a priority command
+evicts the newest read; a read is refused. Every refusal is returned to the caller to answer:
+nothing is dropped silently. No clock, no I/O.
+"""
+
+QUEUE_MAX = 16
+PRIORITY = ("SC", "FS", "FD", "SY")
+
+
+class Req:
+    __slots__ = ("tag", "cmd", "args", "attempts", "prio", "sent_at")
+
+    def __init__(self, tag, cmd, args):
+        self.tag = tag
+        self.cmd = cmd
+        self.args = args
+        self.attempts = 0  # sends so far
+        self.prio = cmd in PRIORITY
+        self.sent_at = 0
+
+
+class RequestQueue:
+    def __init__(self):
+        self.items = []
+
+    def __len__(self):
+        return len(self.items)
+
+    def clear(self):
+        items = self.items
+        self.items = []
+        return items
+
+    def has(self, cmd):
+        for r in self.items:
+            if r.cmd == cmd:
+                return True
+        return False
+
+    def has_poll(self, tag, cmd):
+        for r in self.items:
+            if r.tag == tag and r.cmd == cmd:
+                return True
+        return False
+
+    def add(self, r, head=False):
+        """Queue r. Returns the requests pushed out (superseded / evicted / r itself when
+        refused), each with the reason, for the caller to answer."""
+        q = self.items
+        out = []
+        if r.prio:
+            for x in q:
+                if x.cmd == r.cmd and (r.cmd == "SC" or x.args == r.args):
+                    q.remove(x)
+                    out.append((x, "superseded"))
+                    break
+            i = 0
+            if not head:
+                while i < len(q) and q[i].prio:
+                    i += 1
+            if len(q) >= QUEUE_MAX:
+                out.append((q.pop(), "queue full"))
+            q.insert(i, r)
+        elif len(q) >= QUEUE_MAX:
+            out.append((r, "queue full"))
+        else:
+            q.append(r)
+        return out
+
+    def again(self, r):
+        """A request to send once more: at the very front."""
+        self.items.insert(0, r)
+
+    def peek(self):
+        return self.items[0] if self.items else None
+
+    def pop(self):
+        return self.items.pop(0)
