@@ -227,3 +227,119 @@ def test_delivery_budget_bounds_one_pass():
     s.post(m.LOG, 0)
     s.run_once()  # must return despite the endless chain
     assert s.delivered <= 2 * 10
+
+
+# --- issue 8: no setting can stop an actor; a stopped actor is visible ---------------------------
+
+def test_timer_delay_beyond_the_ticks_limit_is_clamped_not_a_crash():
+    from dinamics.mailbox import MAX_TIMER_MS
+
+    clock, s, logs = make()
+    assert MAX_TIMER_MS == 2 ** 28 - 1
+
+    class Poller(Actor):
+        name = "poller"
+
+        def start(self):
+            # the testers' settings: timer5 500000 x TFO 1000 = 5e8 ms > ticks_add's 2**28 limit
+            self.slow = self.every(500000 * 1000, "GC")
+            self.once = self.after(float("inf"), "never")
+            self.neg = self.after(-5, "now")
+
+        def handle(self, kind, payload):
+            self.fired = getattr(self, "fired", []) + [payload]
+
+    p = s.add(Poller())
+    assert p.crashes == 0 and not p.stopped
+    assert ticks_diff(p.slow.due, clock.now()) == MAX_TIMER_MS and p.slow.period == MAX_TIMER_MS
+    assert ticks_diff(p.once.due, clock.now()) == MAX_TIMER_MS
+    s.run_once()
+    assert p.fired == ["now"]  # a negative delay is due at once
+    clamped = [t for t in logs if "clamped" in t]
+    assert len(clamped) == 3 and "'GC'" in clamped[0] and str(MAX_TIMER_MS) in clamped[0]
+    p.every(10 ** 9, "GC")  # the same timer re-armed: logged once only
+    assert len([t for t in logs if "clamped" in t]) == 3
+    clock.advance(MAX_TIMER_MS)
+    s.run_once()
+    assert sorted(p.fired[1:]) == ["GC", "GC", "never"]
+
+
+def _keep_crashing(s, a, kind=m.LOG):
+    for _ in range(10):
+        s.post(kind, 1)
+        s.run_once()
+
+
+def test_stopped_actor_posts_actor_stopped_once_and_calls_fatal_once():
+    clock, s, logs = make()
+    fatal = []
+    s.on_fatal = fatal.append
+    watcher = s.add(Recorder("bridge", (m.ACTOR_STOPPED,)))
+
+    class Bad(Actor):
+        name = "bad"
+        subscribes = (m.LOG,)
+        polls = True
+
+        def start(self):
+            self.every(100, "tick")
+
+        def handle(self, kind, payload):
+            raise ValueError("always")
+
+    b = s.add(Bad())
+    _keep_crashing(s, b)
+    s.run_once()
+    assert watcher.of(m.ACTOR_STOPPED) == ["bad"]
+    assert fatal == [b] and b.stopped and s.stopped == ["bad"]
+    assert s.stats()["stopped"] == 1
+    assert all(t.owner is not b for t in s._timers) and b not in s._pollers
+    assert any("bad keeps crashing: stopped" in t for t in logs)
+
+
+def test_failed_restart_stops_the_actor_and_drops_timers_it_armed_first():
+    clock, s, logs = make()
+    fatal = []
+    s.on_fatal = fatal.append
+    watcher = s.add(Recorder("bridge", (m.ACTOR_STOPPED,)))
+
+    class HalfStart(Actor):
+        name = "half"
+        subscribes = (m.LOG,)
+        starts = 0
+
+        def start(self):
+            self.starts += 1
+            self.every(100, "tick")  # armed before the failure below
+            if self.starts > 1:
+                raise RuntimeError("cannot restart")
+
+        def handle(self, kind, payload):
+            raise ValueError("crash once")
+
+    h = s.add(HalfStart())
+    s.post(m.LOG, 1)
+    s.run_once()
+    s.run_once()
+    assert h.stopped and fatal == [h] and watcher.of(m.ACTOR_STOPPED) == ["half"]
+    assert all(t.owner is not h for t in s._timers)
+
+
+def test_a_raising_fatal_hook_does_not_take_the_loop_down():
+    clock, s, logs = make()
+
+    def hook(actor):
+        raise OSError("no watchdog")
+
+    s.on_fatal = hook
+
+    class Bad(Actor):
+        name = "bad"
+        subscribes = (m.LOG,)
+
+        def handle(self, kind, payload):
+            raise ValueError("always")
+
+    b = s.add(Bad())
+    _keep_crashing(s, b)
+    assert b.stopped and any("fatal hook failed" in t for t in logs)
