@@ -343,3 +343,110 @@ def test_a_raising_fatal_hook_does_not_take_the_loop_down():
     b = s.add(Bad())
     _keep_crashing(s, b)
     assert b.stopped and any("fatal hook failed" in t for t in logs)
+
+
+class _FakeWd:
+    def __init__(self):
+        self.fed = 0
+        self.timeout = None
+        self.mode = None
+
+    def feed(self):
+        self.fed += 1
+
+
+class _Bad(Actor):
+    name = "rapi_link"
+    subscribes = (m.LOG,)
+
+    def handle(self, kind, payload):
+        raise OverflowError("ticks interval overflow")
+
+
+def _board_port(monkeypatch):
+    """dinamics.board_port imported against fake board modules (the code under test is fatal()
+    and start_watchdog(), which need no pins)."""
+    import sys
+    import types
+
+    resets = []
+    wd = _FakeWd()
+    mc = types.ModuleType("microcontroller")
+    mc.watchdog = wd
+    mc.reset = lambda: resets.append(True)
+    wdm = types.ModuleType("watchdog")
+    wdm.WatchDogMode = types.SimpleNamespace(RESET="RESET", RAISE="RAISE")
+    for name, mod in (("board", types.ModuleType("board")), ("busio", types.ModuleType("busio")),
+                      ("microcontroller", mc), ("watchdog", wdm)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.delitem(sys.modules, "dinamics.board_port", raising=False)
+    import dinamics.board_port as bp
+
+    monkeypatch.delitem(sys.modules, "dinamics.board_port")
+    port = bp.BoardPort.__new__(bp.BoardPort)  # no UART, WiFi, ADC
+    port._feeder = None
+    return bp, port, wd, resets
+
+
+def test_board_fatal_starves_the_watchdog_after_posting_and_never_blocks(monkeypatch):
+    bp, port, wd, resets = _board_port(monkeypatch)
+    clock, s, logs = make()
+    s.on_fatal = port.fatal
+    bridge = s.add(Recorder("bridge", (m.ACTOR_STOPPED,)))
+    bad = s.add(_Bad())
+    port.start_watchdog(s)
+    assert wd.timeout == bp.WATCHDOG_TIMEOUT_S and wd.mode == "RESET"
+    for _ in range(30):
+        clock.advance(100)
+        s.run_once()
+    assert wd.fed >= 2 and resets == []
+    monkeypatch.setattr("time.sleep", lambda *_: (_ for _ in ()).throw(AssertionError("blocks")))
+    _keep_crashing(s, bad)
+    assert bad.stopped and bridge.of(m.ACTOR_STOPPED) == ["rapi_link"]
+    assert resets == []  # not at once: the loop runs on so the bridge can publish
+    fed = wd.fed
+    for _ in range(bp.WATCHDOG_TIMEOUT_S * 10):
+        clock.advance(100)
+        s.run_once()
+    assert wd.fed == fed  # starved: the hardware watchdog resets the board within its timeout
+    assert resets == []
+    for _ in range(25):  # still up 2 s after the watchdog should have fired: the backstop
+        clock.advance(100)
+        s.run_once()
+    assert resets == [True]
+
+
+def test_board_fatal_without_a_watchdog_resets_after_a_short_grace(monkeypatch):
+    bp, port, wd, resets = _board_port(monkeypatch)
+    import sys
+
+    sys.modules["microcontroller"].watchdog = None
+    clock, s, logs = make()
+    s.on_fatal = port.fatal
+    bad = s.add(_Bad())
+    port.start_watchdog(s)
+    _keep_crashing(s, bad)
+    assert resets == []
+    for _ in range(35):
+        clock.advance(100)
+        s.run_once()
+    assert resets == [True] and wd.fed == 0
+
+
+def test_host_fatal_records_and_calls_the_cli_callback(tmp_path):
+    from hil.host_port import HostPort
+
+    clock, s, _ = make()
+    lines = []
+    port = HostPort(object(), str(tmp_path), clock=clock, console=lambda lvl, t: lines.append(t))
+    s.on_fatal = port.fatal
+    bad = s.add(_Bad())
+    _keep_crashing(s, bad)
+    assert port.fatal_actors == ["rapi_link"] and any("rapi_link stopped" in t for t in lines)
+    stopped = []
+    port.on_fatal = stopped.append
+    bad2 = _Bad()
+    bad2.name = "other"
+    s.add(bad2)
+    _keep_crashing(s, bad2)
+    assert port.fatal_actors == ["rapi_link", "other"] and stopped == [bad2]
