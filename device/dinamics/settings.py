@@ -155,7 +155,7 @@ def _digits(s):
     return True
 
 
-# Cross-field limits (see check_together and Settings.load; docs/balancer.md "Settings rules").
+# Cross-field limits (see check_together and repair; docs/balancer.md "Settings rules").
 # A poll period is timerN (N = 5..9) times TFO while the slow-down applies: the product must stay
 # a sane period and far below adafruit_ticks' limit (ticks_add refuses |delta| >= 2**28 ms).
 MAX_POLL_MS = 86400000  # 24 h: the longest timerN x TFO
