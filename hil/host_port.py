@@ -96,8 +96,16 @@ class HostPort:
         return self._ssl
 
     def fatal(self, actor):
-        # A board resets here; on the host we record it and keep going so tests can see it.
+        """An actor was stopped for good (the scheduler has posted `actor.stopped`). A board
+        resets here (dinamics/board_port.py); the host records it and keeps going, so tests can
+        see it: `fatal_actors` (names, in order) is the flag a CLI turns into a non-zero exit,
+        and `on_fatal`, if a CLI sets it to a callable(actor), is called, e.g. to stop the loop:
+            port.on_fatal = lambda actor: app.sched.stop()"""
         self.fatal_actors.append(actor.name)
+        self.console(m.ERROR_LEVEL, "fatal: %s stopped for good (a board would reset now)" % actor.name)
+        callback = getattr(self, "on_fatal", None)
+        if callback is not None:
+            callback(actor)
 
     def mem_free(self):
         try:

@@ -324,7 +324,7 @@ def spec_value(row, text):
 
 def expect(values, sub, payload, retained=False, plug=None):
     """-> ("ignore",) | ("error",) | ("set", name, value) | ("reset", names) | ("ok", command).
-    `values` is the current settings dict (for the c_limit/c_min_limit rule)."""
+    `values` is the current settings dict (for the cross-field rules)."""
     from dinamics import mqtt_topics as mt
     from dinamics import rapi
     from dinamics import settings as st
@@ -345,6 +345,16 @@ def expect(values, sub, payload, retained=False, plug=None):
         if name == "c_min_limit" and v > values["c_limit"]:
             return ("error",)
         if name == "c_limit" and v < values["c_min_limit"]:
+            return ("error",)
+        # issue 8: timerN x TFO <= 24 h (N = 5..9), link_silence_ms >= 2 x timer13
+        polls = ("timer5", "timer6", "timer7", "timer8", "timer9")
+        if name in polls and v * values["TFO"] > 86400000:
+            return ("error",)
+        if name == "TFO" and any(values[t] * v > 86400000 for t in polls):
+            return ("error",)
+        if name == "timer13" and 2 * v > values["link_silence_ms"]:
+            return ("error",)
+        if name == "link_silence_ms" and v < 2 * values["timer13"]:
             return ("error",)
         return ("set", name, v)
     cmd = mt.command(sub)

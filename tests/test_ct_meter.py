@@ -339,3 +339,45 @@ def test_ct_sample_message_injects_a_reading():
     r.polls(1)
     t, amps, valid, flags = r.sink.got[-1]
     assert amps == (1.0, 2.0, 0.0) and valid == 0b011
+
+
+def test_stream_repeating_one_seq_is_not_fresh():
+    """Issue 8 C: a feed that repeats the same line must not keep the reading fresh."""
+    r, s = stream_rig(cte=123)
+    line = w.encode_rms(7, (12.5, 3, 0.07))
+    for _ in range(50):  # 5 s of the same line every 100 ms
+        s.write(line)
+        r.polls(5)
+    assert len(r.sink.got) == 1  # only the first one is a reading
+    assert r.meter.repeats == 49
+    assert sum(1 for t in r.logs if "repeats seq 7" in t) == 1
+    s.write(w.encode_rms(8, (1, 2, 3)))
+    r.polls(1)
+    assert len(r.sink.got) == 2 and r.sink.got[-1][1] == (1.0, 2.0, 3.0)
+    s.write(w.encode_rms(8, (1, 2, 3)))
+    r.polls(1)
+    assert len(r.sink.got) == 2 and sum(1 for t in r.logs if "repeats seq" in t) == 2
+    # wrap-around is a new seq, not a repeat
+    s.write(w.encode_rms(65535, (1, 2, 3)) + w.encode_rms(0, (1, 2, 3)))
+    r.polls(1)
+    assert len(r.sink.got) == 4
+
+
+def test_ct_sample_with_a_repeated_seq_is_not_fresh():
+    r, _s = stream_rig(cte=1)
+    for _ in range(3):
+        r.s.post(m.CT_SAMPLE, (5, (1.0, None, None), (CT_OK, CT_NO_DATA, CT_NO_DATA)))
+        r.polls(1)
+    assert len(r.sink.got) == 1 and r.meter.repeats == 2
+
+
+def test_balancer_goes_stale_while_the_feed_repeats_one_line():
+    from actors.balancer import Balancer
+
+    r, s = stream_rig(cte=1, dinamics=1, stale_ms=1000)
+    bal = r.s.add(Balancer(r.settings))
+    line = w.encode_rms(3, (5.0, 0, 0))
+    for _ in range(30):  # 3 s of one repeated line
+        s.write(line)
+        r.polls(5)
+    assert bal.stale and bal.stats["stale"] == 1

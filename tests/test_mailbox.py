@@ -227,3 +227,226 @@ def test_delivery_budget_bounds_one_pass():
     s.post(m.LOG, 0)
     s.run_once()  # must return despite the endless chain
     assert s.delivered <= 2 * 10
+
+
+# --- issue 8: no setting can stop an actor; a stopped actor is visible ---------------------------
+
+def test_timer_delay_beyond_the_ticks_limit_is_clamped_not_a_crash():
+    from dinamics.mailbox import MAX_TIMER_MS
+
+    clock, s, logs = make()
+    assert MAX_TIMER_MS == 2 ** 28 - 1
+
+    class Poller(Actor):
+        name = "poller"
+
+        def start(self):
+            # the testers' settings: timer5 500000 x TFO 1000 = 5e8 ms > ticks_add's 2**28 limit
+            self.slow = self.every(500000 * 1000, "GC")
+            self.once = self.after(float("inf"), "never")
+            self.neg = self.after(-5, "now")
+
+        def handle(self, kind, payload):
+            self.fired = getattr(self, "fired", []) + [payload]
+
+    p = s.add(Poller())
+    assert p.crashes == 0 and not p.stopped
+    assert ticks_diff(p.slow.due, clock.now()) == MAX_TIMER_MS and p.slow.period == MAX_TIMER_MS
+    assert ticks_diff(p.once.due, clock.now()) == MAX_TIMER_MS
+    s.run_once()
+    assert p.fired == ["now"]  # a negative delay is due at once
+    clamped = [t for t in logs if "clamped" in t]
+    assert len(clamped) == 3 and "'GC'" in clamped[0] and str(MAX_TIMER_MS) in clamped[0]
+    p.every(10 ** 9, "GC")  # the same timer re-armed: logged once only
+    assert len([t for t in logs if "clamped" in t]) == 3
+    clock.advance(MAX_TIMER_MS)
+    s.run_once()
+    assert sorted(p.fired[1:]) == ["GC", "GC", "never"]
+
+
+def _keep_crashing(s, a, kind=m.LOG):
+    for _ in range(10):
+        s.post(kind, 1)
+        s.run_once()
+
+
+def test_stopped_actor_posts_actor_stopped_once_and_calls_fatal_once():
+    clock, s, logs = make()
+    fatal = []
+    s.on_fatal = fatal.append
+    watcher = s.add(Recorder("bridge", (m.ACTOR_STOPPED,)))
+
+    class Bad(Actor):
+        name = "bad"
+        subscribes = (m.LOG,)
+        polls = True
+
+        def start(self):
+            self.every(100, "tick")
+
+        def handle(self, kind, payload):
+            raise ValueError("always")
+
+    b = s.add(Bad())
+    _keep_crashing(s, b)
+    s.run_once()
+    assert watcher.of(m.ACTOR_STOPPED) == ["bad"]
+    assert fatal == [b] and b.stopped and s.stopped == ["bad"]
+    assert s.stats()["stopped"] == 1
+    assert all(t.owner is not b for t in s._timers) and b not in s._pollers
+    assert any("bad keeps crashing: stopped" in t for t in logs)
+
+
+def test_failed_restart_stops_the_actor_and_drops_timers_it_armed_first():
+    clock, s, logs = make()
+    fatal = []
+    s.on_fatal = fatal.append
+    watcher = s.add(Recorder("bridge", (m.ACTOR_STOPPED,)))
+
+    class HalfStart(Actor):
+        name = "half"
+        subscribes = (m.LOG,)
+        starts = 0
+
+        def start(self):
+            self.starts += 1
+            self.every(100, "tick")  # armed before the failure below
+            if self.starts > 1:
+                raise RuntimeError("cannot restart")
+
+        def handle(self, kind, payload):
+            raise ValueError("crash once")
+
+    h = s.add(HalfStart())
+    s.post(m.LOG, 1)
+    s.run_once()
+    s.run_once()
+    assert h.stopped and fatal == [h] and watcher.of(m.ACTOR_STOPPED) == ["half"]
+    assert all(t.owner is not h for t in s._timers)
+
+
+def test_a_raising_fatal_hook_does_not_take_the_loop_down():
+    clock, s, logs = make()
+
+    def hook(actor):
+        raise OSError("no watchdog")
+
+    s.on_fatal = hook
+
+    class Bad(Actor):
+        name = "bad"
+        subscribes = (m.LOG,)
+
+        def handle(self, kind, payload):
+            raise ValueError("always")
+
+    b = s.add(Bad())
+    _keep_crashing(s, b)
+    assert b.stopped and any("fatal hook failed" in t for t in logs)
+
+
+class _FakeWd:
+    def __init__(self):
+        self.fed = 0
+        self.timeout = None
+        self.mode = None
+
+    def feed(self):
+        self.fed += 1
+
+
+class _Bad(Actor):
+    name = "rapi_link"
+    subscribes = (m.LOG,)
+
+    def handle(self, kind, payload):
+        raise OverflowError("ticks interval overflow")
+
+
+def _board_port(monkeypatch):
+    """dinamics.board_port imported against fake board modules (the code under test is fatal()
+    and start_watchdog(), which need no pins)."""
+    import sys
+    import types
+
+    resets = []
+    wd = _FakeWd()
+    mc = types.ModuleType("microcontroller")
+    mc.watchdog = wd
+    mc.reset = lambda: resets.append(True)
+    wdm = types.ModuleType("watchdog")
+    wdm.WatchDogMode = types.SimpleNamespace(RESET="RESET", RAISE="RAISE")
+    for name, mod in (("board", types.ModuleType("board")), ("busio", types.ModuleType("busio")),
+                      ("microcontroller", mc), ("watchdog", wdm)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.delitem(sys.modules, "dinamics.board_port", raising=False)
+    import dinamics.board_port as bp
+
+    monkeypatch.delitem(sys.modules, "dinamics.board_port")
+    port = bp.BoardPort.__new__(bp.BoardPort)  # no UART, WiFi, ADC
+    port._feeder = None
+    return bp, port, wd, resets
+
+
+def test_board_fatal_starves_the_watchdog_after_posting_and_never_blocks(monkeypatch):
+    bp, port, wd, resets = _board_port(monkeypatch)
+    clock, s, logs = make()
+    s.on_fatal = port.fatal
+    bridge = s.add(Recorder("bridge", (m.ACTOR_STOPPED,)))
+    bad = s.add(_Bad())
+    port.start_watchdog(s)
+    assert wd.timeout == bp.WATCHDOG_TIMEOUT_S and wd.mode == "RESET"
+    for _ in range(30):
+        clock.advance(100)
+        s.run_once()
+    assert wd.fed >= 2 and resets == []
+    monkeypatch.setattr("time.sleep", lambda *_: (_ for _ in ()).throw(AssertionError("blocks")))
+    _keep_crashing(s, bad)
+    assert bad.stopped and bridge.of(m.ACTOR_STOPPED) == ["rapi_link"]
+    assert resets == []  # not at once: the loop runs on so the bridge can publish
+    fed = wd.fed
+    for _ in range(bp.WATCHDOG_TIMEOUT_S * 10):
+        clock.advance(100)
+        s.run_once()
+    assert wd.fed == fed  # starved: the hardware watchdog resets the board within its timeout
+    assert resets == []
+    for _ in range(25):  # still up 2 s after the watchdog should have fired: the backstop
+        clock.advance(100)
+        s.run_once()
+    assert resets == [True]
+
+
+def test_board_fatal_without_a_watchdog_resets_after_a_short_grace(monkeypatch):
+    bp, port, wd, resets = _board_port(monkeypatch)
+    import sys
+
+    sys.modules["microcontroller"].watchdog = None
+    clock, s, logs = make()
+    s.on_fatal = port.fatal
+    bad = s.add(_Bad())
+    port.start_watchdog(s)
+    _keep_crashing(s, bad)
+    assert resets == []
+    for _ in range(35):
+        clock.advance(100)
+        s.run_once()
+    assert resets == [True] and wd.fed == 0
+
+
+def test_host_fatal_records_and_calls_the_cli_callback(tmp_path):
+    from hil.host_port import HostPort
+
+    clock, s, _ = make()
+    lines = []
+    port = HostPort(object(), str(tmp_path), clock=clock, console=lambda lvl, t: lines.append(t))
+    s.on_fatal = port.fatal
+    bad = s.add(_Bad())
+    _keep_crashing(s, bad)
+    assert port.fatal_actors == ["rapi_link"] and any("rapi_link stopped" in t for t in lines)
+    stopped = []
+    port.on_fatal = stopped.append
+    bad2 = _Bad()
+    bad2.name = "other"
+    s.add(bad2)
+    _keep_crashing(s, bad2)
+    assert port.fatal_actors == ["rapi_link", "other"] and stopped == [bad2]

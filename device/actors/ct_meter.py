@@ -30,6 +30,9 @@ bytes go to dinamics.ct_feed.CtFeedDecoder. An `R` line is a whole reading; `S` 
 each, analysed like a capture) are collected until every fitted CT has a fresh value. Readings
 can also be injected in-process with a `ct.sample` message carrying the decoder's tuple
 (seq, (a1, a2, a3), (f1, f2, f3)) (a None amp = no data).
+A reading whose seq equals the previous one's is NOT fresh: a feed that keeps repeating one line
+(a stuck rig, a replayed buffer) posts nothing, counts `repeats` and logs once per run of
+repeats, so the balancer's stale_ms fallback triggers as if the feed had stopped.
 
 Output, m.CT_READING: (t_ms, amps, valid, flags)
   t_ms   tick when the reading was complete
@@ -121,6 +124,9 @@ class CtMeter(Actor):
         self._got = 0
         self._last_empty = None
         self._adc_error_logged = False
+        self.repeats = 0  # R lines / ct.sample readings with the previous seq: not fresh
+        self._last_seq = None
+        self._repeat_logged = False
         self._configure()
 
     # --- configuration -----------------------------------------------------------------------
@@ -275,6 +281,14 @@ class CtMeter(Actor):
         seq, amps, flags = r
         whole = seq is not None
         if whole:
+            if seq == self._last_seq:
+                self.repeats += 1
+                if not self._repeat_logged:
+                    self._repeat_logged = True
+                    self.log(m.WARNING, "CT feed repeats seq %d: not fresh" % seq)
+                return
+            self._last_seq = seq
+            self._repeat_logged = False
             self._got = 0
         for i in range(3):
             bit = 1 << i

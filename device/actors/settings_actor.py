@@ -26,9 +26,23 @@ class SettingsActor(Actor):
         self._dirty = False
         self._timer = None
         self._last_write = None
+        self._fixes_reported = False
 
     def reset(self):
         self._timer = None
+
+    def start(self):
+        """Log (once) every stored value that Settings.load could not use as it was (out of the
+        table's range, or breaking a cross-field rule: see settings.repair), and store the values
+        really in use so the flash agrees with them. After a crash: re-arm a pending write."""
+        if not self._fixes_reported:
+            self._fixes_reported = True
+            for name, stored, used in self.settings.fixes:
+                self.log(m.WARNING, "stored %s=%r refused: using %r" % (name, stored, used))
+                self._dirty = True
+        if self._dirty:
+            self._timer = None
+            self._mark_dirty()
 
     def handle(self, kind, payload):
         if kind == m.SETTING_SET:

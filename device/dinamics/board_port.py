@@ -12,7 +12,6 @@ or the wifi_ssid / wifi_pass settings.
 """
 import gc
 import os
-import time
 
 import board
 import busio
@@ -23,6 +22,8 @@ from dinamics.clock import BoardClock
 from dinamics.store import FlashFs
 
 _LEVEL = {m.DEBUG: "D", m.INFO: "I", m.WARNING: "W", m.ERROR_LEVEL: "E"}
+WATCHDOG_TIMEOUT_S = 8  # a hung loop, or fatal() starving the watchdog, resets within this
+_RESET_GRACE_MS = 2000  # fatal(): microcontroller.reset() this long after the watchdog should have
 
 
 def _pin(number):
@@ -73,6 +74,7 @@ class BoardPort:
     def __init__(self):
         self.clock = BoardClock()
         self.console = Console(self.clock)
+        self._feeder = None  # the WatchdogFeeder, once start_watchdog() ran
         self.fs = FlashFs("/")
         self.evse_uart = busio.UART(_pin(_env_int("DINAMICS_EVSE_TX", 16)),
                                     _pin(_env_int("DINAMICS_EVSE_RX", 17)),
@@ -113,23 +115,35 @@ class BoardPort:
         return gc.mem_free()  # pyright: ignore[reportAttributeAccessIssue] (CircuitPython gc)
 
     def fatal(self, actor):
+        """An actor kept crashing and was stopped (the scheduler has posted `actor.stopped`).
+        Recover by a clean reset, without blocking the loop: the watchdog is no longer fed, so it
+        resets the board (reset reason WATCHDOG) within its timeout; meanwhile the other actors
+        run on and the bridge can publish. microcontroller.reset() is only the backstop (no
+        watchdog, or still up after timeout + 2 s)."""
         print("fatal: %s keeps crashing, resetting" % actor.name)
-        time.sleep(1)
-        microcontroller.reset()
+        feeder = self._feeder
+        if feeder is None:  # start_watchdog() never ran: no timer to wait with
+            microcontroller.reset()
+            return
+        feeder.starve(actor.name)
 
-    def start_watchdog(self, sched, timeout_s=8):
+    def start_watchdog(self, sched, timeout_s=WATCHDOG_TIMEOUT_S):
         """Hardware watchdog: a hung loop resets the board; the controller's $SY heartbeat
-        meanwhile holds the car at the safe current."""
+        meanwhile holds the car at the safe current. The feeder is registered even without a
+        watchdog, as fatal()'s reset backstop."""
         from dinamics.watchdog import WatchdogFeeder
 
+        wd = None
+        grace_ms = _RESET_GRACE_MS
         try:
             from watchdog import WatchDogMode
 
             wd = microcontroller.watchdog
-            if wd is None:
-                return
-            wd.timeout = timeout_s
-            wd.mode = WatchDogMode.RESET
-            sched.add(WatchdogFeeder(wd))
-        except (ImportError, NotImplementedError, RuntimeError) as e:
+            if wd is not None:
+                wd.timeout = timeout_s
+                wd.mode = WatchDogMode.RESET
+                grace_ms = timeout_s * 1000 + _RESET_GRACE_MS
+        except (ImportError, NotImplementedError, RuntimeError, ValueError) as e:
+            wd = None
             print("watchdog unavailable:", repr(e))
+        self._feeder = sched.add(WatchdogFeeder(wd, reset=microcontroller.reset, grace_ms=grace_ms))

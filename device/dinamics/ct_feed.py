@@ -5,7 +5,8 @@ port. Encoder: hil/ct_feed_writer.py.
 
 Protocol: ASCII lines ending in LF (a CR before it is ignored), fields separated by spaces.
   R <seq> <a1> <a2> <a3>[*hh]        RMS amps per CT
-      seq   0..65535, wrapping (lets the receiver see lost or repeated lines)
+      seq   0..65535, wrapping (lets the receiver see lost or repeated lines; ct_meter takes a
+            line repeating the previous seq as not fresh)
       a1-3  amps, optional "-" sign (export; the rig only sends one when the installer enabled
             negative amperage), 1-3 integer digits, optionally "." and 1-2 decimals:
             "12", "-3.5", "0.07". A lone "-" means "no data on this CT".

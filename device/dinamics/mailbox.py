@@ -3,7 +3,9 @@
 One pass (`run_once`): poll I/O actors -> deliver queued messages -> fire due timers.
 Time comes from an injected clock (`now()` wrapping ms ticks, `idle(ms)`): board ticks, the host's
 real clock, or a virtual clock that tests advance. An actor that raises is logged, counted and
-restarted; too many crashes in a short window stop it and call the fatal hook (a board resets).
+restarted; too many crashes in a short window stop it for good: `actor.stopped` is posted with its
+name and the port's fatal hook recovers the unit (a board stops feeding its watchdog and resets).
+Timer delays are clamped to MAX_TIMER_MS, so no setting can crash an actor through ticks_add.
 """
 
 import sys
@@ -15,6 +17,9 @@ from dinamics import messages as m
 
 _CRASH_WINDOW_MS = 60000
 _CRASH_LIMIT = 5
+# The longest timer delay: adafruit_ticks.ticks_add raises OverflowError for |delta| >= 2**28 ms
+# (half its 2**29 ms wrap), so every()/after() clamp to this (about 74.5 h) instead of crashing.
+MAX_TIMER_MS = (1 << 28) - 1
 
 
 class Actor:
@@ -24,6 +29,7 @@ class Actor:
     subscribes = ()
     inbox_size = 16
     polls = False  # True: poll(budget_ms) is called every pass (owns I/O)
+    stopped = False  # set by supervision when the actor kept crashing and was stopped for good
 
     def __init__(self):
         self.sched = None
@@ -90,6 +96,8 @@ class Scheduler:
         self._pollers = []
         self._subs = [None] * m.COUNT  # kind -> list of actors
         self._timers = []
+        self._clamped = []  # (actor name, tag) of the timers already logged as clamped
+        self.stopped = []  # names of the actors supervision stopped for good
         self.passes = 0
         self.delivered = 0
         self.worst_pass_us = 0
@@ -172,14 +180,34 @@ class Scheduler:
 
     # --- timers ------------------------------------------------------------------------------
     def every(self, actor, ms, tag):
+        ms = self._delay(actor, ms, tag)
+        if ms < 1:
+            ms = 1  # period 0 would read as a one-shot timer
         t = Timer(actor, ticks_add(self.clock.now(), ms), ms, tag)
         self._timers.append(t)
         return t
 
     def after(self, actor, ms, tag):
-        t = Timer(actor, ticks_add(self.clock.now(), ms), 0, tag)
+        t = Timer(actor, ticks_add(self.clock.now(), self._delay(actor, ms, tag)), 0, tag)
         self._timers.append(t)
         return t
+
+    def _delay(self, actor, ms, tag):
+        """A delay ticks_add accepts: whole ms in 0..MAX_TIMER_MS. No setting (a timer x TFO
+        product, say) can crash an actor through a timer; the first clamp of each (actor, tag)
+        is logged."""
+        try:
+            d = int(ms)
+        except (TypeError, ValueError, OverflowError):  # None, NaN, inf
+            d = MAX_TIMER_MS + 1
+        if 0 <= d <= MAX_TIMER_MS:
+            return d
+        key = (actor.name, tag)
+        if key not in self._clamped:
+            self._clamped.append(key)
+            self.log(m.WARNING, "%s: timer %r delay %r ms clamped to %d" % (
+                actor.name, tag, ms, MAX_TIMER_MS if d > 0 else 0))
+        return MAX_TIMER_MS if d > 0 else 0
 
     def cancel(self, timer):
         timer.active = False
@@ -239,8 +267,6 @@ class Scheduler:
         if len(times) > _CRASH_LIMIT:
             self.log(m.ERROR_LEVEL, "%s keeps crashing: stopped" % actor.name)
             self._stop_actor(actor)
-            if self.on_fatal is not None:
-                self.on_fatal(actor)
             return
         try:
             actor.reset()
@@ -248,15 +274,31 @@ class Scheduler:
         except Exception as e:  # noqa: BLE001
             self.log(m.ERROR_LEVEL, "%s failed to restart: %s" % (actor.name, e))
             self._stop_actor(actor)
-            if self.on_fatal is not None:
-                self.on_fatal(actor)
 
     def _stop_actor(self, actor):
+        """Stop an actor for good, say so, and let the port recover the unit: the actor gets no
+        more messages, polls or timers; `actor.stopped` posts its name (the MQTT bridge publishes
+        it); then on_fatal(actor) (board: stop feeding the watchdog, a clean reset follows; host:
+        recorded for the CLI's exit code)."""
+        if actor.stopped:
+            return
+        actor.stopped = True
         for subs in self._subs:
             if subs and actor in subs:
                 subs.remove(actor)
         if actor in self._pollers:
             self._pollers.remove(actor)
+        for t in [t for t in self._timers if t.owner is actor]:
+            self.cancel(t)  # a start() that failed half-way may have armed some
+        del actor._kinds[:]
+        del actor._payloads[:]
+        self.stopped.append(actor.name)
+        self.post(m.ACTOR_STOPPED, actor.name)
+        if self.on_fatal is not None:
+            try:
+                self.on_fatal(actor)
+            except Exception as e:  # noqa: BLE001 - a broken hook must not take the loop down
+                self.log(m.ERROR_LEVEL, "fatal hook failed: %s" % e)
 
     # --- the loop ----------------------------------------------------------------------------
     def run_once(self):
@@ -320,4 +362,5 @@ class Scheduler:
             "timers": len(self._timers),
             "crashes": sum(a.crashes for a in self.actors),
             "lost": sum(a.lost for a in self.actors),
+            "stopped": len(self.stopped),
         }

@@ -71,6 +71,7 @@ TABLE = (
     # Load management beyond the seed.
     ("hb_interval", "set_hb_interval", INT, 0, 60, 5, "s", _P, "", "EVSE heartbeat: controller falls back if silent this long (0 = off)"),
     ("hb_amps", "set_hb_amps", INT, 0, 32, 6, "A", _P, "", "EVSE heartbeat fallback current"),
+    ("link_silence_ms", "set_link_silence_ms", INT, 1000, 60000, 3000, "ms", _P, "", "link down after the controller is silent this long (the seed: 3 x timer13 with retries)"),
     ("stale_ms", "set_stale_ms", INT, 500, 5000, 3000, "ms", _P, "", "CT data older than this is stale: fall back"),
     ("stale_action", "set_stale_action", CHOICE, (0, 1), None, 0, "", _P, "", "stale CT data: 0 = pause, 1 = minimum current"),
     ("min_off_ms", "set_min_off_ms", INT, 0, 3600000, 30000, "ms", _P, "", "minimum pause before charging resumes (doubles from the 3rd pause in a row that follows a resume within 10 min, up to 8x)"),
@@ -154,13 +155,76 @@ def _digits(s):
     return True
 
 
-def check_together(values, name, value):
-    """Cross-field rules, applied before a value is stored. Returns an error text or None."""
-    if name == "c_min_limit" and value > values.get("c_limit", 80):
-        return "minimum above c_limit (%d)" % values.get("c_limit")
-    if name == "c_limit" and value < values.get("c_min_limit", 6):
-        return "c_limit below the minimum (%d)" % values.get("c_min_limit")
+# Cross-field limits (see check_together and repair; docs/balancer.md "Settings rules").
+# A poll period is timerN (N = 5..9) times TFO while the slow-down applies: the product must stay
+# a sane period and far below adafruit_ticks' limit (ticks_add refuses |delta| >= 2**28 ms).
+MAX_POLL_MS = 86400000  # 24 h: the longest timerN x TFO
+POLL_TIMERS = ("timer5", "timer6", "timer7", "timer8", "timer9")
+LINK_SILENCE_PER_TIMEOUT = 2  # link_silence_ms >= 2 x timer13 (a silence shorter than two reply
+#                               timeouts would call the link down while a request still waits)
+
+
+def _poll_problem(timer, t, tfo):
+    if t * tfo > MAX_POLL_MS:
+        return "%s x TFO = %d x %d = %d ms is above the limit %d ms (24 h)" % (
+            timer, t, tfo, t * tfo, MAX_POLL_MS)
     return None
+
+
+def check_together(values, name, value):
+    """Cross-field rules, applied before a value is stored. Returns an error text or None.
+      c_min_limit <= c_limit
+      timerN x TFO <= MAX_POLL_MS for N = 5..9
+      link_silence_ms >= 2 x timer13"""
+    get = values.get
+    if name == "c_min_limit" and value > get("c_limit", 80):
+        return "minimum above c_limit (%d)" % get("c_limit")
+    if name == "c_limit" and value < get("c_min_limit", 6):
+        return "c_limit below the minimum (%d)" % get("c_min_limit")
+    if name in POLL_TIMERS:
+        return _poll_problem(name, value, get("TFO", 1))
+    if name == "TFO":
+        for t in POLL_TIMERS:
+            problem = _poll_problem(t, get(t, 0), value)
+            if problem:
+                return problem
+    if name == "timer13" and value * LINK_SILENCE_PER_TIMEOUT > get("link_silence_ms", 60000):
+        return "2 x timer13 = %d ms is above link_silence_ms (%d ms)" % (
+            value * LINK_SILENCE_PER_TIMEOUT, get("link_silence_ms"))
+    if name == "link_silence_ms" and value < get("timer13", 0) * LINK_SILENCE_PER_TIMEOUT:
+        return "link_silence_ms below 2 x timer13 = %d ms" % (
+            get("timer13") * LINK_SILENCE_PER_TIMEOUT)
+    return None
+
+
+def repair(values):
+    """Make values that break a cross-field rule safe (stored settings at load). Returns a list of
+    (name, stored value, used value), in the order the repairs were made:
+      c_min_limit above c_limit       -> c_min_limit := c_limit
+      timerN x TFO above MAX_POLL_MS  -> those timers := their defaults; if even a default is too
+                                         long for that TFO, TFO := its default (30) instead
+      2 x timer13 above link_silence  -> timer13 := its default (the shorter silence is kept)"""
+    fixed = []
+
+    def put(name, v):
+        fixed.append((name, values[name], v))
+        values[name] = v
+
+    if values["c_min_limit"] > values["c_limit"]:
+        put("c_min_limit", values["c_limit"])
+    tfo = values["TFO"]
+    bad = [t for t in POLL_TIMERS if values[t] * tfo > MAX_POLL_MS]
+    if bad:
+        for t in bad:
+            if row(t)[DEFAULT] * tfo > MAX_POLL_MS:
+                put("TFO", row("TFO")[DEFAULT])  # every timer x 30 is below the limit
+                break
+        else:
+            for t in bad:
+                put(t, row(t)[DEFAULT])
+    if values["timer13"] * LINK_SILENCE_PER_TIMEOUT > values["link_silence_ms"]:
+        put("timer13", row("timer13")[DEFAULT])
+    return fixed
 
 
 def defaults():
@@ -172,18 +236,27 @@ class Settings:
 
     def __init__(self, stored=None):
         self.values = defaults()
+        self.fixes = []  # (name, stored value, used value) from the last load(); the actor logs it
         if stored:
             self.load(stored)
 
     def load(self, stored):
-        """Take values from the store, re-validating each (a newer firmware may narrow a range)."""
+        """Take values from the store, re-validating each against the table (a newer firmware may
+        narrow a range, a file may be hand-made) and then the cross-field rules (see repair).
+        Returns and keeps in `fixes` the list of (name, stored value, used value) for every
+        stored value that was not used as is: a value the table refuses gives the default."""
+        fixed = []
         for name, v in stored.items():
             if name in self.values:
                 r = row(name)
                 try:
                     self.values[name] = parse(r, str(v))
                 except ValueError:
-                    pass
+                    self.values[name] = r[DEFAULT]
+                    fixed.append((name, v, r[DEFAULT]))
+        fixed.extend(repair(self.values))
+        self.fixes = fixed
+        return fixed
 
     def get(self, name):
         return self.values[name]
