@@ -48,7 +48,7 @@ class Rig:
         self.s = Scheduler(self.clock, console=lambda lvl, t: self.logs.append(t))
         self.settings = Settings()
         for k, v in settings.items():
-            self.settings.values[k] = v
+            self.settings.apply(k, v)
         self.wire = self.s.add(Wire())
         self.link = self.s.add(RapiLink(self.settings))
         self.sink = self.s.add(Sink())

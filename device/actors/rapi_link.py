@@ -157,7 +157,7 @@ class RapiLink(EvseSync, Actor):
             self._silence = self.after(self._silence_ms(), _T_SILENCE)
 
     def _silence_ms(self):
-        return self.settings.values.get("link_silence_ms", 3000)
+        return self.settings.get("link_silence_ms")
 
     def _retry(self, r):
         """Send again (ahead of the queue) if attempts remain. False: give up."""
