@@ -2,6 +2,7 @@
 on an MQTT broker (settings, broker and serial persist in the state dir)."""
 import os
 import tempfile
+import threading
 
 from hil.signals import catch_stop
 
@@ -63,11 +64,17 @@ def run(args):
     # The signal only asks the loop to stop after the current pass: no actor is cut off
     # mid-message, and the settings still get flushed.
     catch_stop(app.sched.stop)
+    # An actor stopped for crashing: a board resets (watchdog); here the process ends with exit 3
+    # after a 2 s grace (the bridge publishes actor.stopped), for a supervisor to restart it.
+    port.on_fatal = lambda actor: threading.Timer(2.0, app.sched.stop).start()
     try:
         app.run_forever()
     finally:
         if app.mqtt is not None:
             app.mqtt.close()
         app.settings_actor.flush()
+    if port.fatal_actors:
+        port.console(40, "unit stopped: %s kept crashing" % ", ".join(port.fatal_actors))
+        return 3
     port.console(20, "unit stopped")
     return 0
