@@ -50,8 +50,11 @@ def test_full_session_over_pty(world, capsys):
     downs = len([e for e in link_events(w) if "DOWN" in e[1]])
     w.modem.cut = True
     cut_at = w.ms()
-    assert w.run_until(lambda: not w.app.rapi.up, 4000), "cable cut not detected"
+    # Down after link_silence_ms (3 s) of silence from the first request left unanswered; a
+    # heartbeat pulse goes out at least every 1.7 s, so within 4.7 s of the cut.
+    assert w.run_until(lambda: not w.app.rapi.up, 4800), "cable cut not detected"
     detect_ms = w.ms() - cut_at
+    assert detect_ms >= 3000
     text = [e for e in link_events(w) if "DOWN" in e[1]][-1][1]
     assert "CON_ERROR_FAILED_COM :" in text
     assert len([e for e in link_events(w) if "DOWN" in e[1]]) == downs + 1
