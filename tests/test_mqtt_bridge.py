@@ -146,9 +146,12 @@ def test_time_and_energy_limits_need_a_connected_vehicle():
     assert err and "vehicle" in err[0]["error"]
     r.sched.post(m.EVSE_STATE, (1, 1, 16, 0x0200))
     r.run()
+    assert not r.published("state")  # the plug state comes only from rapi_link's evse.plug
+    r.sched.post(m.EVSE_PLUG, 0)
+    r.run()
     assert r.published("state")[-1] == "0"
     assert "no vehicle connected" in r.errors(r.send("set_e_limit", "10"))[0]["error"]
-    r.sched.post(m.EVSE_STATE, (2, 2, 16, 0x0300))
+    r.sched.post(m.EVSE_PLUG, 1)
     r.run()
     assert not r.errors(r.send("set_t_limit", "4"))
     assert not r.errors(r.send("set_e_limit", "10"))
@@ -246,6 +249,7 @@ def test_get_status_publishes_everything_it_lists():
     r.sched.post(m.EVSE_CURRENT, (15980, 230000))
     r.sched.post(m.EVSE_ENERGY, (3600 * 1500, 12000))
     r.sched.post(m.EVSE_STATE, (3, 3, 16, 0x0140))
+    r.sched.post(m.EVSE_PLUG, 1)
     r.sched.post(m.BALANCER_TARGET, (16, "static"))
     r.sched.post(m.PHASES, (1, 1))
     r.sched.post(m.LINK_STATUS, (True, "OK"))
@@ -275,6 +279,7 @@ def test_telemetry_deadbands_and_link_down_state():
     r.run(2100)
     assert r.published("current1") == ["10.00", "10.30"]
     r.sched.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :GS"))
+    r.sched.post(m.EVSE_PLUG, 2)  # rapi_link decides the plug state (unknown while the link is down)
     r.run()
     assert r.published("connection")[-1] == "CON_ERROR_FAILED_COM :GS"
     assert r.published("state")[-1] == "2"
@@ -288,12 +293,12 @@ def test_telemetry_deadbands_and_link_down_state():
 def test_telemetry_while_the_broker_is_away_is_coalesced_latest_wins():
     r = BridgeRig()
     r.connect()
-    r.bridge.connected = False  # broker gone
+    r.bridge.session.connected = False  # broker gone
     for a in range(5, 30):
         r.sched.post(m.CT_READING, (0, (float(a), 0.0, 0.0), 0b001, (0, 0, 0)))
         r.run(2000)
     r.client.sent.clear()
-    r.bridge.connected = True
+    r.bridge.session.connected = True
     r.run()
     assert r.published("current1") == ["29.00"]
 
@@ -301,12 +306,12 @@ def test_telemetry_while_the_broker_is_away_is_coalesced_latest_wins():
 def test_responses_wait_in_a_bounded_fifo_in_order():
     r = BridgeRig()
     r.connect()
-    r.bridge.connected = False
+    r.bridge.session.connected = False
     for i in range(100):
         r.bridge.on_mqtt(r.prefix + "set_breaker", b"x%d" % i)
         r.run()
     r.client.sent.clear()
-    r.bridge.connected = True
+    r.bridge.session.connected = True
     r.run(200)
     vals = [e["value"] for e in r.errors()]
     assert vals == ["x%d" % i for i in range(100 - 64, 100)]
@@ -397,11 +402,11 @@ def test_broker_settings_reconnect_only_when_they_really_change():
     r.connect()
     first = r.client
     r.send("set_mqtt_port", str(port))  # unchanged: a retained copy must not loop reconnects
-    assert r.bridge.connected and r.bridge.client is first
+    assert r.bridge.connected and r.bridge.session.client is first
     r.send("set_mqtt_port", str(free_port()))
     assert not r.bridge.connected and first.closed
     assert ("Dinamics/RC/availability", "offline", True) in first.sent
-    assert r.bridge._conn_timer is not None
+    assert r.bridge.session.conn_timer is not None
 
 
 def test_broker_away_backoff_is_capped_and_the_scheduler_keeps_running():

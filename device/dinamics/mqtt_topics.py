@@ -185,6 +185,17 @@ def wifi_json(settings, ip, sn):
     return "{" + ",".join(parts) + "}"
 
 
+def report_json(name, settings, fw, ip, sn):
+    """The JSON of one report topic: settings, timers, debug or wifi."""
+    if name == "settings":
+        return settings_json(settings, fw)
+    if name == "timers":
+        return timers_json(settings)
+    if name == "debug":
+        return debug_json(settings)
+    return wifi_json(settings, ip, sn)
+
+
 def error_json(topic, value, text):
     """Payload for Dinamics/<SN>/error. The offending value is cut to 64 characters."""
     if isinstance(value, (bytes, bytearray)):
@@ -237,3 +248,39 @@ def split_log(texts, limit=199):
     if cur:
         out.append(cur)
     return out
+
+
+class LogRing:
+    """Log lines waiting for debug_log: at most `size` (the oldest go first and are counted in
+    `lost`); `due` turns True once more than `flush_chars` characters wait."""
+
+    def __init__(self, size=40, flush_chars=190):
+        self.size = size
+        self.flush_chars = flush_chars
+        self.lines = []
+        self.chars = 0
+        self.lost = 0
+        self.due = False
+
+    def add(self, text):
+        lines = self.lines
+        if len(lines) >= self.size:
+            self.chars -= len(lines.pop(0)) + 2
+            self.lost += 1
+        lines.append(text)
+        self.chars += len(text) + 2
+        if self.chars > self.flush_chars:
+            self.due = True
+
+    def take(self):
+        """-> debug_log payloads for everything waiting (a "lost" line first if any were lost)."""
+        self.due = False
+        if not self.lines:
+            return []
+        texts = self.lines
+        self.lines = []
+        self.chars = 0
+        if self.lost:
+            texts.insert(0, "(%d log lines lost)" % self.lost)
+            self.lost = 0
+        return split_log(texts)
