@@ -156,6 +156,8 @@ class MqttBridge(Actor):
 
     def _more(self, n):
         """Content built when sent (the session's spare budget): reports, HA configs, debug_log."""
+        if not self._due and self._ha_next is None and not self._ring.due:
+            return  # the idle path: nothing to build, nothing allocated
         send = self.session.send
         pre = self.prefix
         due = self._due
