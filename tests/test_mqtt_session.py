@@ -1,5 +1,9 @@
 """dinamics.mqtt_session on the virtual clock (keep-alive, PINGRESP timeout, read rate) and the
 scheduler's LOG messages the bridge's debug_log is built from (DROP_NEW policy, recursion guard)."""
+import time
+
+import pytest
+
 from dinamics import messages as m
 from dinamics import mqtt_session as ms
 from dinamics.mailbox import Actor, Scheduler
@@ -100,3 +104,34 @@ def test_a_log_emitted_while_posting_a_log_goes_to_the_console_only():
     s.run_once()
     assert lines == ["outer", "nested"]
     assert a.seen == [(m.LOG, (m.WARNING, "outer"))]
+
+
+def test_readiness_probe_hands_its_byte_to_the_next_read_and_sees_eof():
+    import socket
+
+    from dinamics.mqtt_client import NonBlockingPool
+
+    a, b = socket.socketpair()
+    try:
+        s = NonBlockingPool(socket).socket()
+        s.raw.close()
+        s.raw = a
+        s.settimeout(0.05)
+        assert s.ready() is False  # nothing there: no wait, no exception
+        b.sendall(b"\x30\x05abcde")
+        deadline = time.monotonic() + 2
+        while not s.ready():
+            assert time.monotonic() < deadline
+        assert s.ready() is True  # still held, nothing more read
+        buf = bytearray(1)
+        assert s.recv_into(buf, 1) == 1 and buf == b"\x30"
+        rest = bytearray(6)
+        got = s.recv_into(rest, 6)
+        assert rest[:got] == b"\x05abcde"[:got] and got >= 1
+        b.close()
+        deadline = time.monotonic() + 2
+        with pytest.raises(OSError):
+            while time.monotonic() < deadline:
+                s.ready()  # EOF raises at once
+    finally:
+        a.close()
