@@ -113,13 +113,20 @@ class FakeClient:
 
     def __init__(self, lw_topic="x/availability"):
         self.sent = []
-        self.ping_at = None
+        self.ping_pending = False
+        self.pings = 0
+        self.silent = False
         self._is_connected = True
         self._lw_topic = lw_topic
         self.closed = False
 
     def poll(self, max_packets):
         return 0
+
+    def ping(self):
+        self.pings += 1
+        self.ping_pending = self.silent  # a live broker answers at once; a silent one never
+        return []
 
     def publish(self, topic, payload, retain=False):
         self.sent.append((topic, payload, bool(retain)))
@@ -204,10 +211,11 @@ class BridgeRig:
 
     def connect(self):
         self.client = FakeClient(self.prefix + "availability")
-        self.bridge.client = self.client
-        self.bridge.connected = True
-        self.bridge._cfg = self.bridge._config()
-        self.bridge._on_connected()
+        s = self.bridge.session
+        s.client = self.client
+        s.cfg = self.bridge.config()
+        s.prefix = self.prefix
+        s.up()
         self.run()
         return self.client
 

@@ -146,9 +146,12 @@ def test_time_and_energy_limits_need_a_connected_vehicle():
     assert err and "vehicle" in err[0]["error"]
     r.sched.post(m.EVSE_STATE, (1, 1, 16, 0x0200))
     r.run()
+    assert not r.published("state")  # the plug state comes only from rapi_link's evse.plug
+    r.sched.post(m.EVSE_PLUG, 0)
+    r.run()
     assert r.published("state")[-1] == "0"
     assert "no vehicle connected" in r.errors(r.send("set_e_limit", "10"))[0]["error"]
-    r.sched.post(m.EVSE_STATE, (2, 2, 16, 0x0300))
+    r.sched.post(m.EVSE_PLUG, 1)
     r.run()
     assert not r.errors(r.send("set_t_limit", "4"))
     assert not r.errors(r.send("set_e_limit", "10"))
@@ -246,6 +249,7 @@ def test_get_status_publishes_everything_it_lists():
     r.sched.post(m.EVSE_CURRENT, (15980, 230000))
     r.sched.post(m.EVSE_ENERGY, (3600 * 1500, 12000))
     r.sched.post(m.EVSE_STATE, (3, 3, 16, 0x0140))
+    r.sched.post(m.EVSE_PLUG, 1)
     r.sched.post(m.BALANCER_TARGET, (16, "static"))
     r.sched.post(m.PHASES, (1, 1))
     r.sched.post(m.LINK_STATUS, (True, "OK"))
@@ -275,6 +279,7 @@ def test_telemetry_deadbands_and_link_down_state():
     r.run(2100)
     assert r.published("current1") == ["10.00", "10.30"]
     r.sched.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :GS"))
+    r.sched.post(m.EVSE_PLUG, 2)  # rapi_link decides the plug state (unknown while the link is down)
     r.run()
     assert r.published("connection")[-1] == "CON_ERROR_FAILED_COM :GS"
     assert r.published("state")[-1] == "2"
@@ -288,12 +293,12 @@ def test_telemetry_deadbands_and_link_down_state():
 def test_telemetry_while_the_broker_is_away_is_coalesced_latest_wins():
     r = BridgeRig()
     r.connect()
-    r.bridge.connected = False  # broker gone
+    r.bridge.session.connected = False  # broker gone
     for a in range(5, 30):
         r.sched.post(m.CT_READING, (0, (float(a), 0.0, 0.0), 0b001, (0, 0, 0)))
         r.run(2000)
     r.client.sent.clear()
-    r.bridge.connected = True
+    r.bridge.session.connected = True
     r.run()
     assert r.published("current1") == ["29.00"]
 
@@ -301,12 +306,12 @@ def test_telemetry_while_the_broker_is_away_is_coalesced_latest_wins():
 def test_responses_wait_in_a_bounded_fifo_in_order():
     r = BridgeRig()
     r.connect()
-    r.bridge.connected = False
+    r.bridge.session.connected = False
     for i in range(100):
         r.bridge.on_mqtt(r.prefix + "set_breaker", b"x%d" % i)
         r.run()
     r.client.sent.clear()
-    r.bridge.connected = True
+    r.bridge.session.connected = True
     r.run(200)
     vals = [e["value"] for e in r.errors()]
     assert vals == ["x%d" % i for i in range(100 - 64, 100)]
@@ -397,11 +402,11 @@ def test_broker_settings_reconnect_only_when_they_really_change():
     r.connect()
     first = r.client
     r.send("set_mqtt_port", str(port))  # unchanged: a retained copy must not loop reconnects
-    assert r.bridge.connected and r.bridge.client is first
+    assert r.bridge.connected and r.bridge.session.client is first
     r.send("set_mqtt_port", str(free_port()))
     assert not r.bridge.connected and first.closed
     assert ("Dinamics/RC/availability", "offline", True) in first.sent
-    assert r.bridge._conn_timer is not None
+    assert r.bridge.session.conn_timer is not None
 
 
 def test_broker_away_backoff_is_capped_and_the_scheduler_keeps_running():
@@ -445,3 +450,92 @@ def test_broker_away_backoff_is_capped_and_the_scheduler_keeps_running():
     assert r.bridge.stats["worst_connect_ms"] < 50
     print("broker down: %d attempts in 30 virtual min, worst pass %.2f ms, wall %.2f s"
           % (len(attempts), r.sched.worst_pass_us / 1000, wall))
+
+
+# --- domain messages instead of MQTT words (issue 9) ---------------------------------------------
+def test_max_charging_current_is_what_the_controller_accepted_and_0_while_paused():
+    r = BridgeRig()
+    r.connect()
+    r.sched.post(m.BALANCER_TARGET, (16, "static"))
+    r.run()
+    assert r.published("max_charging_current") == ["16"]  # no pilot known yet: the target
+    r.sched.post(m.EVSE_PILOT, 13)  # the controller clamped it
+    r.run()
+    assert r.published("max_charging_current") == ["16", "13"]
+    r.sched.post(m.BALANCER_TARGET, (20, "static"))  # a new request the controller did not accept
+    r.run()
+    assert r.published("max_charging_current") == ["16", "13"]
+    r.sched.post(m.BALANCER_TARGET, (0, "pause"))
+    r.run()
+    assert r.published("max_charging_current")[-1] == "0"
+    r.sched.post(m.EVSE_PILOT, 10)  # while paused it stays 0
+    r.run()
+    assert r.published("max_charging_current")[-1] == "0"
+    r.sched.post(m.BALANCER_TARGET, (10, "resume"))
+    r.run()
+    assert r.published("max_charging_current") == ["16", "13", "0", "10"]
+    r.send("get_status", "1")
+    assert r.published("max_charging_current")[-1] == "10"
+
+
+def test_slow_reply_publishes_timeout_only_with_the_debug_switch():
+    r = BridgeRig()
+    r.connect()
+    r.sched.post(m.EVSE_SLOW_REPLY, 612)
+    r.run()
+    assert r.published("timeout") == []
+    r.send("set_debug", "01" + "0" * 38)  # d1_MQTT
+    r.sched.post(m.EVSE_SLOW_REPLY, 612)
+    r.run()
+    assert r.published("timeout") == ["612"]
+
+
+def test_balancer_fault_gives_the_same_error_json_as_the_old_error_kind():
+    r = BridgeRig()
+    r.connect()
+    r.sched.post(m.ERROR, ("enable", 1800, "auto-stop: timer1 expired"))
+    r.sched.post(m.BALANCER_FAULT, ("enable", 1800, "auto-stop: timer1 expired"))
+    r.run()
+    errs = r.errors()
+    assert len(errs) == 2 and errs[0] == errs[1]
+    assert errs[0] == {"topic": "enable", "value": "1800", "error": "auto-stop: timer1 expired"}
+
+
+def test_actor_stopped_is_an_error_and_a_link_actor_also_sets_connection():
+    r = BridgeRig()
+    r.connect()
+    r.sched.post(m.ACTOR_STOPPED, "ct_meter")
+    r.run()
+    assert r.errors()[-1]["topic"] == "actor" and r.errors()[-1]["value"] == "ct_meter"
+    assert r.published("connection") == []
+    for name in ("rapi_link", "uart_link"):
+        r.sched.post(m.ACTOR_STOPPED, name)
+        r.run()
+        assert r.errors()[-1]["value"] == name
+        assert r.published("connection")[-1] == "CON_ERROR_STOPPED :" + name
+    r.send("get_status", "1")
+    assert r.published("connection")[-1] == "CON_ERROR_STOPPED :uart_link"
+
+
+def test_state_comes_only_from_evse_plug_and_enable_from_evse_state():
+    r = BridgeRig()
+    r.connect()
+    r.sched.post(m.EVSE_STATE, (3, 3, 16, 0x0140))  # charging, but no plug decision yet
+    r.sched.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :GS"))
+    r.run()
+    assert r.published("state") == [] and r.published("enable") == ["2"]
+    r.sched.post(m.EVSE_PLUG, 1)
+    r.sched.post(m.EVSE_PLUG, 1)
+    r.run()
+    assert r.published("state") == ["1"]
+
+
+def test_the_bridge_reads_log_messages_and_leaves_the_console_alone():
+    r = BridgeRig()
+    console = r.sched.console
+    r.connect()
+    assert r.sched.console is console
+    r.sched.log(m.WARNING, "a warning")
+    assert r.logs[-1] == (m.WARNING, "a warning")  # the console still gets every line at once
+    r.run(5100)
+    assert any("a warning" in p for p in r.published("debug_log"))

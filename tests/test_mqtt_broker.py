@@ -164,7 +164,7 @@ def test_retained_commands_present_at_connect_do_not_repeat_or_loop(mosquitto):
         assert all("retained" in e["error"] for e in u.errors())
         assert u.w.app.settings.get("c_limit") == 12
         # the connection drops and comes back: the retained messages come again, still no action
-        u.bridge._down(OSError("test: connection dropped"))
+        u.bridge.session.down(OSError("test: connection dropped"))
         assert u.wait(lambda: u.bridge.connected and len(u.errors()) == 8, timeout=20)
         assert u.w.app.settings.get("c_limit") == 12
         u.w.run_for(10000)

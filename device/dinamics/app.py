@@ -33,7 +33,7 @@ class App:
         self.mqtt = None
         if getattr(port, "socket_pool", None) is not None:
             from actors.mqtt_bridge import MqttBridge
-            self.mqtt = add(MqttBridge(self.settings, port, self))
+            self.mqtt = add(MqttBridge(self.settings, port))
 
     def run_forever(self):
         self.sched.log(m.INFO, "dinamics starting")

@@ -104,6 +104,7 @@ class Scheduler:
         self.last_pass_us = 0
         self.running = False
         self._stop = False  # a stop() that comes before run_forever() still counts
+        self._logging = False  # inside log(): no LOG message about posting a LOG message
 
     # --- registration ------------------------------------------------------------------------
     def add(self, actor):
@@ -147,11 +148,14 @@ class Scheduler:
 
     def send(self, actor, kind, payload=None):
         kinds = actor._kinds
+        policy = m.POLICY
+        if policy[kind] == m.DROP_NEW and len(kinds) >= actor.inbox_size - (actor.inbox_size >> 2):
+            actor.dropped += 1  # a log line: the last quarter of an inbox stays for everything else
+            return True
         if len(kinds) < actor.inbox_size:
             kinds.append(kind)
             actor._payloads.append(payload)
             return True
-        policy = m.POLICY
         if policy[kind] == m.LATEST:
             # Newest wins: replace a queued value of the same kind, else evict the oldest telemetry.
             for i in range(len(kinds) - 1, -1, -1):
@@ -175,8 +179,17 @@ class Scheduler:
         return False
 
     def log(self, level, text):
+        """Console first, then a LOG message (DROP_NEW: never refused, never evicts anything).
+        A log emitted while a log is being posted (an inbox-full report) goes to the console only."""
         if self.console is not None:
             self.console(level, text)
+        if self._logging or not self._subs[m.LOG]:
+            return
+        self._logging = True
+        try:
+            self.post(m.LOG, (level, text))
+        finally:
+            self._logging = False
 
     # --- timers ------------------------------------------------------------------------------
     def every(self, actor, ms, tag):

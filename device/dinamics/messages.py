@@ -3,23 +3,25 @@
 A kind is a small int (its index in _TABLE). Each row says who sends it to whom, what the payload
 is, and the inbox overflow policy: LATEST kinds are telemetry (a newer value replaces an older
 queued one of the same kind, or evicts the oldest telemetry), COMMAND kinds are never dropped
-silently (the post is refused, counted and reported).
+silently (the post is refused, counted and reported), DROP_NEW kinds (log lines) are dropped and
+counted when the inbox is three quarters full, so they never crowd out or evict anything else.
 """
 
 LATEST = 0
 COMMAND = 1
+DROP_NEW = 2
 
 # name, policy                 sender -> receivers: payload
 _TABLE = (
     ("timer", LATEST),          # scheduler -> timer owner: tag given to every()/after()
-    ("log", COMMAND),           # any -> console, mqtt_bridge: (level, text)
+    ("log", DROP_NEW),          # scheduler.log -> mqtt_bridge (debug_log): (level, text); console too
     ("ct.reading", LATEST),     # ct_meter -> balancer, mqtt, lcd: CtReading tuple (see below)
     ("evse.state", LATEST),     # rapi_link -> all: (state, pilot, amps, vflags) from $AT/$GS
     ("evse.async", COMMAND),    # rapi_link -> mqtt_bridge: raw async line as str (state_change)
     ("evse.current", LATEST),   # rapi_link -> all: (mA, mV) from $GG
     ("evse.energy", LATEST),    # rapi_link -> all: (session Ws, lifetime Wh) from $GU
     ("evse.capacity", LATEST),  # rapi_link -> all: (min, hmax, pilot, cmax) from $GC
-    ("evse.plug", LATEST),      # rapi_link -> all: 0 not connected, 1 connected, 2 unknown ($G0)
+    ("evse.plug", LATEST),      # rapi_link -> all (mqtt `state`): 0 not connected, 1 connected, 2 unknown ($AT/$GS/$G0)
     ("evse.boot", COMMAND),     # rapi_link -> all: (postcode, fw) from $AB, after re-sync is queued
     ("evse.version", LATEST),   # rapi_link -> all: (fw, rapi) from $GV
     ("rapi.request", COMMAND),  # any -> rapi_link: (tag, cmd, args) ; args tuple or None
@@ -31,9 +33,9 @@ _TABLE = (
     ("charge.command", COMMAND),  # mqtt/web -> balancer: enable 1 off, 2 on, 3 sleep
     ("setting.set", COMMAND),   # mqtt/web -> settings: (name, raw value, source)
     ("setting.changed", COMMAND),  # settings -> all: (name, value) after validation and storing
-    ("error", COMMAND),         # any -> mqtt_bridge: (topic, value, text) for Dinamics/<SN>/error
+    ("error", COMMAND),         # any -> mqtt_bridge: (topic, value, text) for Dinamics/<SN>/error (old; see balancer.fault)
     ("net.status", COMMAND),    # mqtt_bridge -> all: True broker up / False down
-    ("mqtt.out", COMMAND),      # any -> mqtt_bridge: (subtopic, payload str, retain)
+    ("mqtt.out", COMMAND),      # any -> mqtt_bridge: (subtopic, payload str, retain) (old; see evse.slow_reply)
     ("status.request", COMMAND),  # mqtt/web -> actors owning status: which (e.g. "status")
     ("ct.sample", LATEST),      # ct feed/ADC -> ct_meter (host rig and HIL mode): raw reading
     ("phases", LATEST),         # balancer -> mqtt, lcd: (active_phases e.g. 0/1/12/123/99, no_of_phases)

@@ -1,17 +1,18 @@
 """Non-blocking transport under adafruit_minimqtt, so the MQTT bridge never stalls a scheduler
 pass (see circuitpython-notes: MiniMQTT waits out its timeouts and does not see a dead broker).
 
-- the socket wrapper reads the first byte of a packet without waiting (`quick`) and raises at
-  EOF at once; TCP connect is bounded by CONNECT_TIMEOUT_S; TCP_NODELAY where available;
-- the MQTT subclass sends keep-alive pings without waiting for PINGRESP, keeps the fixed header of
-  the last packet (its retain bit) and reads with poll(max_packets) instead of loop().
-Relies on MiniMQTT 8.1.0 internals (_wait_for_msg, _sock_exact_recv, _send_bytes, _sock,
-_last_msg_sent_timestamp); tests/test_mqtt_bridge.py checks they exist.
+- the socket wrapper tests readiness first (`ready()`: one non-blocking 1-byte read into a
+  preallocated buffer, the byte is handed to the next read), so MiniMQTT only runs when a packet has
+  begun to arrive; it raises at EOF at once; TCP connect is bounded by CONNECT_TIMEOUT_S;
+  TCP_NODELAY where available;
+- the MQTT subclass sends keep-alive pings without waiting for PINGRESP (`ping_pending` until it
+  comes; the session keeps time on the scheduler's clock), keeps the fixed header of the last packet
+  (its retain bit) and reads with poll(max_packets) instead of loop().
+Relies on MiniMQTT 8.1.0 internals (_wait_for_msg, _sock_exact_recv, _send_bytes, _sock);
+tests/test_mqtt_bridge.py checks they exist.
 """
 
 import errno
-
-from adafruit_ticks import ticks_diff, ticks_ms
 
 SOCKET_TIMEOUT_S = 0.05  # continuation reads and sends (the first byte of a packet never waits)
 RECV_TIMEOUT_S = 1.0  # longest wait for CONNACK / SUBACK
@@ -22,12 +23,12 @@ _ECONNRESET = getattr(errno, "ECONNRESET", 104)
 
 
 class _Sock:
-    def __init__(self, sock, timeout_exc, nodelay=None):
+    def __init__(self, sock, nodelay=None):
         self.raw = sock
-        self.quick = False
         self._timeout = None
-        self._texc = timeout_exc
         self._nodelay = nodelay
+        self._one = bytearray(1)  # readiness probe; its byte is handed to the next read
+        self._held = False
 
     def settimeout(self, t):
         self._timeout = t
@@ -48,31 +49,34 @@ class _Sock:
     def send(self, data):
         return self.raw.send(data)
 
+    def ready(self):
+        """True when a byte has arrived (kept for the next read). Never waits; EOF raises."""
+        if self._held:
+            return True
+        raw = self.raw
+        raw.settimeout(0)
+        try:
+            got = raw.recv_into(self._one, 1)
+        except OSError as e:
+            if e.args and e.args[0] in _AGAIN or type(e).__name__ in ("SSLWantReadError", "BlockingIOError"):
+                return False
+            raise
+        finally:
+            raw.settimeout(self._timeout)
+        if not got:
+            raise OSError(_ECONNRESET, "connection closed by the broker")
+        self._held = True
+        return True
+
     def recv_into(self, buf, nbytes=0):
-        if self.quick:
-            self.quick = False
-            raw = self.raw
-            raw.settimeout(0)
-            try:
-                got = raw.recv_into(buf, nbytes)
-            except OSError as e:
-                if e.args and e.args[0] in _AGAIN or type(e).__name__ in ("SSLWantReadError", "BlockingIOError"):
-                    raise self._nothing()
-                raise
-            finally:
-                raw.settimeout(self._timeout)
-        else:
-            got = self.raw.recv_into(buf, nbytes)
+        if self._held and (nbytes or len(buf)):
+            self._held = False
+            buf[0] = self._one[0]
+            return 1  # a short read: MiniMQTT reads the rest
+        got = self.raw.recv_into(buf, nbytes)
         if not got and (nbytes or len(buf)):
             raise OSError(_ECONNRESET, "connection closed by the broker")
         return got
-
-    def _nothing(self):
-        # What MiniMQTT treats as "no packet yet": the pool's timeout class on CPython, EAGAIN on a
-        # board's socketpool.
-        if self._texc is not None:
-            return self._texc()
-        return OSError(errno.EAGAIN)
 
     def close(self):
         self.raw.close()
@@ -86,9 +90,9 @@ class NonBlockingPool:
         self._pool = pool
         self.SOCK_STREAM = pool.SOCK_STREAM
         self.AF_INET = getattr(pool, "AF_INET", 2)
-        self._texc = getattr(pool, "timeout", None)
-        if self._texc is not None:
-            self.timeout = self._texc  # MiniMQTT's CPython path catches pool.timeout
+        texc = getattr(pool, "timeout", None)
+        if texc is not None:
+            self.timeout = texc  # MiniMQTT's CPython path catches pool.timeout
         self._nodelay = None
         if hasattr(pool, "IPPROTO_TCP") and hasattr(pool, "TCP_NODELAY"):
             self._nodelay = (pool.IPPROTO_TCP, pool.TCP_NODELAY)
@@ -97,7 +101,7 @@ class NonBlockingPool:
         return self._pool.getaddrinfo(host, port, family, type, proto, flags)
 
     def socket(self, family=2, type=1, proto=0):  # noqa: A002
-        return _Sock(self._pool.socket(family, type, proto), self._texc, self._nodelay)
+        return _Sock(self._pool.socket(family, type, proto), self._nodelay)
 
 
 class TlsWrapper:
@@ -105,8 +109,7 @@ class TlsWrapper:
         self._ctx = ctx
 
     def wrap_socket(self, sock, server_hostname=None):
-        return _Sock(self._ctx.wrap_socket(sock.raw, server_hostname=server_hostname), sock._texc,
-                     sock._nodelay)
+        return _Sock(self._ctx.wrap_socket(sock.raw, server_hostname=server_hostname), sock._nodelay)
 
 
 _client_cls = None
@@ -125,7 +128,7 @@ def client_class():
         def __init__(self, **kw):
             super().__init__(**kw)
             self.header = 0
-            self.ping_at = None
+            self.ping_pending = False
             self._first = False
 
         def _wait_for_msg(self, timeout=None):
@@ -135,7 +138,7 @@ def client_class():
             finally:
                 self._first = False
             if op == 0xD0:
-                self.ping_at = None
+                self.ping_pending = False
             return op
 
         def _sock_exact_recv(self, bufsize, timeout=None):
@@ -146,25 +149,20 @@ def client_class():
             return rc
 
         def ping(self):
+            """PINGREQ without waiting for PINGRESP (the session times it on its own clock)."""
             self._send_bytes(b"\xc0\x00")
-            now = ticks_ms()
-            self._last_msg_sent_timestamp = now
-            if self.ping_at is None:
-                self.ping_at = now
+            self.ping_pending = True
             return []
 
         def poll(self, max_packets):
-            if ticks_diff(ticks_ms(), self._last_msg_sent_timestamp) >= self.keep_alive * 1000:
-                self.ping()
+            """Handle at most max_packets packets that have begun to arrive; nothing else waits."""
             n = 0
-            while n < max_packets:
-                self._sock.quick = True
-                op = self._wait_for_msg()
-                if op is None:
+            sock = self._sock
+            while n < max_packets and sock is not None and sock.ready():
+                if self._wait_for_msg() is None:
                     break
                 n += 1
-            if self._sock is not None:
-                self._sock.quick = False
+                sock = self._sock
             return n
 
     _client_cls = Client

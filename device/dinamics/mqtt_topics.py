@@ -61,22 +61,22 @@ def rapi_allowed(cmd):
 # Published topics: (topic, retained, payload, help). The bridge takes the retain flag from here.
 RESPONSES = (
     ("availability", True, "online / offline", "last will: offline when the unit drops off the broker"),
-    ("error", False, '{"topic":…,"value":…,"error":…}', "reply to a rejected command or value; nothing was changed"),
+    ("error", False, '{"topic":…,"value":…,"error":…}', "reply to a rejected command or value (nothing was changed); also a balancer auto-stop/refusal and an actor stopped after repeated crashes (topic \"actor\")"),
     ("fwversion", True, "e.g. 1.0.0", "firmware version (published at connect)"),
     ("breaker", True, "6-100 [A]", "breaker setting, after set_breaker and at connect"),
     ("plugandcharge", True, "0 / 1", "plug&charge setting, after set_plugandcharge and at connect"),
     ("current1", False, "e.g. 12.34 [A]", "CT 1 current; every `timer` ms when changed by >= 0.15 A, and on get_status"),
     ("current2", False, "[A]", "CT 2 current, as current1"),
     ("current3", False, "[A]", "CT 3 current, as current1"),
-    ("max_charging_current", False, "0-80 [A]", "current the balancer allows now (its target), on change"),
+    ("max_charging_current", False, "0-80 [A]", "pilot current the EVSE controller accepted ($SC reply, $AT, $GC); 0 while the balancer pauses; the balancer's target until the controller has told; on change and on get_status"),
     ("charging_current", False, "e.g. 15.98 [A]", "EVSE charging current, when changed by >= 0.15 A"),
     ("power", False, "0-22000 [W]", "charging power = current x voltage x phases, when changed by >= 100 W"),
     ("energy", False, "[Wh]", "session energy (EVSE reading x phases), when changed by >= 100 Wh"),
     ("active_phases", False, "0,1,2,3,12,13,23,123,99", "phases the car draws from this session"),
     ("no_of_phases", False, "0-3", "number of active phases"),
     ("enable", True, "1 / 2 / 3", "EVSE enable state: 1 off (disabled), 2 enabled, 3 sleeping"),
-    ("state", True, "0 / 1 / 2", "vehicle: 0 not connected, 1 connected, 2 unknown (link down)"),
-    ("connection", True, "OK / CON_ERROR_FAILED_COM :<cmd>", "link to the EVSE"),
+    ("state", True, "0 / 1 / 2", "vehicle: 0 not connected, 1 connected, 2 unknown (link down); as the link decides it from $AT/$GS/$G0"),
+    ("connection", True, "OK / CON_ERROR_FAILED_COM :<cmd> / CON_ERROR_STOPPED :<actor>", "link to the EVSE (STOPPED: the link actor kept crashing)"),
     ("state_change", False, "$AT …", "raw asynchronous line from the EVSE ($AT/$AB/…)"),
     ("timeout", False, "ms", "a RAPI reply took more than timer13/2 ms (debug switch d1_MQTT)"),
     ("debug_log", False, "$msg$$msg$…", "log lines (WARNING+, INFO with switch d2_MQTT), each framed in $…$, every message < 200 characters; a frame starting with + continues the line before; inside a line % is %25, $ is %24, a leading + is %2B"),
@@ -185,6 +185,17 @@ def wifi_json(settings, ip, sn):
     return "{" + ",".join(parts) + "}"
 
 
+def report_json(name, settings, fw, ip, sn):
+    """The JSON of one report topic: settings, timers, debug or wifi."""
+    if name == "settings":
+        return settings_json(settings, fw)
+    if name == "timers":
+        return timers_json(settings)
+    if name == "debug":
+        return debug_json(settings)
+    return wifi_json(settings, ip, sn)
+
+
 def error_json(topic, value, text):
     """Payload for Dinamics/<SN>/error. The offending value is cut to 64 characters."""
     if isinstance(value, (bytes, bytearray)):
@@ -237,3 +248,39 @@ def split_log(texts, limit=199):
     if cur:
         out.append(cur)
     return out
+
+
+class LogRing:
+    """Log lines waiting for debug_log: at most `size` (the oldest go first and are counted in
+    `lost`); `due` turns True once more than `flush_chars` characters wait."""
+
+    def __init__(self, size=40, flush_chars=190):
+        self.size = size
+        self.flush_chars = flush_chars
+        self.lines = []
+        self.chars = 0
+        self.lost = 0
+        self.due = False
+
+    def add(self, text):
+        lines = self.lines
+        if len(lines) >= self.size:
+            self.chars -= len(lines.pop(0)) + 2
+            self.lost += 1
+        lines.append(text)
+        self.chars += len(text) + 2
+        if self.chars > self.flush_chars:
+            self.due = True
+
+    def take(self):
+        """-> debug_log payloads for everything waiting (a "lost" line first if any were lost)."""
+        self.due = False
+        if not self.lines:
+            return []
+        texts = self.lines
+        self.lines = []
+        self.chars = 0
+        if self.lost:
+            texts.insert(0, "(%d log lines lost)" % self.lost)
+            self.lost = 0
+        return split_log(texts)

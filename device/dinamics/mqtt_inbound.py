@@ -1,0 +1,147 @@
+"""Inbound MQTT: what one received message asks for. Pure: no I/O, no clock, no settings, so the
+whole command surface is fuzzed directly (tests/test_mqtt_inbound.py).
+
+translate(topic, payload, retained) -> None (ignore) or (action, topic, text, arg):
+  topic   the topic under Dinamics/<SN>/ (the bridge strips and checks the prefix)
+  text    the payload as str (for ERROR: the offending value, bytes when it is not UTF-8)
+  action  arg
+  ERROR   reply text for Dinamics/<SN>/error; nothing is done
+  SETTING setting name -> setting.set (name, text, "mqtt"); the settings actor validates
+  CHARGE  1 off / 2 on / 3 sleep -> charge.command
+  RAPI    (tag, cmd, args) -> rapi.request (rapi_request; the command passed the allow-list)
+  LIMIT   (tag, cmd, args) -> rapi.request, only while a vehicle is connected (the bridge knows)
+  LCD     (tag, ((cmd, args), ...)) -> one rapi.request per $FP line, one reply for them all
+  REPORT  "status" / "settings" / "timers" / "wifi" / "debug" -> publish that report
+  RESET   settings.RESET_SETTINGS / RESET_WIFI -> setting.set (reset, text, "mqtt")
+An empty payload is ignored (that clears a retained message). A retained one-shot command is an
+ERROR (never executed); a retained set_* value is a SETTING like a live one.
+
+Replies: the bookkeeping that turns the EVSE's rapi.reply into the command's response topic.
+"""
+
+from dinamics import mqtt_topics as mt
+from dinamics import rapi
+from dinamics import settings as st
+
+ERROR = 0
+SETTING = 1
+CHARGE = 2
+RAPI = 3
+LIMIT = 4
+LCD = 5
+REPORT = 6
+RESET = 7
+
+_RETAINED = "retained command not executed (clear it with an empty retained message)"
+
+
+def translate(topic, payload, retained=False):
+    if isinstance(payload, (bytes, bytearray)):
+        try:
+            text = bytes(payload).decode("utf-8")
+        except UnicodeError:
+            return (ERROR, topic, payload, "not UTF-8 text")
+    else:
+        text = payload
+    if not text:
+        return None  # an empty message clears a retained one: nothing to do
+    r = st.by_topic(topic)
+    if r is not None:
+        return (SETTING, topic, text, r[st.NAME])
+    c = mt.command(topic)
+    if c is None:
+        return (ERROR, topic, text, "unknown topic")
+    if retained and c[st.FLAGS] & mt.ONESHOT:
+        return (ERROR, topic, text, _RETAINED)
+    try:
+        v = st.parse(c, text)
+    except ValueError as e:
+        return (ERROR, topic, text, str(e))
+    return _command(topic, v, text)
+
+
+def _command(topic, v, text):
+    if topic[:4] == "get_":
+        return (REPORT, topic, text, topic[4:])
+    if topic == "rapi_request":
+        return _rapi_request(text)
+    if topic == "set_enable":
+        return (CHARGE, topic, text, v)
+    if topic == "set_t_limit" or topic == "set_e_limit":
+        cmd = "S3" if topic == "set_t_limit" else "SH"
+        return (LIMIT, topic, text, ("mqtt:" + cmd, cmd, (v,)))
+    if topic == "set_lcd":
+        return (LCD, topic, text, ("mqtt:lcd", tuple(rapi.fp_commands(v))))
+    if topic == "erase_lcd":
+        return (LCD, topic, text, ("mqtt:erase", tuple(rapi.erase_commands())))
+    if topic == "delete_settings":
+        return (RESET, topic, text, st.RESET_SETTINGS)
+    if topic == "delete_wifi":
+        return (RESET, topic, text, st.RESET_WIFI)
+    # set_update, set_update_spiffs
+    return (ERROR, topic, text, "over-the-air update is not supported; update over USB")
+
+
+def _rapi_request(text):
+    try:
+        rapi.build_raw(text, 0x41)  # the link adds an id: check the length with one
+    except ValueError as e:
+        return (ERROR, "rapi_request", text, str(e))
+    toks = [t for t in text.split(" ") if t]
+    cmd = toks[0]
+    if not mt.rapi_allowed(cmd):
+        return (ERROR, "rapi_request", text, "command %s not allowed over MQTT (allowed: G*, %s)"
+                % (cmd, ",".join(mt.RAPI_SETTERS)))
+    return (RAPI, "rapi_request", text, ("mqtt:rapi", cmd, tuple(toks[1:]) or None))
+
+
+RESPONSE_OF_TAG = {"mqtt:rapi": "rapi_response", "mqtt:S3": "responseST", "mqtt:SH": "responseSH",
+                   "mqtt:lcd": "responseLCD", "mqtt:erase": "responseEraseLCD"}
+_LIMIT_TOPIC = {"mqtt:S3": "set_t_limit", "mqtt:SH": "set_e_limit"}
+
+
+class Replies:
+    """One response per request, except one for all the $FP lines of one LCD text (the first
+    failure wins), and an error naming the value when the EVSE refuses a time/energy limit."""
+
+    def __init__(self):
+        self._lcd = {}  # tag -> [replies pending, response text]
+        self._limits = {"mqtt:S3": [], "mqtt:SH": []}  # tag -> values waiting for their reply
+
+    def sent(self, tag, value=None):
+        """A rapi.request with this tag went out (value: the limit's text, for S3/SH)."""
+        vals = self._limits.get(tag)
+        if vals is not None:
+            vals.append(value)
+            return
+        entry = self._lcd.get(tag)
+        if entry is None:
+            entry = self._lcd[tag] = [0, None]
+        entry[0] += 1
+
+    def reply(self, tag, ok, fields, text):
+        """rapi.reply -> None (not an MQTT request, or more $FP replies to come) or
+        (response topic, text, refused) with refused = (topic, value, error text) or None."""
+        sub = RESPONSE_OF_TAG.get(tag)
+        if sub is None:
+            return None
+        if ok is None:
+            out = "No response from EVSE (%s)" % text
+        else:
+            out = ("$OK" if ok else "$NK") + ("" if not fields else " " + " ".join(fields))
+        lcd = self._lcd.get(tag)
+        if lcd is not None:
+            lcd[0] -= 1
+            if lcd[1] is None or (ok is not True and lcd[1][:3] == "$OK"):
+                lcd[1] = out
+            if lcd[0] > 0:
+                return None
+            out = lcd[1]
+            del self._lcd[tag]
+        refused = None
+        vals = self._limits.get(tag)
+        if vals:
+            value = vals.pop(0)
+            if ok is not True:
+                refused = (_LIMIT_TOPIC[tag], value, "EVSE refused: " + out)
+        return (sub, out, refused)
