@@ -404,4 +404,5 @@ class RapiLink(EvseSync, Actor):
         self.wire.clear()
         self.dialect.reset()
         self.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :" + cmd))
+        self._set_plug(2)  # unknown until the controller answers again
         self._schedule_probe()
