@@ -72,7 +72,9 @@ class World:
         return self.now_ms()
 
     def step(self, ms=10):
-        """Advance the world by about `ms`: move bytes, run the controller, run the firmware."""
+        """Advance the world by about `ms`: move bytes, run the controller, run the firmware.
+        Virtual time: each pump() returns only when the bytes written so far are at their readers
+        (synchronous modems), so the run does not depend on how busy the PC is."""
         if self.virtual:
             self.clock.advance(ms)
         if self.injector is not None:
