@@ -27,9 +27,12 @@ class World:
         else:
             t0 = time.monotonic()
             self.now_ms = lambda: int((time.monotonic() - t0) * 1000)
-        self.modem = NullModem()
+        # Virtual time: synchronous modems (hil/null_modem.py), so that no byte is in flight in
+        # the kernel when a program looks for it: every port is opened through modem.attach().
+        self.modem = NullModem(sync=virtual)
         unit_path, evse_path = self.modem.paths
-        self.evse_serial = open_serial(evse_path)
+        self.evse_serial = self.modem.attach(1, open_serial(evse_path))
+        unit_serial = self.modem.attach(0, open_serial(unit_path))
         self.emu = OpenEvseEmulator(self.evse_serial, self.now_ms, **emulator_kwargs)
         self.state_dir = state_dir or tempfile.mkdtemp(prefix="dinamics-world-")
         from dinamics.clock import BoardClock
@@ -46,14 +49,14 @@ class World:
             from hil.house import CtInjector, HouseLoad
 
             self.house = house or HouseLoad()
-            self.ct_modem = NullModem()
+            self.ct_modem = NullModem(sync=virtual)
             unit_ct, rig_ct = self.ct_modem.paths
-            self.ct_serial = open_serial(rig_ct)
-            port_kwargs["ct_stream"] = unit_ct
+            self.ct_serial = self.ct_modem.attach(1, open_serial(rig_ct))
+            port_kwargs["ct_stream"] = self.ct_modem.attach(0, open_serial(unit_ct))
             self.injector = CtInjector(CtFeedWriter(self.ct_serial), self.house,
                                        lambda t: self.emu.ev_phase_currents(),
                                        period_ms=ct_period_ms)
-        self.port = HostPort(unit_path, self.state_dir, clock=clock, console=self.console,
+        self.port = HostPort(unit_serial, self.state_dir, clock=clock, console=self.console,
                              **port_kwargs)
         self.app = app_factory(self.port)
         self.sched = self.app.sched
@@ -69,7 +72,9 @@ class World:
         return self.now_ms()
 
     def step(self, ms=10):
-        """Advance the world by about `ms`: move bytes, run the controller, run the firmware."""
+        """Advance the world by about `ms`: move bytes, run the controller, run the firmware.
+        Virtual time: each pump() returns only when the bytes written so far are at their readers
+        (synchronous modems), so the run does not depend on how busy the PC is."""
         if self.virtual:
             self.clock.advance(ms)
         if self.injector is not None:
