@@ -100,8 +100,10 @@ class RapiLink(EvseSync, Actor):
         if not self.up:
             self._answer(tag, None, (), "link down")
             return
-        if tag == POLL and (not self.dialect.supports(cmd) or self.queue.has_poll(POLL, cmd)):
+        if tag == POLL and self.queue.has_poll(POLL, cmd):
             return
+        if (tag == POLL or tag == LINK) and not self.dialect.supports(cmd) and cmd != "SC":
+            return  # e.g. no $SY on an old controller: do not keep asking
         if cmd == "SC":  # the gate: whatever asked, whatever the settings say
             amps = gate_sc(args[0] if args else None, self.settings)
             args = (amps, "V")
