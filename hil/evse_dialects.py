@@ -86,9 +86,10 @@ def _err(emu):
 
 
 def _pilot(emu):
+    """What its EV simulator shows on the pilot: the level the controller last read."""
     if emu.ev is None:
         return ST_A
-    return ST_C if emu.ev.s2_closed(emu._t) else ST_B
+    return emu._level or ST_B
 
 
 def _state(emu):

@@ -1006,3 +1006,303 @@ def test_gs_sleeping_vector_5(quick):
     # (the poked pilot state counts as a change: an $AT follows the reply)
     assert r.cmd(b"$GS :2A^59\r") == (b"$OK fe 3600 02 0700 :2A^4A\r"             # 5
                                       + L(b"AT fe 02 32 0700"))
+
+
+# ==============================================================================================
+# measured 8.2.3 defaults (rapi.md §8): boot, stalls, RX buffer, loop latency, debug lines
+# ==============================================================================================
+def tx_times(emu, since=0):
+    """(ms, line without its checksum) of every RAPI line the emulator wrote at or after `since`."""
+    return [(t, text.split("^")[0]) for t, kind, text in emu.log if kind == "tx" and t >= since]
+
+
+def test_default_boot_timeline(make):
+    r = make()
+    assert r.run(2199) == b""                                     # ~2.2 s of silence
+    assert r.run(1) == (b"$AT 00 00 0 0200^03\r"
+                        b"\nrelayCloseMs: 100\r\nrelayHoldPwm: 255\r\n")  # V6 lines at boot
+    assert r.run(1649) == b""
+    assert r.run(1) == b"$AB 00 8.2.3^1E\r"                        # 1.2-2.1 s later: 1650 ms
+    assert r.run(25) == L(b"AT 01 01 24 0200")                     # factory default 24 A
+    assert r.emu.phase == "run"
+    r.emu.reboot()                                                 # same timeline every boot
+    t0 = r.t
+    out = r.run(4000)
+    assert [t - t0 for t, _ in tx_times(r.emu, t0 + 1)] == [2200, 3850, 3875]
+    assert out.count(b"relayHoldPwm: 255") == 1
+
+
+def test_blank_eeprom_boot_is_longer_once(make):
+    r = make(blank_eeprom=True, latency=False)
+    assert r.run(3149) == b""                                     # 2.9-3.4 s: 3150 ms
+    assert r.run(1).startswith(b"$AT 00 00 0 0200^03\r")
+    assert r.run(1650) == b"$AB 00 8.2.3^1E\r"
+    r.run(100)
+    assert r.cmd(C(b"FR")) == b""
+    t0 = r.t
+    r.run(6000)
+    assert tx_times(r.emu, t0)[0][0] - t0 == 1000 + 2200          # EEPROM written: 2.2 s again
+
+
+def test_commands_sent_while_booting_are_answered_after_ab(make):
+    r = make()
+    r.run(500)                                                    # after the bootloader
+    r.send(C(b"GV") + C(b"GS :41"))
+    t_sent = r.t
+    out = r.run(5000)
+    lines = tx_times(r.emu)
+    t_ab = [t for t, x in lines if x.startswith("$AB")][0]
+    t_gv = [t for t, x in lines if x.startswith("$OK 8.2.3")][0]
+    t_gs = [t for t, x in lines if x.startswith("$OK 0")][0]
+    assert t_ab == 3850 and t_ab < t_gv == t_gs <= t_ab + 315     # one loop pass after `$AB`
+    assert 1100 <= t_gv - t_sent <= 4300                          # measured: 1.1-4.3 s late
+    assert L(b"OK 8.2.3 5.2.1") in out and L(b"OK 00 0 00 0200 :41") in out
+    assert r.emu.lines_received == 2 and r.emu.rx_lost == 0
+
+
+def test_reply_latency_distribution_and_determinism(make):
+    def measure(seed):
+        r = make(seed=seed)
+        r.boot()
+        lat = []
+        for i in range(500):
+            r.send(C(b"GS :%02X" % (i % 200 + 1)))
+            t = r.t
+            r.run(400)
+            (t_ok, text), = tx_times(r.emu, t)
+            assert text.startswith("$OK 01 ")
+            lat.append(t_ok - t)
+        return lat
+
+    lat = measure(7)
+    s = sorted(lat)
+    median, p95 = s[250], s[int(0.95 * 500) - 1]
+    # measured on the real unit: median 23-30 ms, p95 36-104 ms, max 315 ms
+    assert 23 <= median <= 30, median
+    assert 36 <= p95 <= 104, p95
+    assert s[-1] <= 315 and s[0] > 0
+    assert measure(7) == lat                                      # same seed, same times
+    assert measure(8) != lat
+
+
+def test_ok_comes_before_the_at_it_causes_with_latency(make):
+    r = make()
+    r.boot()
+    out = r.cmd(C(b"SC 10 :41"), ms=400)
+    assert out == L(b"OK 10 :41") + L(b"AT 01 01 10 0200")
+    (t1, _), (t2, _) = tx_times(r.emu, r.t - 400)
+    assert t1 == t2                                               # same loop pass
+
+
+def test_factory_default_capacity_is_24(make):
+    r = make(latency=False)
+    r.boot()
+    assert r.cmd(C(b"SC 32 V")) == L(b"NK 24")                    # measured: `$SC 32 V` -> `$NK 24`
+    assert r.cmd(C(b"GC")) == L(b"OK 6 32 24 24")
+    assert r.cmd(C(b"GE")) == L(b"OK 24 0021")
+
+
+def _stall_probe(r, first_ms, lines=C(b"GV")):
+    """Send `lines` `first_ms` into the stall that starts now; returns the reply times."""
+    r.run(first_ms)
+    t = r.t
+    r.send(lines)
+    r.run(2000)
+    return t, tx_times(r.emu, t + 1)
+
+
+def test_stall_at_b_to_c_no_answers_then_relay_and_at(make):
+    r = make(latency=False)
+    r.boot()
+    r.emu.plug(EvModel())
+    r.until(lambda: r.emu.state == 0x03, 3000)                    # C decided: the stall starts
+    t_c = r.t
+    (start, ms, what), = [s for s in r.emu.stall_log if s[2] == "B->C"]
+    assert start == t_c and 1130 <= ms <= 1310 and what == "B->C"
+    assert not r.emu.relay_closed
+    t, lines = _stall_probe(r, 100)
+    t_end = start + ms
+    assert [x for _, x in lines] == [
+        "$AT 03 03 24 0540", "$OK 8.2.3 5.2.1"]                   # the relay's `$AT` first
+    assert all(tt == t_end for tt, _ in lines)                    # nothing before the end
+    assert r.emu.relay_closed
+    dbg = [e for e in r.emu.log if e[1] == "dbg" and e[0] == t_end]
+    assert [e[2] for e in dbg] == ["relayCloseMs: 100", "relayHoldPwm: 255"]  # every close
+
+
+def test_stall_at_a_to_b_and_b_to_a(make):
+    r = make(latency=False)
+    r.boot()
+    r.emu.plug(EvModel(wants_charge=False))
+    out = r.until(lambda: r.emu.state == 0x02, 1000)
+    (start, ms, what), = r.emu.stall_log
+    assert what == "A<->B" and 270 <= ms <= 320
+    assert out.endswith(L(b"AT 02 02 24 0700"))                  # the `$AT` goes out first
+    t, lines = _stall_probe(r, 10)
+    assert lines == [(start + ms, "$OK 8.2.3 5.2.1")]
+    r.run(1000)
+    r.emu.unplug()
+    r.until(lambda: r.emu.state == 0x01, 1000)
+    start, ms, what = r.emu.stall_log[-1]
+    assert what == "A<->B" and 270 <= ms <= 320 and start == r.t
+    t, lines = _stall_probe(r, 0)
+    assert lines == [(start + ms, "$OK 8.2.3 5.2.1")]
+    assert len(r.emu.stall_log) == 2
+
+
+def test_stall_lengths_are_seeded_and_inside_the_measured_ranges(make):
+    def stalls(seed):
+        r = make(latency=False, seed=seed)
+        r.boot()
+        for _ in range(5):
+            r.emu.plug(EvModel(response_s=0.5))
+            r.until(lambda: r.emu.relay_closed, 5000)
+            r.emu.unplug()
+            r.run(1000)
+        return list(r.emu.stall_log)
+
+    a = stalls(1)
+    assert [w for _, _, w in a] == ["A<->B", "B->C", "A<->B"] * 5
+    for _, ms, w in a:
+        assert (1130 <= ms <= 1310) if w == "B->C" else (270 <= ms <= 320)
+    assert len(set(ms for _, ms, w in a if w == "B->C")) > 1      # drawn, not fixed
+    assert [ms for _, ms, _ in stalls(1)] == [ms for _, ms, _ in a]
+
+
+def test_rx_overflow_during_a_stall_loses_a_line(make):
+    r = make(latency=False)
+    r.boot()
+    r.emu.plug(EvModel())
+    r.until(lambda: r.emu.state == 0x03, 3000)                    # in the B->C stall
+    burst = b"".join(C(b"GS :%02X" % i) for i in range(0x41, 0x48))   # 7 x 11 = 77 bytes
+    assert len(burst) == 77
+    r.send(burst)
+    out = r.run(2000)
+    assert r.emu.rx_overflow == 77 - 64
+    for i in range(0x41, 0x46):                                   # 5 whole lines in 64 bytes
+        assert b":%02X^" % i in out
+    # the 6th keeps `$GS :46^2` (no CR): it waits, and the next `$` drops it without a reply
+    assert b":46" not in out and b":47" not in out
+    assert r.emu.lines_received == 5
+    assert r.cmd(C(b"GV")) == L(b"OK 8.2.3 5.2.1")
+    assert r.emu.lines_received == 6
+
+
+def test_rx_overflow_can_truncate_a_line_into_a_bad_checksum(make):
+    r = make(latency=False)
+    r.boot()
+    r.emu.plug(EvModel(wants_charge=False))
+    r.until(lambda: r.emu.state == 0x02, 1000)                    # in the A->B stall
+    assert r.emu.stall_log[-1][0] == r.t
+    r.send(b"$ZZ" + b"Z" * 56 + b"$GV^")                          # 63 bytes
+    r.send(b"35\r")                                               # `3` fits, `5` CR are lost
+    assert r.run(1000) == b""                                     # the long line: no reply
+    assert r.emu.rx_overflow == 2 and r.emu.lines_dropped == 1
+    r.send(b"\r")                                                 # a later CR ends `$GV^3`
+    assert r.run(100) == b"$NK^21\r"                              # as the parser: bad checksum
+
+
+def test_debug_lines_are_on_by_default(make):
+    r = make(ev=EvModel())
+    out = r.run(8000)
+    assert out.count(b"\nrelayCloseMs: 100\r\nrelayHoldPwm: 255\r\n") == 2   # boot + relay
+    assert r.emu.relay_closed
+    quiet = make(debug_text=False, ev=EvModel())
+    assert b"relay" not in quiet.run(8000)
+
+
+# ==============================================================================================
+# dialects
+# ==============================================================================================
+EMULATOR_VECTORS = [
+    (C(b"GV"), L(b"OK 8.2.1 5.0.1")),
+    (C(b"GV :41"), L(b"OK 8.2.1 5.0.1")),                         # ids never echoed
+    (C(b"GS :41"), L(b"OK 01 0 01 0000")),
+    (C(b"GG"), L(b"OK 0 240000 1 0")),                            # mA mV state flags
+    (C(b"GU"), L(b"OK 0 0")),
+    (C(b"GC"), L(b"OK 6 80 32 32")),
+    (C(b"GE"), L(b"OK 32 0")),
+    (C(b"GF"), L(b"OK 0 0 0")),
+    (C(b"GP"), L(b"OK 250 250 0 0")),
+    (C(b"GT"), L(b"OK 0")),
+    (C(b"GA"), L(b"OK 1.0 0")),
+    (C(b"G0"), L(b"NK")),
+    (C(b"GY"), L(b"NK")),
+    (C(b"FF G 1"), L(b"NK")),
+    (C(b"SC 40"), L(b"NK 32")),                                   # value, no `$AT`
+    (C(b"SC 16 V"), L(b"OK 16")),
+    (C(b"SC 16 :41"), L(b"OK 16")),
+    (C(b"SY"), L(b"OK 0 0 0")),
+    (C(b"SY 5 6"), L(b"OK 5 6 0")),
+    (C(b"SY 165"), L(b"OK")),                                     # bare OK
+    (C(b"SY :41"), L(b"NK")),                                     # the id is an argument
+    (C(b"SY 7"), L(b"NK")),
+    (b"$GS^00\r", L(b"OK 01 0 01 0000")),                         # bad checksum: answered
+    (C(b"gs"), L(b"OK 01 0 01 0000")),                            # command upper-cased
+    (C(b"GVX"), L(b"NK")),
+    (A(b"SL A"), L(b"NK")),                                       # `*XX` not understood
+    (C(b"SL 1"), L(b"OK")),
+    (C(b"GG"), L(b"OK 0 120000 1 0")),
+    (C(b"FP 0 1 hi"), L(b"OK")),
+    (C(b"FP 16 0 x"), L(b"NK")),
+    (C(b"FB 8"), L(b"NK")),
+    (C(b"FD"), L(b"OK")),                                         # no `$AT`
+    (C(b"GS"), L(b"OK FF 0 01 0000")),                            # uppercase hex
+    (C(b"FE"), L(b"OK")),
+    (C(b"FS"), L(b"OK")),
+    (C(b"GS"), L(b"OK FE 0 01 0000")),
+    (C(b"FR"), L(b"OK")),                                         # replies, no reboot
+]
+
+
+def test_emulator_dialect_vectors(make):
+    r = make(dialect="emulator")
+    assert r.run(0) == L(b"AB 00 8.2.1")                          # at once, nothing else
+    assert r.run(10000) == b""
+    for request, reply in EMULATOR_VECTORS:
+        assert r.cmd(request) == reply, request
+    assert r.run(5000) == b""
+    assert r.emu.lcd[(0, 1)] == b"hi"
+
+
+def test_emulator_dialect_at_lines_and_energy(make):
+    r = make(dialect="emulator")
+    r.recv()
+    r.emu.plug(EvModel(max_amps=10))
+    out = r.run(1000)
+    assert out == L(b"AT 02 02 32 0100") + L(b"AT 03 03 32 0140")  # uppercase, its vflags
+    r.run(5000 + 360000)                                          # 10 A x 240 V for 360 s
+    assert r.cmd(C(b"GU")) == L(b"OK 240 864000")                 # Wh, then Ws
+    assert r.cmd(C(b"GG")) == L(b"OK 10000 240000 3 0")
+    assert r.cmd(C(b"SC 6")) == L(b"OK 6")                        # no `$AT` for a capacity
+    r.emu.unplug()
+    assert r.run(100) == L(b"AT 01 01 6 0000")
+    r.cmd(C(b"SE 1"))
+    assert r.cmd(C(b"SC 8 V")) == L(b"SC$8$V") + L(b"OK 8")       # its echo format
+
+
+def test_old_dialect_vectors(make):
+    r = make(dialect="old", latency=False)
+    out = r.boot()
+    assert out == L(b"ST 01")                                     # no `$AT 00`, no `$AB`
+    for request, reply in [
+            (C(b"GV"), L(b"OK D4.1.0 2.0.1")),
+            (C(b"GV :41"), L(b"OK D4.1.0 2.0.1")),                # no ids
+            (C(b"GS"), L(b"OK 1 0")),                             # decimal, 2 fields
+            (C(b"GC"), L(b"OK 6 32")),
+            (C(b"SC 16"), L(b"OK")),                              # bare OK, no value
+            (C(b"SC 3"), L(b"NK")),
+            (C(b"G0"), L(b"NK")), (C(b"SY"), L(b"NK")), (C(b"SY 5 6"), L(b"NK")),
+            (C(b"FF G 1"), L(b"NK")), (C(b"GY"), L(b"NK")),
+            (C(b"GG"), L(b"OK 0 230000")), (C(b"GU"), L(b"OK 0 0")),
+            (b"$GS^00\r", L(b"NK")),                              # checksums still checked
+            (C(b"FD"), L(b"OK") + L(b"ST ff")),
+            (C(b"GS"), L(b"OK 255 0")),
+    ]:
+        assert r.cmd(request) == reply, request
+    assert r.cmd(C(b"SE 1")) == L(b"OK") + b"\n"                  # echo on (RAPI <= 4)
+
+
+def test_unknown_dialect(make):
+    with pytest.raises(ValueError):
+        make(dialect="nope")
