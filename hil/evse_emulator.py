@@ -14,19 +14,49 @@ Host-only (CPython). The emulator mirrors the AVR firmware (open_evse `rapi_proc
   command changed the state, the pilot state, the capacity or the vflags masked by 0x211A;
 * `J1772EVSEController::Update()`: pilot reading with 25 ms (to A) / 250 ms debounce, relay,
   sleep waiting for the car (<= 1 A, back to B, or 3 s), heartbeat supervision, faults;
-* boot: 400 ms of silence after a reset, `$AT 00 00 0 0200` (forced), ~1 s of POST during which
-  commands wait in a 64-byte RX buffer, `$AB 00 <version>`, then the first real `$AT`.
+* boot, as measured on a real 8.2.3 (rapi.md §8; figures and sources in hil/evse_timing.py):
+  400 ms of bootloader (received bytes are lost), then the LCD splash: 2200 ms after the reset
+  (3150 ms on the first boot with `blank_eeprom=True`; measured ~2.2 s and 2.9-3.4 s) comes
+  `$AT 00 00 0 0200` (forced) and the V6 build's `relayCloseMs: 100` / `relayHoldPwm: 255` lines,
+  then 1650 ms of POST (measured 1.2-2.1 s), `$AB 00 <version>`, the first real `$AT`. Commands
+  sent after the bootloader wait in the 64-byte RX buffer and are answered one loop pass after
+  `$AB` (measured 1.1-4.3 s late). Boot times are FIXED defaults (class constants).
+* the AVR main loop (`latency=True`, default): RAPI is served once per loop pass, so every line
+  is answered after a seeded pseudo-random loop delay (`random.Random`, `seed=823` by default;
+  14-315 ms, median ~26 ms, p95 ~80 ms; measured median 23-30, p95 36-104, max 315 ms); all the
+  lines in the RX buffer at that pass are answered together, `$OK` first, then the `$AT` the
+  command causes. Bytes that wait (a pending pass, a stall, POST) share the 64-byte RX buffer;
+  what overflows is dropped (`rx_overflow`), so a line can be lost or cut (a cut line that later
+  gets a CR is parsed as it stands: a bad checksum gives `$NK^21`). `latency=False`: instant
+  replies, no RX limit while running (tests that are about something else).
+* RAPI stalls (`stalls=True`, default; lengths drawn from the same seed, in the measured ranges):
+  at every entry into C the GFI self-test keeps the MCU busy 1130-1310 ms before the relay
+  closes; the relay, its debug lines and the `$AT 03 ...` come at the end. At A->B and B->A
+  (also C->A) the `$AT` goes out, then 270-320 ms without RAPI (the LCD redraw). `stall_log`.
+* same seed + same bytes at the same virtual times = the same output at the same times.
 
 Time: `now_ms()` is a monotonic, non-wrapping int in ms (a virtual clock in tests). The physics is
 event driven: `poll()` walks through every debounce deadline, car reaction, timeout, ... between
 the previous poll and now, so a virtual clock may jump by hours in one step.
 
-Constructor extras (keyword, all optional): `saved_amps=32` (the `$SC` value in "EEPROM" for L2),
-`auto_svc_level=False` (False = EU/PlatformIO-EU style build: `$GE` flags 0021 and `$SL A` -> NK;
-True = auto L1/L2 detection: flags 0001, and a car plugged in at power-up makes the unit start on
-L1 (12 A, 120 V, vflag 0001) until its first charge, exactly as captured in open_evse#139),
-`rtc=None` (None = no RTC chip; True or a datetime = chip present, `$S1` sets it),
-`hw_max=None` = never written (80, `$SC n M` may set it once); an int = already written.
+Constructor extras (keyword, all optional; the defaults are the measured 8.2.3):
+`saved_amps=None` (the `$SC` value in "EEPROM" for L2; None = never written: the factory 24 A,
+measured: `$SC 32 V` -> `$NK 24`), `hw_max=32` (not measured; None = never written: 80, `$SC n M`
+may set it once), `auto_svc_level=False` (False = PlatformIO/EU/V6 style build: `$GE` flags 0021
+and `$SL A` -> NK; True = auto L1/L2 detection: flags 0001, and a car plugged in at power-up
+makes the unit start on L1 (12 A, 120 V, vflag 0001, measured `$AT 02 03 12 0701`, `$SC 16 V`
+-> `$NK 12`) until the relay closes for its first charge, whose `$AT` already shows L2
+(measured `$AT 03 03 24 0540`)), `rtc=None` (None = no RTC chip; True or a datetime = chip
+present, `$S1` sets it), `debug_text=True` (the V6 lines at every boot and relay close),
+`latency=True`, `stalls=True`, `seed=823`, `blank_eeprom=False`, `voltage_mv=230000`,
+`dialect="openevse"` (or "emulator" = jeremypoulter/OpenEVSE_Emulator, "old" = RAPI 2.x without
+ids: hil/evse_dialects.py; a dialect brings its own defaults for version, latency, stalls, ...).
+
+Assumptions where §8 says what but not exactly when (kept simple, change them here if a capture
+says otherwise): the V6 relay lines print right after `$AT 00` at boot; the B->C stall precedes
+the relay close and its `$AT`, the A<->B stall follows its `$AT`; C->A stalls like B->A; the
+RX buffer holds 64 bytes (Arduino's 64-byte ring holds 63); a loop delay is drawn once per
+batch of bytes that finds the loop idle, not per byte.
 
 Deviations from code reading, kept on purpose:
 * after `$FE` the pilot debounce always restarts, so the state stays `00` for 25 ms (no car) or
