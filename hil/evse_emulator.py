@@ -14,19 +14,49 @@ Host-only (CPython). The emulator mirrors the AVR firmware (open_evse `rapi_proc
   command changed the state, the pilot state, the capacity or the vflags masked by 0x211A;
 * `J1772EVSEController::Update()`: pilot reading with 25 ms (to A) / 250 ms debounce, relay,
   sleep waiting for the car (<= 1 A, back to B, or 3 s), heartbeat supervision, faults;
-* boot: 400 ms of silence after a reset, `$AT 00 00 0 0200` (forced), ~1 s of POST during which
-  commands wait in a 64-byte RX buffer, `$AB 00 <version>`, then the first real `$AT`.
+* boot, as measured on a real 8.2.3 (rapi.md §8; figures and sources in hil/evse_timing.py):
+  400 ms of bootloader (received bytes are lost), then the LCD splash: 2200 ms after the reset
+  (3150 ms on the first boot with `blank_eeprom=True`; measured ~2.2 s and 2.9-3.4 s) comes
+  `$AT 00 00 0 0200` (forced) and the V6 build's `relayCloseMs: 100` / `relayHoldPwm: 255` lines,
+  then 1650 ms of POST (measured 1.2-2.1 s), `$AB 00 <version>`, the first real `$AT`. Commands
+  sent after the bootloader wait in the 64-byte RX buffer and are answered one loop pass after
+  `$AB` (measured 1.1-4.3 s late). Boot times are FIXED defaults (class constants).
+* the AVR main loop (`latency=True`, default): RAPI is served once per loop pass, so every line
+  is answered after a seeded pseudo-random loop delay (`random.Random`, `seed=823` by default;
+  14-315 ms, median ~26 ms, p95 ~80 ms; measured median 23-30, p95 36-104, max 315 ms); all the
+  lines in the RX buffer at that pass are answered together, `$OK` first, then the `$AT` the
+  command causes. Bytes that wait (a pending pass, a stall, POST) share the 64-byte RX buffer;
+  what overflows is dropped (`rx_overflow`), so a line can be lost or cut (a cut line that later
+  gets a CR is parsed as it stands: a bad checksum gives `$NK^21`). `latency=False`: instant
+  replies, no RX limit while running (tests that are about something else).
+* RAPI stalls (`stalls=True`, default; lengths drawn from the same seed, in the measured ranges):
+  at every entry into C the GFI self-test keeps the MCU busy 1130-1310 ms before the relay
+  closes; the relay, its debug lines and the `$AT 03 ...` come at the end. At A->B and B->A
+  (also C->A) the `$AT` goes out, then 270-320 ms without RAPI (the LCD redraw). `stall_log`.
+* same seed + same bytes at the same virtual times = the same output at the same times.
 
 Time: `now_ms()` is a monotonic, non-wrapping int in ms (a virtual clock in tests). The physics is
 event driven: `poll()` walks through every debounce deadline, car reaction, timeout, ... between
 the previous poll and now, so a virtual clock may jump by hours in one step.
 
-Constructor extras (keyword, all optional): `saved_amps=32` (the `$SC` value in "EEPROM" for L2),
-`auto_svc_level=False` (False = EU/PlatformIO-EU style build: `$GE` flags 0021 and `$SL A` -> NK;
-True = auto L1/L2 detection: flags 0001, and a car plugged in at power-up makes the unit start on
-L1 (12 A, 120 V, vflag 0001) until its first charge, exactly as captured in open_evse#139),
-`rtc=None` (None = no RTC chip; True or a datetime = chip present, `$S1` sets it),
-`hw_max=None` = never written (80, `$SC n M` may set it once); an int = already written.
+Constructor extras (keyword, all optional; the defaults are the measured 8.2.3):
+`saved_amps=None` (the `$SC` value in "EEPROM" for L2; None = never written: the factory 24 A,
+measured: `$SC 32 V` -> `$NK 24`), `hw_max=32` (not measured; None = never written: 80, `$SC n M`
+may set it once), `auto_svc_level=False` (False = PlatformIO/EU/V6 style build: `$GE` flags 0021
+and `$SL A` -> NK; True = auto L1/L2 detection: flags 0001, and a car plugged in at power-up
+makes the unit start on L1 (12 A, 120 V, vflag 0001, measured `$AT 02 03 12 0701`, `$SC 16 V`
+-> `$NK 12`) until the relay closes for its first charge, whose `$AT` already shows L2
+(measured `$AT 03 03 24 0540`)), `rtc=None` (None = no RTC chip; True or a datetime = chip
+present, `$S1` sets it), `debug_text=True` (the V6 lines at every boot and relay close),
+`latency=True`, `stalls=True`, `seed=823`, `blank_eeprom=False`, `voltage_mv=230000`,
+`dialect="openevse"` (or "emulator" = jeremypoulter/OpenEVSE_Emulator, "old" = RAPI 2.x without
+ids: hil/evse_dialects.py; a dialect brings its own defaults for version, latency, stalls, ...).
+
+Assumptions where §8 says what but not exactly when (kept simple, change them here if a capture
+says otherwise): the V6 relay lines print right after `$AT 00` at boot; the B->C stall precedes
+the relay close and its `$AT`, the A<->B stall follows its `$AT`; C->A stalls like B->A; the
+RX buffer holds 64 bytes (Arduino's 64-byte ring holds 63); a loop delay is drawn once per
+batch of bytes that finds the loop idle, not per byte.
 
 Deviations from code reading, kept on purpose:
 * after `$FE` the pilot debounce always restarts, so the state stays `00` for 25 ms (no car) or
@@ -40,6 +70,7 @@ Deviations from code reading, kept on purpose:
 """
 import datetime
 
+from hil import evse_timing as timing
 from hil.ev_model import EvModel
 
 # EVSE states
@@ -111,7 +142,8 @@ MAX_TOKENS = 10    # ESRAPI_MAX_ARGS
 
 # phases of the emulated MCU
 PH_RESETTING = "resetting"   # $FR accepted: waiting (3 s if the relay was closed) + watchdog
-PH_SILENT = "silent"         # after reset: bootloader, LCD init; bytes are lost
+PH_SILENT = "silent"         # after reset: the bootloader; bytes are lost
+PH_INIT = "init"             # LCD splash, EEPROM: silent; bytes wait in the 64-byte RX buffer
 PH_POST = "post"             # `$AT 00 ...` sent; POST running; bytes wait in the 64-byte buffer
 PH_POSTFAIL = "postfail"     # UL-style POST failure: fault loop, RAPI answered, nothing else
 PH_RUN = "run"
@@ -169,8 +201,13 @@ class OpenEvseEmulator:
     # timings (ms), from open_evse.h / J1772EvseController.cpp
     DEBOUNCE_MS = 250              # DELAY_STATE_TRANSITION
     DEBOUNCE_A_MS = 25             # DELAY_STATE_TRANSITION_A
-    RESET_SILENCE_MS = 400         # reset -> first byte (bootloader + LCD init)
-    POST_MS = 1000                 # `$AT 00` -> `$AB`
+    # boot, measured on a real 8.2.3 (rapi.md §8; hil/evse_timing.py has the table)
+    RESET_SILENCE_MS = timing.BOOTLOADER_MS        # reset -> bytes accepted (bootloader: lost)
+    BOOT_SILENCE_MS = timing.BOOT_SILENCE_MS       # reset -> `$AT 00 00 0 0200` (~2.2 s)
+    BLANK_EEPROM_SILENCE_MS = timing.BLANK_EEPROM_SILENCE_MS   # the same, blank EEPROM (2.9-3.4 s)
+    POST_MS = timing.POST_MS                       # `$AT 00` -> `$AB` (1.2-2.1 s)
+    STALL_BC_MS = timing.STALL_BC_MS               # B->C: GFI self-test, no RAPI (1.13-1.31 s)
+    STALL_AB_MS = timing.STALL_AB_MS               # A->B, B->A: no RAPI (0.27-0.32 s)
     WDT_MS = 1000                  # $FR: watchdog fires after 1 s
     FR_RELAY_WAIT_MS = 3000        # $FR with the relay closed: give the car 3 s first
     SLEEP_RELAY_TIMEOUT_MS = 3000  # $FS: open the relay anyway after 3 s
@@ -179,14 +216,29 @@ class OpenEvseEmulator:
     GFI_TIMEOUT_MS = 5 * 60000
     GFI_RETRY_COUNT = 6
     OVER_TEMP_RELAY_MS = 5000
-    RX_BUFFER = 64
+    RX_BUFFER = 64                 # the AVR's serial RX buffer (bytes beyond it are dropped)
+    RELAY_CLOSE_MS = 100           # `relayCloseMs: 100` printed by the real V6 build (§8)
+    RELAY_HOLD_PWM = 255           # `relayHoldPwm: 255` printed by the real V6 build (§8)
     LOG_MAX = 500
 
-    def __init__(self, port, now_ms, build="stock", ev=None, version="8.2.3",
-                 rapi_version="5.2.1", debug_text=False, voltage_mv=230000, hw_max=32,
-                 saved_amps=32, auto_svc_level=False, rtc=None):
+    def __init__(self, port, now_ms, build="stock", ev=None, version=None,
+                 rapi_version=None, debug_text=None, voltage_mv=None, hw_max=32,
+                 saved_amps=None, auto_svc_level=False, rtc=None, latency=None, stalls=None,
+                 seed=timing.DEFAULT_SEED, blank_eeprom=False, dialect="openevse"):
+        from hil.evse_dialects import get_dialect
         if build not in ("stock", "full"):
             raise ValueError("build must be 'stock' or 'full'")
+        self.dialect = get_dialect(dialect)
+        d = self.dialect
+        version = d.version if version is None else version
+        rapi_version = d.rapi_version if rapi_version is None else rapi_version
+        debug_text = d.debug_text if debug_text is None else debug_text
+        voltage_mv = d.voltage_mv if voltage_mv is None else voltage_mv
+        self.latency = d.latency if latency is None else bool(latency)
+        self.stalls = d.stalls if stalls is None else bool(stalls)
+        self.seed = seed
+        self._timer = timing.LoopTimer(seed)
+        self.blank_eeprom = bool(blank_eeprom)
         self._port = port
         self._now = now_ms
         self.build = build
@@ -202,8 +254,13 @@ class OpenEvseEmulator:
         else:
             self._ee_hw_max = max(MIN_AMPS, min(MAX_HW_AMPS_L2, int(hw_max)))
         self._ee_amps: dict = {1: None, 2: None}
+        if saved_amps is None:
+            saved_amps = d.saved_amps
         if saved_amps is not None:
             self._ee_amps[2] = int(saved_amps) & 0xFF
+        self._dl_max_conf = 32              # dialect "emulator": its $SC ceiling, $SC M once
+        self._dl_max_locked = False
+        self._dl_hb = (0, 0)                # dialect "emulator": $SY settings (never enforced)
         self._ee_flags = ECF_L2
         self._ee_hs = (0, 0)               # heartbeat interval, fallback amps
         self.total_wh = 0
@@ -213,12 +270,12 @@ class OpenEvseEmulator:
         self._ee_scale = 220
         self._ee_offset = 0
         self._ee_timer = None               # (sh, sm, eh, em) or None
-        self._relay_close_ms = 100
-        self._relay_hold_pwm = 248
+        self._relay_close_ms = self.RELAY_CLOSE_MS
+        self._relay_hold_pwm = self.RELAY_HOLD_PWM
         self._ee_mennekes_manual = False
 
         # --- hardware around the MCU ----------------------------------------------------------
-        self.temperatures = [282, -2560, -2560]   # DS3231, MCP9808, TMP007 (tenths of degC)
+        self.temperatures = list(d.temperatures)  # DS3231, MCP9808, TMP007 (tenths of degC)
         self._normal_temps = list(self.temperatures)
         if rtc is True:
             rtc = datetime.datetime(2024, 1, 1, 0, 0, 0)
@@ -234,6 +291,9 @@ class OpenEvseEmulator:
         self.lines_sent = 0
         self.bytes_sent = 0
         self.tx_lost = 0
+        self.rx_lost = 0                    # bytes sent while the bootloader ran
+        self.rx_overflow = 0                # bytes dropped because the 64-byte RX buffer was full
+        self.stall_log = []                 # (start ms, length ms, "B->C" | "A<->B")
         self.lcd = {}
         self.lcd_updates = True
         self.backlight = None
@@ -256,14 +316,10 @@ class OpenEvseEmulator:
         if now < self._t:
             now = self._t
         data = self._read_port()
-        if data and self._phase not in (PH_RUN, PH_POSTFAIL):
-            # Arrived while the MCU was resetting (lost) or in POST (waits in the RX buffer).
-            self._feed(data, self._t)
-            data = b""
-        self._advance(now)
         if data:
-            self._feed(data, now)
-            self._advance(now)
+            # The bytes were written before this poll: they arrive at the time of the last one.
+            self._ingest(data, self._t)
+        self._advance(now)
 
     def plug(self, ev=None):
         """Plug a car in (an EvModel; a default one if None). Returns the car."""
@@ -439,8 +495,13 @@ class OpenEvseEmulator:
         self._echo_buf = bytearray()
         self._line = None               # bytearray while a line is open
         self._rx_fifo = bytearray()
+        self._service_at = None         # when the main loop next serves RAPI (bytes waiting)
+        self._busy_until = None         # a stall: the MCU serves no RAPI and sends nothing
+        self._busy_then = None          # what the MCU does when the stall ends
         self._in_cmd = False
         self._sent = (ST_UNKNOWN, ST_UNKNOWN, 0, 0)
+        self._sent_dialect = None
+        self._dialect_echo = False
         self._hs_interval, self._hs_fallback = self._ee_hs
         self._hs_trigger = 0
         self._hs_last = t
@@ -474,7 +535,7 @@ class OpenEvseEmulator:
         return now
 
     def _after_external(self, now):
-        if self._phase == PH_RUN:
+        if self._phase == PH_RUN and self._busy_until is None:
             self._update_stable(now)
 
     def _advance(self, to):
@@ -490,7 +551,7 @@ class OpenEvseEmulator:
         self._integrate(to)
         if to > self._t:
             self._t = to
-        if self._phase == PH_RUN:
+        if self._phase == PH_RUN and self._busy_until is None:
             self._update_stable(self._t)
 
     def _next_event(self):
@@ -499,9 +560,14 @@ class OpenEvseEmulator:
         ph = self._phase
         if ph == PH_RESETTING:
             cands.append(self._reset_at)
-        elif ph in (PH_SILENT, PH_POST):
+        elif ph in (PH_SILENT, PH_INIT, PH_POST):
             cands.append(self._phase_until)
+        elif self._busy_until is not None:
+            cands.append(self._busy_until)
+        elif ph == PH_POSTFAIL:
+            cands.append(self._service_at)
         elif ph == PH_RUN:
+            cands.append(self._service_at)
             if self._state not in (ST_DISABLED,):
                 if self._tmp_evse != self._state:
                     d = self.DEBOUNCE_A_MS if self._tmp_evse == ST_A else self.DEBOUNCE_MS
@@ -517,8 +583,6 @@ class OpenEvseEmulator:
                 cands.append(self._gfi_start + self.GFI_TIMEOUT_MS)
             if self._ot_relay_off_at is not None and self._relay:
                 cands.append(self._ot_relay_off_at)
-            if self._relay and self._vflags & ECVF_AUTOSVCLVL_SKIPPED:
-                cands.append(self._charge_on_ms + self.GROUND_CHK_DELAY_MS + 1)
             if self._state == ST_C and self._relay:
                 if self._time_limit_end_s:
                     cands.append(self._charge_on_ms
@@ -540,11 +604,69 @@ class OpenEvseEmulator:
         if ph == PH_RESETTING and t >= self._reset_at:
             self._do_reset(t)
         elif ph == PH_SILENT and t >= self._phase_until:
+            self._phase = PH_INIT
+            self._phase_until = self._reset_t + self._silence_ms
+        elif ph == PH_INIT and t >= self._phase_until:
             self._begin_post(t)
         elif ph == PH_POST and t >= self._phase_until:
             self._finish_boot(t)
-        elif ph == PH_RUN:
-            self._update_stable(t)
+        elif ph in (PH_RUN, PH_POSTFAIL):
+            if self._busy_until is not None:
+                if t < self._busy_until:
+                    return
+                then = self._busy_then
+                self._busy_until = self._busy_then = None
+                if then is not None:
+                    then(t)
+            if ph == PH_RUN:
+                self._update_stable(t)
+            if self._busy_until is None and self._service_at is not None and t >= self._service_at:
+                self._service(t)
+            self._kick(t)
+
+    # -- the AVR main loop: RAPI is served once per loop pass; stalls ------------------------
+    def _ingest(self, data, t):
+        """Bytes arrive on the UART at t: lost in the bootloader, else into the RX buffer."""
+        ph = self._phase
+        if ph in (PH_RESETTING, PH_SILENT):
+            self.rx_lost += len(data)
+            self._log("lost", data.decode("latin-1"))
+            return
+        running = ph in (PH_RUN, PH_POSTFAIL) and self._busy_until is None
+        if running and not self.latency and not self._rx_fifo:
+            self._feed(data, t)                      # instant replies (latency=False)
+            return
+        room = max(0, self.RX_BUFFER - len(self._rx_fifo))
+        if len(data) > room:
+            self.rx_overflow += len(data) - room
+            self._log("ovf", data[room:].decode("latin-1"))
+            data = data[:room]
+        self._rx_fifo += data
+        if running:
+            self._kick(t)
+
+    def _kick(self, t):
+        """Bytes are waiting and the MCU runs: the loop serves them after its current pass."""
+        if (self._rx_fifo and self._service_at is None and self._busy_until is None
+                and self._phase in (PH_RUN, PH_POSTFAIL)):
+            if self.latency:
+                self._service_at = t + self._timer.loop_delay_ms()
+            else:
+                self._service(t)
+
+    def _service(self, t):
+        self._service_at = None
+        data = bytes(self._rx_fifo)
+        self._rx_fifo = bytearray()
+        if data:
+            self._feed(data, t)
+
+    def _stall(self, t, span, what, then=None):
+        ms = self._timer.stall_ms(span)
+        self._busy_until = t + ms
+        self._busy_then = then
+        self.stall_log.append((t, ms, what))
+        del self.stall_log[:-100]
 
     def _integrate(self, to):
         dt = to - self._t
@@ -579,15 +701,29 @@ class OpenEvseEmulator:
             self.ev.set_relay(t, False)
         self._ram_reset(t)
         self._sync_ev(t)
+        self._reset_t = t
+        if self.dialect.fast_boot:                  # other emulators: `$AB` at once, no POST
+            self._post_setup(t)
+            self._finish_boot(t)
+            return
+        self._silence_ms = (self.BLANK_EEPROM_SILENCE_MS if self.blank_eeprom
+                            else self.BOOT_SILENCE_MS)
+        self.blank_eeprom = False                   # the first boot writes the EEPROM
         self._phase = PH_SILENT
         self._phase_until = t + self.RESET_SILENCE_MS
 
     def _begin_post(self, t):
         self._phase = PH_POST
         self._phase_until = t + self.POST_MS
+        if self.dialect.boot_at00:
+            self._send_state(force=True)           # $AT 00 00 0 0200
+        self._debug("\nrelayCloseMs: %d\r\nrelayHoldPwm: %d\r\n"
+                    % (self._relay_close_ms, self._relay_hold_pwm))
+        self._post_setup(t)
+
+    def _post_setup(self, t):
         if not self.auto_svc_level_build:
             self._flags |= ECF_AUTO_SVC_LEVEL_DISABLED
-        self._send_state(force=True)               # $AT 00 00 0 0200
         # POST: auto service level needs the pilot at +12 V with no car.
         svclvl = 2 if self._flags & ECF_L2 else 1
         if self.auto_svc_level_build and not self._flags & ECF_AUTO_SVC_LEVEL_DISABLED:
@@ -603,20 +739,19 @@ class OpenEvseEmulator:
             # UL build: $AB with the fault state, forced $AT, then a fault loop that answers RAPI.
             self._state = ST_STUCK_RELAY
             self._stuck_cnt = min(0xFF, self._stuck_cnt + 1)
-            self._emit(b"AB %02x %s" % (self._state, self.version.encode()))
+            if self.dialect.boot_ab:
+                self._emit(b"AB %02x %s" % (self._state, self.version.encode()))
             self._send_state(force=True)
             self._phase = PH_POSTFAIL
         else:
             self._set_svc_level(self._svclvl_boot, t)
-            self._emit(b"AB %02x %s" % (self._state, self.version.encode()))
+            if self.dialect.boot_ab:
+                self._emit(b"AB %02x %s" % (self._state, self.version.encode()))
             self._hs_interval, self._hs_fallback = self._ee_hs
             self._hs_last = t
             self._phase = PH_RUN
             self._update_stable(t)
-        pending = bytes(self._rx_fifo)
-        self._rx_fifo = bytearray()
-        if pending:
-            self._feed(pending, t)
+        self._kick(t)                              # held commands: served by the next loop pass
 
     # =========================================================================================
     # serial I/O
@@ -674,14 +809,8 @@ class OpenEvseEmulator:
             self._write(text.encode("latin-1"), "dbg", text.strip())
 
     def _feed(self, data, now):
-        ph = self._phase
-        if ph in (PH_RESETTING, PH_SILENT):
-            return                                   # lost: the MCU is not listening
-        if ph == PH_POST:
-            room = self.RX_BUFFER - len(self._rx_fifo)
-            if room > 0:
-                self._rx_fifo += data[:room]
-            return
+        if self._phase not in (PH_RUN, PH_POSTFAIL):
+            return                                   # (never: _ingest holds or drops them)
         for i, c in enumerate(data):
             if self._echo:
                 self._echo_buf.append(c)
@@ -748,14 +877,17 @@ class OpenEvseEmulator:
         return tokens if ok else None
 
     def _run_line(self, line, now):
-        tokens = self._tokenize(line)
+        d = self.dialect
+        tokens = self._tokenize(line) if d.tokenize is None else d.tokenize(line)
         if tokens is None:
             self._emit(b"NK", response=True)         # bare $NK^21, nothing run, no id
             return
         seq = 0
-        if len(tokens) > 1 and tokens[-1][:1] == b":":
+        if d.echo_ids and len(tokens) > 1 and tokens[-1][:1] == b":":
             seq = _htou8(tokens[-1][1:])
             tokens = tokens[:-1]
+        if self._dialect_echo:
+            d.echo(self, tokens)
         self._in_cmd = True
         try:
             res = self._process(tokens, now)
@@ -787,6 +919,13 @@ class OpenEvseEmulator:
         g = cmd[0:1]
         c = cmd[1:2] or b"\0"
         key = g + c
+        d = self.dialect
+        if d.commands is not None:                   # another dialect: its own command table
+            handler = d.commands.get(cmd if d.exact_names else key)
+            if handler is None:
+                return (1, None)
+            if handler is not True:
+                return handler(self, tokens, n, now)
         if not self._has(key):
             return (1, None)
         handler = self._HANDLERS.get(key)
@@ -1326,7 +1465,8 @@ class OpenEvseEmulator:
         for _ in range(6):
             before = self._snapshot()
             self._update(t)
-            if self._phase != PH_RUN or self._snapshot() == before:
+            if (self._phase != PH_RUN or self._busy_until is not None
+                    or self._snapshot() == before):
                 break
 
     def _update(self, t):
@@ -1442,6 +1582,8 @@ class OpenEvseEmulator:
         if st != prev and ST_A <= st <= ST_C:
             self._pilot_state = tmppilot
 
+        stall_ab = (self.stalls and ((prev == ST_A and st in (ST_B, ST_C))
+                                     or (prev in (ST_B, ST_C) and st == ST_A)))
         if st != prev:
             if st == ST_A:
                 self._charging_off(t)
@@ -1453,7 +1595,12 @@ class OpenEvseEmulator:
                 self._set_pilot(PWM, t)
             elif st == ST_C:
                 self._set_pilot(PWM, t)
-                self._charging_on(t)
+                if self.stalls:
+                    # GFI self-test before the relay closes: the MCU is busy ~1.2 s, no RAPI;
+                    # the relay, its debug lines and the `$AT` come at the end.
+                    self._stall(t, self.STALL_BC_MS, "B->C", self._close_relay)
+                    return
+                self._close_relay(t)
             elif st == ST_OVER_TEMP:
                 self._set_pilot(P12, t)
                 self._vflags |= ECVF_HARD_FAULT
@@ -1469,12 +1616,6 @@ class OpenEvseEmulator:
         if self._ot_relay_off_at is not None and t >= self._ot_relay_off_at:
             self._ot_relay_off_at = None
             self._charging_off(t)
-
-        # EV was plugged in at POST: L1 until the first charge shows both lines live
-        if (self._relay and self._vflags & ECVF_AUTOSVCLVL_SKIPPED and self._state == ST_C
-                and t - self._charge_on_ms > self.GROUND_CHK_DELAY_MS):
-            self._set_svc_level(2, t)
-            self._vflags &= ~ECVF_AUTOSVCLVL_SKIPPED
 
         # heartbeat supervision
         if (self._hs_interval and t - self._hs_last > self._hs_interval * 1000
@@ -1499,10 +1640,24 @@ class OpenEvseEmulator:
                 self._sleep(t)
 
         self._send_state()
+        if stall_ab:
+            # the EV (dis)connected: the LCD redraw keeps the loop away from RAPI ~0.3 s
+            self._stall(t, self.STALL_AB_MS, "A<->B")
+
+    def _close_relay(self, t):
+        self._charging_on(t)
+        # EV plugged in at POST (auto service level): L1 until the first charge shows both lines
+        # live; the 8.2.3 measured reports L2 in the `$AT` of that relay close (`03 03 24 0540`)
+        if self._vflags & ECVF_AUTOSVCLVL_SKIPPED and self._state == ST_C:
+            self._set_svc_level(2, t)
+            self._vflags &= ~ECVF_AUTOSVCLVL_SKIPPED
 
     # -- $AT ------------------------------------------------------------------------------------
     def _send_state(self, force=False):
         if self._in_cmd:
+            return
+        if self.dialect.send_state is not None:
+            self.dialect.send_state(self, force)
             return
         st = self._state
         ps = self._pilot_state

@@ -113,7 +113,7 @@ class Rig:
         return self.recv()
 
     def boot(self):
-        return self.run(2000)
+        return self.run(5000)
 
     def until(self, pred, limit_ms, step=1):
         """Advance `step` ms at a time until pred() holds; returns the output and the time."""
@@ -139,15 +139,28 @@ def make():
         r.close()
 
 
+# Tests about something else than timing run the emulator with instant replies, no stalls, no
+# debug text and 32 A saved, as before the measured defaults (rapi.md §8) became the default.
+QUICK = dict(latency=False, stalls=False, debug_text=False, saved_amps=32)
+
+
 @pytest.fixture
-def rig(make):
-    r = make()
+def quick(make):
+    def _quick(**kw):
+        return make(**dict(QUICK, **kw))
+    return _quick
+
+
+@pytest.fixture
+def rig(quick):
+    r = quick()
     assert r.boot() == b"$AT 00 00 0 0200^03\r$AB 00 8.2.3^1E\r$AT 01 01 32 0200^32\r"
     return r
 
 
 def charging_rig(make, ev=None, **kw):
-    """Booted, car plugged in, charging (relay closed); returns (rig, car, t_pwm)."""
+    """Booted, car plugged in, charging (relay closed); returns (rig, car, t_pwm).
+    `make` is `quick` (no stalls): the relay closes 500 ms after the plug-in."""
     r = make(**kw)
     r.boot()
     car = r.emu.plug(ev or EvModel())
@@ -171,14 +184,18 @@ def test_checksum_helpers_match_reference():
 # ==============================================================================================
 # boot
 # ==============================================================================================
-def test_boot_sequence_at_construction_and_lost_bytes(make):
-    r = make()
-    r.send(b"$GV^35\r")                  # during reset/LCD init: lost
+def test_boot_sequence_at_construction_and_lost_bytes(quick):
+    # rapi.md §8: ~2.2 s of silence (the first 400 ms the bootloader: bytes lost), `$AT 00`,
+    # `$AB` 1.2-2.1 s later (1650 ms here), held commands answered after `$AB`, then the `$AT`.
+    r = quick()
+    r.send(b"$GV^35\r")                  # during the bootloader: lost
     assert r.run(399) == b""
+    r.run(1)
+    assert r.emu.rx_lost == 7
+    r.send(b"$GS^30\r")                  # during the LCD splash: waits in the RX buffer
+    assert r.run(1799) == b""
     assert r.run(1) == b"$AT 00 00 0 0200^03\r"
-    r.send(b"$GS^30\r")                  # during POST: waits in the RX buffer
-    assert r.run(998) == b""
-    assert r.run(1) == b""
+    assert r.run(1649) == b""
     out = r.run(1)
     assert out == b"$AB 00 8.2.3^1E\r" + L(b"OK 00 0 00 0200")
     assert r.emu.state == 0
@@ -187,30 +204,38 @@ def test_boot_sequence_at_construction_and_lost_bytes(make):
     assert r.emu.lines_received == 1
 
 
-def test_post_rx_buffer_is_64_bytes(make):
-    r = make()
+def test_post_rx_buffer_is_64_bytes(quick):
+    r = quick()
     r.run(400)
     r.send(b"$GV^35\r" * 12)             # 84 bytes: only the first 64 survive (9 whole lines)
-    out = r.run(1000)
+    out = r.run(4000)
     assert out.count(b"$OK 8.2.3 5.2.1^2F\r") == 9
+    assert r.emu.rx_overflow == 20
 
 
-def test_boot_with_a_car_plugged_in(make):
-    r = make(ev=EvModel())
-    out = r.run(1400)
+def test_boot_with_a_car_plugged_in(quick):
+    r = quick(ev=EvModel())
+    out = r.run(3850)
     assert out == b"$AT 00 00 0 0200^03\r$AB 00 8.2.3^1E\r"
     assert r.run(250) == b"$AT 02 02 32 0700^37\r"        # vector 55
     assert r.run(250) == b"$AT 03 03 32 0540^31\r"        # vector 56
 
 
-def test_boot_with_a_car_on_an_auto_service_level_build_is_l1_until_first_charge(make):
-    r = make(ev=EvModel(), auto_svc_level=True)
-    r.run(1400)
-    assert r.run(250) == L(b"AT 02 02 12 0701")
-    assert r.run(250) == L(b"AT 03 03 12 0541")          # as captured in open_evse#139
+def test_boot_with_a_car_on_an_auto_service_level_build_starts_on_l1(make):
+    # rapi.md §8: a car plugged in at power-up (auto service level build) starts on L1:
+    # `$AT 02 03 12 0701`, `$SC 16 V` -> `$NK 12`; at the first charge: `$AT 03 03 24 0540`.
+    # The car already asks for charge (S2 closed) when the controller comes up.
+    r = make(ev=EvModel(ignore_pilot=True), auto_svc_level=True, latency=False)
+    out = r.run(3850)
+    assert out.endswith(b"$AB 00 8.2.3^1E\r")
+    assert r.run(250) == L(b"AT 02 03 12 0701")
     assert r.emu.voltage_mv == 120000
-    assert r.run(1001) == L(b"AT 03 03 32 0540")          # both lines live: L2 after 1 s
-    assert r.emu.voltage_mv == 230000
+    assert r.cmd(C(b"SC 16 V")) == L(b"NK 12")
+    assert r.cmd(C(b"GC")) == L(b"OK 6 24 12 12")
+    out = r.until(lambda: r.emu.relay_closed, 3000)
+    assert out.endswith(L(b"AT 03 03 24 0540"))           # L2 at the relay close
+    assert L(b"AT 03 03 12 0541") not in out
+    assert r.emu.voltage_mv == 230000 and r.emu.current_capacity == 24
 
 
 # ==============================================================================================
@@ -288,8 +313,8 @@ def test_sc_vectors_clamp_and_volatile_trailing_space(rig):
     assert rig.emu.saved_amps == 32
 
 
-def test_auto_service_level_build_vectors(make):
-    r = make(auto_svc_level=True)
+def test_auto_service_level_build_vectors(quick):
+    r = quick(auto_svc_level=True)
     r.boot()
     assert r.cmd(b"$GE^26\r") == b"$OK 32 0001^20\r"                             # 11
     assert r.cmd(b"$SL 2^29\r") == b"$OK^20\r"
@@ -298,8 +323,8 @@ def test_auto_service_level_build_vectors(make):
     assert r.cmd(b"$GE^26\r") == b"$OK 32 0001^20\r"
 
 
-def test_gc_and_sc_with_hw_max_80(make):
-    r = make(hw_max=80)
+def test_gc_and_sc_with_hw_max_80(quick):
+    r = quick(hw_max=80)
     r.boot()
     assert r.cmd(C(b"SC 40")) == L(b"OK 40") + L(b"AT 01 01 40 0200")
     assert r.cmd(C(b"SC 32 V")) == L(b"OK 32") + L(b"AT 01 01 32 0200")
@@ -308,14 +333,14 @@ def test_gc_and_sc_with_hw_max_80(make):
     assert r.cmd(C(b"SC 300")) == L(b"OK 44") + L(b"AT 01 01 44 0200")            # 8-bit wrap
 
 
-def test_gg_idle_at_240v(make):
-    r = make(voltage_mv=240000)
+def test_gg_idle_at_240v(quick):
+    r = quick(voltage_mv=240000)
     r.boot()
     assert r.cmd(b"$GG^24\r") == b"$OK 0 240000^16\r"                             # 7
 
 
-def test_gt_with_rtc(make):
-    r = make(rtc=True)
+def test_gt_with_rtc(quick):
+    r = quick(rtc=True)
     r.boot()
     assert r.cmd(C(b"S1 24 3 15 13 45 7")) == b"$OK^20\r"
     assert r.cmd(b"$GT^37\r") == b"$OK 24 3 15 13 45 7^25\r"                      # 13
@@ -364,14 +389,14 @@ def test_bad_checksum_runs_nothing(rig):
     assert rig.cmd(A(b"FD :09")) == L(b"OK :09") + L(b"AT ff 01 32 0200")
 
 
-def test_stock_and_full_command_sets(make):
-    stock = make()
+def test_stock_and_full_command_sets(quick):
+    stock = quick()
     stock.boot()
     for body in (b"S2 1", b"T0 20", b"S4 1", b"G4", b"GO", b"SM 1 2", b"GM", b"SB", b"S3 1",
                  b"G3", b"SH 1", b"GH", b"FC"):
         assert stock.cmd(C(body)) == b"$NK^21\r", body
         assert stock.cmd(C(body + b" :11")) == L(b"NK :11"), body
-    full = make(build="full")
+    full = quick(build="full")
     full.boot()
     for body in (b"S4 1", b"G4", b"GO", b"SM 1 2", b"GM", b"SB"):
         assert full.cmd(C(body)) == b"$NK^21\r", body
@@ -409,21 +434,21 @@ def test_sc_saved_volatile_and_reboot(rig):
     assert rig.cmd(C(b"SC 20")) == L(b"OK 20") + L(b"AT 01 01 20 0200")
     assert rig.cmd(C(b"SC 14 V")) == L(b"OK 14") + L(b"AT 01 01 14 0200")
     assert rig.cmd(b"$FR^30\r") == b""                                       # no OK
-    out = rig.run(3000)
+    out = rig.run(5000)
     assert out == b"$AT 00 00 0 0200^03\r$AB 00 8.2.3^1E\r" + L(b"AT 01 01 20 0200")
     assert rig.emu.current_capacity == 20                                    # volatile lost
     assert rig.cmd(C(b"SC")) == b"$NK^21\r"                                  # no value
     assert rig.cmd(C(b"SC 1 2 3")) == b"$NK^21\r"
 
 
-def test_sc_hw_max_is_write_once(make):
-    r = make(hw_max=None)
+def test_sc_hw_max_is_write_once(quick):
+    r = quick(hw_max=None)
     r.boot()
     assert r.cmd(C(b"GC")) == L(b"OK 6 80 32 32")
     assert r.cmd(C(b"SC 40 M")) == L(b"OK 40")
     assert r.cmd(C(b"SC 50 M")) == L(b"NK 40")
     assert r.cmd(C(b"SC 60")) == L(b"NK 40") + L(b"AT 01 01 40 0200")
-    fixed = make()                          # hw_max=32 given: already written
+    fixed = quick()                          # hw_max=32 given: already written
     fixed.boot()
     assert fixed.cmd(C(b"SC 16 M")) == L(b"NK 32")
 
@@ -431,8 +456,8 @@ def test_sc_hw_max_is_write_once(make):
 # ==============================================================================================
 # FD / FE / FS, $AT ordering
 # ==============================================================================================
-def test_state_b_vectors_and_at_ordering(make):
-    r = make()
+def test_state_b_vectors_and_at_ordering(quick):
+    r = quick()
     r.boot()
     r.emu.plug(EvModel(wants_charge=False))
     assert r.run(249) == b""                                               # debounce
@@ -462,8 +487,8 @@ def test_fe_without_car_resolves_after_25ms(rig):
     assert rig.run(1) == L(b"AT 01 01 32 0200")
 
 
-def test_fd_opens_the_relay_at_once(make):
-    r, car, _ = charging_rig(make)
+def test_fd_opens_the_relay_at_once(quick):
+    r, car, _ = charging_rig(quick)
     r.run(10000)
     assert r.cmd(C(b"GG")) == L(b"OK 32000 230000")
     assert r.cmd(C(b"FD")) == L(b"OK") + L(b"AT ff 03 32 0500")
@@ -472,8 +497,8 @@ def test_fd_opens_the_relay_at_once(make):
     assert r.emu.ev_phase_currents() == (0, 0, 0)
 
 
-def test_fs_waits_up_to_3s_for_a_slow_car(make):
-    r, car, _ = charging_rig(make)                    # response_s = 5
+def test_fs_waits_up_to_3s_for_a_slow_car(quick):
+    r, car, _ = charging_rig(quick)                    # response_s = 5
     r.run(10000)
     assert r.cmd(C(b"FS")) == L(b"OK") + L(b"AT fe 03 32 0540")
     r.run(2999)
@@ -484,8 +509,8 @@ def test_fs_waits_up_to_3s_for_a_slow_car(make):
     assert r.run(10000) == b""                        # CHARGING_ON alone: no $AT
 
 
-def test_fs_opens_when_the_car_stops_drawing(make):
-    r, car, _ = charging_rig(make, ev=EvModel(response_s=1.0))
+def test_fs_opens_when_the_car_stops_drawing(quick):
+    r, car, _ = charging_rig(quick, ev=EvModel(response_s=1.0))
     r.run(5000)
     r.cmd(C(b"FS"))
     r.run(999)
@@ -494,8 +519,8 @@ def test_fs_opens_when_the_car_stops_drawing(make):
     assert not r.emu.relay_closed and car.draw_amps(r.t) == 0
 
 
-def test_ev_response_delay(make):
-    r, car, _ = charging_rig(make)
+def test_ev_response_delay(quick):
+    r, car, _ = charging_rig(quick)
     assert r.cmd(C(b"GG")) == L(b"OK 0 230000")       # car not drawing yet
     r.until(lambda: r.emu.measured_ma() > 0, 6000, step=50)
     assert r.cmd(C(b"GG")) == L(b"OK 32000 230000")
@@ -507,8 +532,8 @@ def test_ev_response_delay(make):
     assert car.draw_amps(r.t) == 16
 
 
-def test_charging_vectors(make):
-    r, car, t_pwm = charging_rig(make, ev=EvModel(max_amps=15.92))
+def test_charging_vectors(quick):
+    r, car, t_pwm = charging_rig(quick, ev=EvModel(max_amps=15.92))
     t_on = r.t
     r.run(94000)
     assert r.cmd(b"$GS^30\r") == b"$OK 03 94 03 0540^2C\r"               # 4
@@ -516,16 +541,16 @@ def test_charging_vectors(make):
     assert t_on - t_pwm == 250
 
 
-def test_gu_vector_session_ws_and_total(make):
-    r, car, t_pwm = charging_rig(make, ev=EvModel(max_amps=15), voltage_mv=240000)
+def test_gu_vector_session_ws_and_total(quick):
+    r, car, t_pwm = charging_rig(quick, ev=EvModel(max_amps=15), voltage_mv=240000)
     # the car draws 15 A at 240 V = 3600 W from t_pwm + 5 s: 1000 s = 3600000 Ws
     r.run(t_pwm + 5000 + 1000000 - r.t)
     assert r.cmd(C(b"SK 123456")) == b"$OK^20\r"
     assert r.cmd(b"$GU^36\r") == b"$OK 3600000 123456^12\r"              # 9
 
 
-def test_gu_bookkeeping_across_plug_charge_unplug(make):
-    r, car, t_pwm = charging_rig(make, ev=EvModel(max_amps=10), voltage_mv=240000)
+def test_gu_bookkeeping_across_plug_charge_unplug(quick):
+    r, car, t_pwm = charging_rig(quick, ev=EvModel(max_amps=10), voltage_mv=240000)
     r.run(t_pwm + 5000 - r.t)
     r.run(1500000)                                  # 2400 W * 1500 s = 3600000 Ws = 1000 Wh
     assert r.cmd(C(b"GU")) == L(b"OK 3600000 0")
@@ -552,13 +577,13 @@ def test_gu_bookkeeping_across_plug_charge_unplug(make):
     assert r.emu.total_wh == 1100 and r.emu.session_ws == 0
 
 
-def test_session_energy_is_lost_on_reboot_total_kept(make):
-    r, car, t_pwm = charging_rig(make, ev=EvModel(max_amps=10), voltage_mv=240000)
+def test_session_energy_is_lost_on_reboot_total_kept(quick):
+    r, car, t_pwm = charging_rig(quick, ev=EvModel(max_amps=10), voltage_mv=240000)
     r.cmd(C(b"SK 500"))
     r.run(100000)
     assert r.emu.session_ws > 0
     r.emu.reboot()
-    r.run(1500)
+    r.run(4000)
     assert r.cmd(C(b"GU")) == L(b"OK 0 500")
 
 
@@ -587,7 +612,7 @@ def test_heartbeat_config_survives_reboot_trigger_does_not(rig):
     rig.cmd(C(b"SY 5 6"))
     assert rig.run(6000) == L(b"AT 01 01 6 0200")
     rig.emu.reboot()
-    out = rig.run(1425)
+    out = rig.run(3875)
     assert out.endswith(L(b"AT 01 01 32 0200"))                          # volatile current lost
     assert rig.cmd(C(b"GY")) == L(b"OK 5 6 0")
     assert rig.run(4975) == b""                                          # 5 s after `$AB`
@@ -596,8 +621,8 @@ def test_heartbeat_config_survives_reboot_trigger_does_not(rig):
     assert rig.run(60000) == b""
 
 
-def test_heartbeat_fallback_drops_the_car(make):
-    r, car, t_pwm = charging_rig(make)
+def test_heartbeat_fallback_drops_the_car(quick):
+    r, car, t_pwm = charging_rig(quick)
     r.cmd(C(b"SY 5 6"))
     r.run(5001)
     assert r.emu.current_capacity == 6
@@ -611,25 +636,25 @@ def test_heartbeat_fallback_drops_the_car(make):
 def test_fr_vector_no_ok_then_boot_lines(rig):
     assert rig.cmd(b"$FR^30\r") == b""                                    # 38: no $OK
     rig.send(b"$GV^35\r")                                                # lost in the reset
-    assert rig.run(1399) == b""
+    assert rig.run(3199) == b""                       # 1 s watchdog + 2.2 s boot silence
     assert rig.run(1) == b"$AT 00 00 0 0200^03\r"
-    assert rig.run(1000) == b"$AB 00 8.2.3^1E\r"
+    assert rig.run(1650) == b"$AB 00 8.2.3^1E\r"
     assert rig.run(25) == b"$AT 01 01 32 0200^32\r"
     assert rig.emu.lines_received == 1
 
 
-def test_fr_with_relay_closed_waits_3s_more(make):
-    r, car, _ = charging_rig(make)
+def test_fr_with_relay_closed_waits_3s_more(quick):
+    r, car, _ = charging_rig(quick)
     r.cmd(C(b"FF E 1"))                    # echo is on: it must be off again after the reset
     r.recv()
     r.send(b"$FR^30\r")
     r.poll(0)
     assert r.recv() == b"$FR^30\r"         # the echo, then no $OK
     assert r.emu.pilot_mode == "P12"
-    assert r.run(4399) == b""
+    assert r.run(6199) == b""                         # 3 s + 1 s watchdog + 2.2 s silence
     assert r.run(1) == b"$AT 00 00 0 0200^03\r"
     assert not r.emu.echo
-    assert r.run(1000) == b"$AB 00 8.2.3^1E\r"
+    assert r.run(1650) == b"$AB 00 8.2.3^1E\r"
     assert r.run(250) == L(b"AT 02 02 32 0700")
 
 
@@ -637,11 +662,11 @@ def test_post_failure_stuck_relay_vector(rig):
     rig.emu.inject_fault("stuck_relay")
     assert rig.recv() == L(b"AT 08 01 32 0200")
     rig.emu.reboot()
-    assert rig.run(1400) == b"$AT 00 00 0 0200^03\r$AB 08 8.2.3^16\r" + L(b"AT 08 00 0 0200")  # 54
+    assert rig.run(3850) == b"$AT 00 00 0 0200^03\r$AB 08 8.2.3^16\r" + L(b"AT 08 00 0 0200")  # 54
     assert rig.cmd(C(b"GS")) == L(b"OK 08 0 00 0200")                    # still answers
     rig.emu.clear_fault()
     rig.emu.reboot()
-    assert rig.run(1425).endswith(L(b"AT 01 01 32 0200"))
+    assert rig.run(3875).endswith(L(b"AT 01 01 32 0200"))
 
 
 # ==============================================================================================
@@ -669,10 +694,10 @@ def test_button_vectors(rig):
     assert rig.cmd(C(b"F1")) == L(b"OK") + L(b"AT fe 01 32 0200")
 
 
-def test_debug_text_and_z0(make):
-    r = make(debug_text=True, ev=EvModel())
-    out = r.run(2000)
-    assert b"\nrelayCloseMs: 100\r\nrelayHoldPwm: 248\r\n" + L(b"AT 03 03 32 0540") in out
+def test_debug_text_and_z0(quick):
+    r = quick(debug_text=True, ev=EvModel())
+    out = r.run(5000)
+    assert b"\nrelayCloseMs: 100\r\nrelayHoldPwm: 255\r\n" + L(b"AT 03 03 32 0540") in out
     assert r.cmd(C(b"Z0 120 200")) == b"\nZ0 120 200\r\n" + L(b"OK")
     assert r.cmd(C(b"Z0")) == L(b"OK")                  # always OK
 
@@ -680,8 +705,8 @@ def test_debug_text_and_z0(make):
 # ==============================================================================================
 # cars
 # ==============================================================================================
-def test_three_phase_car(make):
-    r, car, t_pwm0 = charging_rig(make, ev=EvModel(max_amps=16, phases=3), voltage_mv=230000)
+def test_three_phase_car(quick):
+    r, car, t_pwm0 = charging_rig(quick, ev=EvModel(max_amps=16, phases=3), voltage_mv=230000)
     assert r.emu.ev_phase_currents() == (0, 0, 0)
     r.run(5000)
     assert r.emu.ev_phase_currents() == (16, 16, 16)
@@ -694,15 +719,15 @@ def test_three_phase_car(make):
     assert r.emu.ev_phase_currents() == (0, 0, 0)
 
 
-def test_one_phase_car_on_phase_2(make):
-    r, car, _ = charging_rig(make, ev=EvModel(max_amps=20, phase=2))
+def test_one_phase_car_on_phase_2(quick):
+    r, car, _ = charging_rig(quick, ev=EvModel(max_amps=20, phase=2))
     r.run(5000)
     assert r.emu.ev_phase_currents() == (0, 20, 0)
     assert r.cmd(C(b"GG")) == L(b"OK 20000 230000")
 
 
-def test_car_that_does_not_want_charge_and_misbehaving_car(make):
-    r = make()
+def test_car_that_does_not_want_charge_and_misbehaving_car(quick):
+    r = quick()
     r.boot()
     car = r.emu.plug(EvModel(wants_charge=False))
     r.run(2000)
@@ -743,8 +768,8 @@ def test_ev_model_alone():
 # ==============================================================================================
 # faults
 # ==============================================================================================
-def test_gfci_fault_vector_and_recovery(make):
-    r = make()
+def test_gfci_fault_vector_and_recovery(quick):
+    r = quick()
     r.boot()
     r.emu.plug(EvModel(ignore_pilot=True))      # S2 closed before the pilot offers current
     assert r.run(250) == L(b"AT 02 03 32 0700")
@@ -760,8 +785,8 @@ def test_gfci_fault_vector_and_recovery(make):
     assert r.emu.relay_closed
 
 
-def test_gfci_while_charging_and_unplug_cancels(make):
-    r, car, _ = charging_rig(make)
+def test_gfci_while_charging_and_unplug_cancels(quick):
+    r, car, _ = charging_rig(quick)
     r.emu.inject_fault("gfci")
     assert r.recv() == L(b"AT 06 03 32 0580")   # the GFI opened the relay first
     assert not r.emu.relay_closed
@@ -770,8 +795,8 @@ def test_gfci_while_charging_and_unplug_cancels(make):
     assert r.run(25) == L(b"AT 01 01 32 0280")
 
 
-def test_no_ground_fault(make):
-    r, car, _ = charging_rig(make)
+def test_no_ground_fault(quick):
+    r, car, _ = charging_rig(quick)
     r.emu.inject_fault("no_ground")
     assert r.recv() == L(b"AT 07 03 32 0520")
     assert not r.emu.relay_closed
@@ -783,8 +808,8 @@ def test_no_ground_fault(make):
     assert out == L(b"AT 02 02 32 0520") + L(b"AT 03 03 32 0560")
 
 
-def test_over_temperature_hard_fault(make):
-    r, car, _ = charging_rig(make)
+def test_over_temperature_hard_fault(quick):
+    r, car, _ = charging_rig(quick)
     r.run(6000)
     r.emu.inject_fault("over_temp")
     assert r.recv() == L(b"AT 0a 03 32 0542")
@@ -824,8 +849,8 @@ def test_observables_and_bounded_log(rig):
     assert rig.emu.ev is None and not rig.emu.relay_closed
 
 
-def test_virtual_clock_can_jump_hours_in_one_poll(make):
-    r, car, t_pwm = charging_rig(make, ev=EvModel(max_amps=10), voltage_mv=240000)
+def test_virtual_clock_can_jump_hours_in_one_poll(quick):
+    r, car, t_pwm = charging_rig(quick, ev=EvModel(max_amps=10), voltage_mv=240000)
     r.run(3 * 3600 * 1000)
     assert r.t - (t_pwm + 5000) == 3 * 3600 * 1000 - 4750
     assert r.emu.session_ws == 2400 * (3 * 3600 * 1000 - 4750) // 1000
@@ -834,8 +859,8 @@ def test_virtual_clock_can_jump_hours_in_one_poll(make):
 # ==============================================================================================
 # more commands: limits, fake current, service level, misc
 # ==============================================================================================
-def test_time_limit_puts_the_station_to_sleep_until_unplug(make):
-    r, car, t_pwm = charging_rig(make, build="full")
+def test_time_limit_puts_the_station_to_sleep_until_unplug(quick):
+    r, car, t_pwm = charging_rig(quick, build="full")
     t_on = r.t
     assert r.cmd(C(b"S3 1")) == L(b"OK") + L(b"AT 03 03 32 0550")       # TIME_LIMIT
     out = r.run(15 * 60 * 1000 - 1)
@@ -850,8 +875,8 @@ def test_time_limit_puts_the_station_to_sleep_until_unplug(make):
     assert r.t - t_on == 15 * 60 * 1000 + 5025
 
 
-def test_charge_limit_kwh(make):
-    r, car, t_pwm = charging_rig(make, build="full", ev=EvModel(max_amps=10),
+def test_charge_limit_kwh(quick):
+    r, car, t_pwm = charging_rig(quick, build="full", ev=EvModel(max_amps=10),
                                  voltage_mv=240000)
     assert r.cmd(C(b"SH 1")) == L(b"OK") + L(b"AT 03 03 32 2540")
     r.run(t_pwm + 5000 + 1500000 - 1 - r.t)               # 2400 W: 1 kWh in 1500 s
@@ -860,8 +885,8 @@ def test_charge_limit_kwh(make):
     assert r.cmd(C(b"GU")) == L(b"OK 3600000 0")
 
 
-def test_t0_fake_current_full_build(make):
-    r, car, t_pwm = charging_rig(make, build="full", voltage_mv=240000)
+def test_t0_fake_current_full_build(quick):
+    r, car, t_pwm = charging_rig(quick, build="full", voltage_mv=240000)
     assert r.cmd(C(b"T0 20")) == L(b"OK")
     assert r.cmd(C(b"GG")) == L(b"OK 20000 240000")      # the car draws nothing yet
     r.run(10000)
@@ -881,7 +906,7 @@ def test_service_level_1(rig):
     assert rig.cmd(C(b"SV 231500")) == L(b"OK")
     assert rig.cmd(C(b"GG")) == L(b"OK 0 231500")
     rig.emu.reboot()
-    rig.run(2000)
+    rig.run(4000)
     assert rig.cmd(C(b"GG")) == L(b"OK 0 230000")        # $SV is volatile
 
 
@@ -902,8 +927,8 @@ def test_misc_gets(rig):
     assert rig.cmd(b"$\r") == b"$NK^21\r"
 
 
-def test_ammeter_scale_applies_to_readings(make):
-    r, car, t_pwm = charging_rig(make, ev=EvModel(max_amps=11))
+def test_ammeter_scale_applies_to_readings(quick):
+    r, car, t_pwm = charging_rig(quick, ev=EvModel(max_amps=11))
     r.cmd(C(b"SA 440 1000"))
     r.run(6000)
     assert r.cmd(C(b"GG")) == L(b"OK 21000 230000")     # 11 A * 440/220 - 1000 mA
@@ -912,7 +937,8 @@ def test_ammeter_scale_applies_to_readings(make):
 # ==============================================================================================
 # CLI (real time, briefly)
 # ==============================================================================================
-def test_cli_runs_and_stops_cleanly_on_sigint(capsys):
+def _run_cli(argv, lines, wait_s):
+    """Run `python -m hil evse` on a pty in real time: send `lines` after wait_s, SIGINT."""
     import argparse
     import signal
     import threading
@@ -926,13 +952,12 @@ def test_cli_runs_and_stops_cleanly_on_sigint(capsys):
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     evse_cli.add_parser(sub)
-    args = parser.parse_args(["evse", "--port", os.ttyname(slave), "--build", "full",
-                              "--phases", "3", "--ev-max", "16"])
+    args = parser.parse_args(["evse", "--port", os.ttyname(slave)] + argv)
     got = []
 
     def driver():
-        time.sleep(0.6)
-        os.write(master, b"$GV^35\r")
+        time.sleep(wait_s)
+        os.write(master, lines)
         time.sleep(0.3)
         try:
             got.append(os.read(master, 4096))
@@ -943,18 +968,34 @@ def test_cli_runs_and_stops_cleanly_on_sigint(capsys):
     th = threading.Thread(target=driver)
     th.start()
     try:
-        assert evse_cli.run(args) == 0
+        rc = evse_cli.run(args)
     finally:
         th.join()
         os.close(slave)
         os.close(master)
+    return rc, b"".join(got)
+
+
+def test_cli_runs_and_stops_cleanly_on_sigint(capsys):
+    # the emulator dialect boots at once, so the real-time test stays short
+    rc, got = _run_cli(["--build", "full", "--phases", "3", "--ev-max", "16",
+                        "--dialect", "emulator"], b"$GV^35\r", 0.3)
+    assert rc == 0
+    assert got == b"$AB 00 8.2.1^1C\r$OK 8.2.1 5.0.1^2F\r"
     out = capsys.readouterr().out
-    assert b"$AT 00 00 0 0200^03\r" in b"".join(got)
-    assert "$AT 00 00 0 0200^03" in out and "stopped" in out
+    assert "dialect emulator" in out and "$AB 00 8.2.1^1C" in out and "stopped" in out
 
 
-def test_gs_sleeping_vector_5(make):
-    r, car, t_pwm = charging_rig(make)
+def test_cli_default_is_the_measured_8_2_3(capsys):
+    # sent at 0.6 s (after the bootloader): held, nothing comes out before `$AT 00` at 2.2 s
+    rc, got = _run_cli(["--seed", "5"], b"$GV^35\r", 0.6)
+    assert rc == 0 and got == b""
+    out = capsys.readouterr().out
+    assert "dialect openevse" in out and "<- rx" not in out and "stopped" in out
+
+
+def test_gs_sleeping_vector_5(quick):
+    r, car, t_pwm = charging_rig(quick)
     r.run(3600 * 1000)
     assert r.cmd(C(b"FS")) == L(b"OK") + L(b"AT fe 03 32 0540")
     r.run(10000)
@@ -965,3 +1006,303 @@ def test_gs_sleeping_vector_5(make):
     # (the poked pilot state counts as a change: an $AT follows the reply)
     assert r.cmd(b"$GS :2A^59\r") == (b"$OK fe 3600 02 0700 :2A^4A\r"             # 5
                                       + L(b"AT fe 02 32 0700"))
+
+
+# ==============================================================================================
+# measured 8.2.3 defaults (rapi.md §8): boot, stalls, RX buffer, loop latency, debug lines
+# ==============================================================================================
+def tx_times(emu, since=0):
+    """(ms, line without its checksum) of every RAPI line the emulator wrote at or after `since`."""
+    return [(t, text.split("^")[0]) for t, kind, text in emu.log if kind == "tx" and t >= since]
+
+
+def test_default_boot_timeline(make):
+    r = make()
+    assert r.run(2199) == b""                                     # ~2.2 s of silence
+    assert r.run(1) == (b"$AT 00 00 0 0200^03\r"
+                        b"\nrelayCloseMs: 100\r\nrelayHoldPwm: 255\r\n")  # V6 lines at boot
+    assert r.run(1649) == b""
+    assert r.run(1) == b"$AB 00 8.2.3^1E\r"                        # 1.2-2.1 s later: 1650 ms
+    assert r.run(25) == L(b"AT 01 01 24 0200")                     # factory default 24 A
+    assert r.emu.phase == "run"
+    r.emu.reboot()                                                 # same timeline every boot
+    t0 = r.t
+    out = r.run(4000)
+    assert [t - t0 for t, _ in tx_times(r.emu, t0 + 1)] == [2200, 3850, 3875]
+    assert out.count(b"relayHoldPwm: 255") == 1
+
+
+def test_blank_eeprom_boot_is_longer_once(make):
+    r = make(blank_eeprom=True, latency=False)
+    assert r.run(3149) == b""                                     # 2.9-3.4 s: 3150 ms
+    assert r.run(1).startswith(b"$AT 00 00 0 0200^03\r")
+    assert r.run(1650) == b"$AB 00 8.2.3^1E\r"
+    r.run(100)
+    assert r.cmd(C(b"FR")) == b""
+    t0 = r.t
+    r.run(6000)
+    assert tx_times(r.emu, t0)[0][0] - t0 == 1000 + 2200          # EEPROM written: 2.2 s again
+
+
+def test_commands_sent_while_booting_are_answered_after_ab(make):
+    r = make()
+    r.run(500)                                                    # after the bootloader
+    r.send(C(b"GV") + C(b"GS :41"))
+    t_sent = r.t
+    out = r.run(5000)
+    lines = tx_times(r.emu)
+    t_ab = [t for t, x in lines if x.startswith("$AB")][0]
+    t_gv = [t for t, x in lines if x.startswith("$OK 8.2.3")][0]
+    t_gs = [t for t, x in lines if x.startswith("$OK 0")][0]
+    assert t_ab == 3850 and t_ab < t_gv == t_gs <= t_ab + 315     # one loop pass after `$AB`
+    assert 1100 <= t_gv - t_sent <= 4300                          # measured: 1.1-4.3 s late
+    assert L(b"OK 8.2.3 5.2.1") in out and L(b"OK 00 0 00 0200 :41") in out
+    assert r.emu.lines_received == 2 and r.emu.rx_lost == 0
+
+
+def test_reply_latency_distribution_and_determinism(make):
+    def measure(seed):
+        r = make(seed=seed)
+        r.boot()
+        lat = []
+        for i in range(500):
+            r.send(C(b"GS :%02X" % (i % 200 + 1)))
+            t = r.t
+            r.run(400)
+            (t_ok, text), = tx_times(r.emu, t)
+            assert text.startswith("$OK 01 ")
+            lat.append(t_ok - t)
+        return lat
+
+    lat = measure(7)
+    s = sorted(lat)
+    median, p95 = s[250], s[int(0.95 * 500) - 1]
+    # measured on the real unit: median 23-30 ms, p95 36-104 ms, max 315 ms
+    assert 23 <= median <= 30, median
+    assert 36 <= p95 <= 104, p95
+    assert s[-1] <= 315 and s[0] > 0
+    assert measure(7) == lat                                      # same seed, same times
+    assert measure(8) != lat
+
+
+def test_ok_comes_before_the_at_it_causes_with_latency(make):
+    r = make()
+    r.boot()
+    out = r.cmd(C(b"SC 10 :41"), ms=400)
+    assert out == L(b"OK 10 :41") + L(b"AT 01 01 10 0200")
+    (t1, _), (t2, _) = tx_times(r.emu, r.t - 400)
+    assert t1 == t2                                               # same loop pass
+
+
+def test_factory_default_capacity_is_24(make):
+    r = make(latency=False)
+    r.boot()
+    assert r.cmd(C(b"SC 32 V")) == L(b"NK 24")                    # measured: `$SC 32 V` -> `$NK 24`
+    assert r.cmd(C(b"GC")) == L(b"OK 6 32 24 24")
+    assert r.cmd(C(b"GE")) == L(b"OK 24 0021")
+
+
+def _stall_probe(r, first_ms, lines=C(b"GV")):
+    """Send `lines` `first_ms` into the stall that starts now; returns the reply times."""
+    r.run(first_ms)
+    t = r.t
+    r.send(lines)
+    r.run(2000)
+    return t, tx_times(r.emu, t + 1)
+
+
+def test_stall_at_b_to_c_no_answers_then_relay_and_at(make):
+    r = make(latency=False)
+    r.boot()
+    r.emu.plug(EvModel())
+    r.until(lambda: r.emu.state == 0x03, 3000)                    # C decided: the stall starts
+    t_c = r.t
+    (start, ms, what), = [s for s in r.emu.stall_log if s[2] == "B->C"]
+    assert start == t_c and 1130 <= ms <= 1310 and what == "B->C"
+    assert not r.emu.relay_closed
+    t, lines = _stall_probe(r, 100)
+    t_end = start + ms
+    assert [x for _, x in lines] == [
+        "$AT 03 03 24 0540", "$OK 8.2.3 5.2.1"]                   # the relay's `$AT` first
+    assert all(tt == t_end for tt, _ in lines)                    # nothing before the end
+    assert r.emu.relay_closed
+    dbg = [e for e in r.emu.log if e[1] == "dbg" and e[0] == t_end]
+    assert [e[2] for e in dbg] == ["relayCloseMs: 100", "relayHoldPwm: 255"]  # every close
+
+
+def test_stall_at_a_to_b_and_b_to_a(make):
+    r = make(latency=False)
+    r.boot()
+    r.emu.plug(EvModel(wants_charge=False))
+    out = r.until(lambda: r.emu.state == 0x02, 1000)
+    (start, ms, what), = r.emu.stall_log
+    assert what == "A<->B" and 270 <= ms <= 320
+    assert out.endswith(L(b"AT 02 02 24 0700"))                  # the `$AT` goes out first
+    t, lines = _stall_probe(r, 10)
+    assert lines == [(start + ms, "$OK 8.2.3 5.2.1")]
+    r.run(1000)
+    r.emu.unplug()
+    r.until(lambda: r.emu.state == 0x01, 1000)
+    start, ms, what = r.emu.stall_log[-1]
+    assert what == "A<->B" and 270 <= ms <= 320 and start == r.t
+    t, lines = _stall_probe(r, 0)
+    assert lines == [(start + ms, "$OK 8.2.3 5.2.1")]
+    assert len(r.emu.stall_log) == 2
+
+
+def test_stall_lengths_are_seeded_and_inside_the_measured_ranges(make):
+    def stalls(seed):
+        r = make(latency=False, seed=seed)
+        r.boot()
+        for _ in range(5):
+            r.emu.plug(EvModel(response_s=0.5))
+            r.until(lambda: r.emu.relay_closed, 5000)
+            r.emu.unplug()
+            r.run(1000)
+        return list(r.emu.stall_log)
+
+    a = stalls(1)
+    assert [w for _, _, w in a] == ["A<->B", "B->C", "A<->B"] * 5
+    for _, ms, w in a:
+        assert (1130 <= ms <= 1310) if w == "B->C" else (270 <= ms <= 320)
+    assert len(set(ms for _, ms, w in a if w == "B->C")) > 1      # drawn, not fixed
+    assert [ms for _, ms, _ in stalls(1)] == [ms for _, ms, _ in a]
+
+
+def test_rx_overflow_during_a_stall_loses_a_line(make):
+    r = make(latency=False)
+    r.boot()
+    r.emu.plug(EvModel())
+    r.until(lambda: r.emu.state == 0x03, 3000)                    # in the B->C stall
+    burst = b"".join(C(b"GS :%02X" % i) for i in range(0x41, 0x48))   # 7 x 11 = 77 bytes
+    assert len(burst) == 77
+    r.send(burst)
+    out = r.run(2000)
+    assert r.emu.rx_overflow == 77 - 64
+    for i in range(0x41, 0x46):                                   # 5 whole lines in 64 bytes
+        assert b":%02X^" % i in out
+    # the 6th keeps `$GS :46^2` (no CR): it waits, and the next `$` drops it without a reply
+    assert b":46" not in out and b":47" not in out
+    assert r.emu.lines_received == 5
+    assert r.cmd(C(b"GV")) == L(b"OK 8.2.3 5.2.1")
+    assert r.emu.lines_received == 6
+
+
+def test_rx_overflow_can_truncate_a_line_into_a_bad_checksum(make):
+    r = make(latency=False)
+    r.boot()
+    r.emu.plug(EvModel(wants_charge=False))
+    r.until(lambda: r.emu.state == 0x02, 1000)                    # in the A->B stall
+    assert r.emu.stall_log[-1][0] == r.t
+    r.send(b"$ZZ" + b"Z" * 56 + b"$GV^")                          # 63 bytes
+    r.send(b"35\r")                                               # `3` fits, `5` CR are lost
+    assert r.run(1000) == b""                                     # the long line: no reply
+    assert r.emu.rx_overflow == 2 and r.emu.lines_dropped == 1
+    r.send(b"\r")                                                 # a later CR ends `$GV^3`
+    assert r.run(100) == b"$NK^21\r"                              # as the parser: bad checksum
+
+
+def test_debug_lines_are_on_by_default(make):
+    r = make(ev=EvModel())
+    out = r.run(8000)
+    assert out.count(b"\nrelayCloseMs: 100\r\nrelayHoldPwm: 255\r\n") == 2   # boot + relay
+    assert r.emu.relay_closed
+    quiet = make(debug_text=False, ev=EvModel())
+    assert b"relay" not in quiet.run(8000)
+
+
+# ==============================================================================================
+# dialects
+# ==============================================================================================
+EMULATOR_VECTORS = [
+    (C(b"GV"), L(b"OK 8.2.1 5.0.1")),
+    (C(b"GV :41"), L(b"OK 8.2.1 5.0.1")),                         # ids never echoed
+    (C(b"GS :41"), L(b"OK 01 0 01 0000")),
+    (C(b"GG"), L(b"OK 0 240000 1 0")),                            # mA mV state flags
+    (C(b"GU"), L(b"OK 0 0")),
+    (C(b"GC"), L(b"OK 6 80 32 32")),
+    (C(b"GE"), L(b"OK 32 0")),
+    (C(b"GF"), L(b"OK 0 0 0")),
+    (C(b"GP"), L(b"OK 250 250 0 0")),
+    (C(b"GT"), L(b"OK 0")),
+    (C(b"GA"), L(b"OK 1.0 0")),
+    (C(b"G0"), L(b"NK")),
+    (C(b"GY"), L(b"NK")),
+    (C(b"FF G 1"), L(b"NK")),
+    (C(b"SC 40"), L(b"NK 32")),                                   # value, no `$AT`
+    (C(b"SC 16 V"), L(b"OK 16")),
+    (C(b"SC 16 :41"), L(b"OK 16")),
+    (C(b"SY"), L(b"OK 0 0 0")),
+    (C(b"SY 5 6"), L(b"OK 5 6 0")),
+    (C(b"SY 165"), L(b"OK")),                                     # bare OK
+    (C(b"SY :41"), L(b"NK")),                                     # the id is an argument
+    (C(b"SY 7"), L(b"NK")),
+    (b"$GS^00\r", L(b"OK 01 0 01 0000")),                         # bad checksum: answered
+    (C(b"gs"), L(b"OK 01 0 01 0000")),                            # command upper-cased
+    (C(b"GVX"), L(b"NK")),
+    (A(b"SL A"), L(b"NK")),                                       # `*XX` not understood
+    (C(b"SL 1"), L(b"OK")),
+    (C(b"GG"), L(b"OK 0 120000 1 0")),
+    (C(b"FP 0 1 hi"), L(b"OK")),
+    (C(b"FP 16 0 x"), L(b"NK")),
+    (C(b"FB 8"), L(b"NK")),
+    (C(b"FD"), L(b"OK")),                                         # no `$AT`
+    (C(b"GS"), L(b"OK FF 0 01 0000")),                            # uppercase hex
+    (C(b"FE"), L(b"OK")),
+    (C(b"FS"), L(b"OK")),
+    (C(b"GS"), L(b"OK FE 0 01 0000")),
+    (C(b"FR"), L(b"OK")),                                         # replies, no reboot
+]
+
+
+def test_emulator_dialect_vectors(make):
+    r = make(dialect="emulator")
+    assert r.run(0) == L(b"AB 00 8.2.1")                          # at once, nothing else
+    assert r.run(10000) == b""
+    for request, reply in EMULATOR_VECTORS:
+        assert r.cmd(request) == reply, request
+    assert r.run(5000) == b""
+    assert r.emu.lcd[(0, 1)] == b"hi"
+
+
+def test_emulator_dialect_at_lines_and_energy(make):
+    r = make(dialect="emulator")
+    r.recv()
+    r.emu.plug(EvModel(max_amps=10))
+    out = r.run(1000)
+    assert out == L(b"AT 02 02 32 0100") + L(b"AT 03 03 32 0140")  # uppercase, its vflags
+    r.run(5000 + 360000)                                          # 10 A x 240 V for 360 s
+    assert r.cmd(C(b"GU")) == L(b"OK 240 864000")                 # Wh, then Ws
+    assert r.cmd(C(b"GG")) == L(b"OK 10000 240000 3 0")
+    assert r.cmd(C(b"SC 6")) == L(b"OK 6")                        # no `$AT` for a capacity
+    r.emu.unplug()
+    assert r.run(100) == L(b"AT 01 01 6 0000")
+    r.cmd(C(b"SE 1"))
+    assert r.cmd(C(b"SC 8 V")) == L(b"SC$8$V") + L(b"OK 8")       # its echo format
+
+
+def test_old_dialect_vectors(make):
+    r = make(dialect="old", latency=False)
+    out = r.boot()
+    assert out == L(b"ST 01")                                     # no `$AT 00`, no `$AB`
+    for request, reply in [
+            (C(b"GV"), L(b"OK D4.1.0 2.0.1")),
+            (C(b"GV :41"), L(b"OK D4.1.0 2.0.1")),                # no ids
+            (C(b"GS"), L(b"OK 1 0")),                             # decimal, 2 fields
+            (C(b"GC"), L(b"OK 6 32")),
+            (C(b"SC 16"), L(b"OK")),                              # bare OK, no value
+            (C(b"SC 3"), L(b"NK")),
+            (C(b"G0"), L(b"NK")), (C(b"SY"), L(b"NK")), (C(b"SY 5 6"), L(b"NK")),
+            (C(b"FF G 1"), L(b"NK")), (C(b"GY"), L(b"NK")),
+            (C(b"GG"), L(b"OK 0 230000")), (C(b"GU"), L(b"OK 0 0")),
+            (b"$GS^00\r", L(b"NK")),                              # checksums still checked
+            (C(b"FD"), L(b"OK") + L(b"ST ff")),
+            (C(b"GS"), L(b"OK 255 0")),
+    ]:
+        assert r.cmd(request) == reply, request
+    assert r.cmd(C(b"SE 1")) == L(b"OK") + b"\n"                  # echo on (RAPI <= 4)
+
+
+def test_unknown_dialect(make):
+    with pytest.raises(ValueError):
+        make(dialect="nope")
