@@ -35,7 +35,7 @@ class Monitor(Actor):
             self.say("charging current %.2f A at %.1f V" % (payload[0] / 1000, payload[1] / 1000))
         elif kind == m.EVSE_ENERGY:
             self.say("energy: session %.1f Wh, lifetime %d Wh" % (payload[0] / 3600, payload[1]))
-        elif kind == m.EVSE_BOOT:
+        elif kind == m.EVSE_BOOT and payload[1]:  # (0, "") = the boot has only started
             self.say("controller booted (post %s, fw %s)" % payload)
         elif kind == m.BALANCER_TARGET:
             self.say("balancer target %s A (%s)" % payload)

@@ -21,7 +21,7 @@ def link_events(w):
 def test_full_session_over_pty(world, capsys):
     w = world
     start = w.ms()
-    assert w.run_until(lambda: w.app.rapi.up, 3000), "link never came up"
+    assert w.run_until(lambda: w.app.rapi.up, 6000), "link never came up"  # boot: 3.85 s
     w.set("timer9", 2000)  # energy polls every 2 s so the test sees it count
     w.set("c_limit", 16)
 

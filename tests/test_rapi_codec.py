@@ -297,7 +297,7 @@ def test_lowercase_and_additive_checksums_accepted():
 
 
 @pytest.mark.parametrize("line", [
-    b"relayCloseMs: 100", b"Z0 1 2", b"", b"$", b"$O", b"$OKAY^00", b"$ST 01^30",
+    b"relayCloseMs: 100", b"Z0 1 2", b"", b"$", b"$O", b"$OKAY^00", b"$ST 22 0 6 0^15",
     b"$GS^30", b"$GV", b"$ok^00", b"OK^20", b"$AX 1^00",
 ])
 def test_non_rapi_lines_ignored(line):
@@ -643,3 +643,9 @@ def test_parse_line_never_crashes(data):
     except ChecksumError:
         return
     assert r is None or (r[0] in (OK, NK, AT, AB, AN, WF) and isinstance(r[1], list))
+
+
+def test_old_controllers_state_report_is_parsed():
+    # RAPI < 5.0.0 reported state changes as `$ST ss` (hex), before `$AT` existed.
+    from dinamics.rapi import ST
+    assert parse_line(b"$ST 03^" + b"%02X" % xor_checksum(b"$ST 03")) == (ST, ["03"], 0)

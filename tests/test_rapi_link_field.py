@@ -62,10 +62,30 @@ def test_any_valid_line_while_down_probes_at_once_and_resets_the_backoff():
     assert not r.link.up
     r.run(20000)  # probes are now seconds apart
     n = len(r.wire.sent)
-    r.s.post(m.RAPI_RX_LINE, reply("$AT 00 00 0 0200"))  # the controller is booting
+    r.s.post(m.RAPI_RX_LINE, reply("$AT 02 02 16 0700"))  # it talks again (a car was plugged)
     r.run()
     assert parse_sent(r.wire.sent[n])[0] == "GV" and len(r.wire.sent) == n + 1
     assert r.link._probe_ms == 500
+
+
+def test_pilot_goes_during_the_controllers_post_so_it_never_offers_its_saved_current():
+    # A real 8.2.3 holds what it receives during POST and runs it right after `$AB`, 250 ms before
+    # it offers its saved current (24 A) to a car: the pilot must be in that buffer.
+    r = Rig()
+    r.s.add(Pilot(16))
+    r.bring_up()
+    answer_all(r, STOCK)
+    r.run(2200)  # reset: silent
+    n = len(r.wire.sent)
+    r.s.post(m.RAPI_RX_LINE, reply("$AT 00 00 0 0200"))  # POST starts
+    r.run(1650)  # nothing is answered during POST
+    during = [parse_sent(l)[:2] for l in r.wire.sent[n:]]
+    assert during == [("SC", ["16", "V"])]  # only the pilot, once (no retries into its buffer)
+    assert r.link.up
+    n = len(r.wire.sent)
+    r.s.post(m.RAPI_RX_LINE, reply("$AB 00 8.2.3"))
+    r.run()
+    assert parse_sent(r.wire.sent[n])[:2] == ("SY", ["5", "6"])  # heartbeat at once
 
 
 def test_late_reply_while_down_brings_the_link_up():

@@ -16,6 +16,7 @@ T_HB = "hb"  # timer tag of the heartbeat pulse
 # poll command -> (timer setting, slowed down while charging?)
 POLLS = (("GC", "timer5", False), ("G0", "timer6", True), ("GG", "timer7", False),
          ("GS", "timer8", False), ("GU", "timer9", False))
+_KEEPALIVE_S = 5  # link supervision period when there is no heartbeat to pulse
 _POLL_MAX_MS = 86400000  # a day: no product of settings may exceed the tick library's limit
 
 
@@ -48,7 +49,7 @@ class EvseSync:
             elif cmd == "GC":
                 c = rapi.parse_gc(fields)
                 self.post(m.EVSE_CAPACITY, c)
-                if c[2] is not None:
+                if c[2] is not None and not d.variant():  # emulators put other things there
                     self._pilot_seen(c[2])
                     self._check_pilot()
             elif cmd == "G0":
@@ -132,9 +133,16 @@ class EvseSync:
         self.cancel(self._hb_timer)
         self._hb_timer = None
         self.request(LINK, "SY", (interval, self.settings.get("hb_amps")), head)
-        if interval:
-            # Pulse three times per interval: one lost pulse never trips the fallback.
-            self._hb_timer = self.every(max(300, interval * 1000 // 3), T_HB)
+        # Pulse three times per interval: one lost pulse never trips the fallback. With the
+        # heartbeat off (or a controller without $SY) the same timer sends a keep-alive $GS, so
+        # a dead line is still noticed within link_silence_ms.
+        self._hb_timer = self.every(max(300, (interval or _KEEPALIVE_S) * 1000 // 3), T_HB)
+
+    def _pulse(self):
+        if self.settings.get("hb_interval") and self.dialect.supports("SY"):
+            self.request(LINK, "SY", None)
+        else:
+            self.request(POLL, "GS", None)
 
     def poll_interval(self, cmd):
         for c, setting, slow_when_charging in POLLS:

@@ -39,6 +39,7 @@ _T_SILENCE = "silence"
 _ATTEMPTS = 3  # polls and other reads: sends per request
 _SAFETY_ATTEMPTS = 8  # SC/FS/FD/FE/SY: then the requester is told and sends again
 _ENABLE = ("FE", "FS", "FD")
+_BOOT_CMDS = ("SC", "FS", "FD")  # sent while the controller boots: they run right after `$AB`
 _PROBE_FIRST_MS = 500
 
 
@@ -65,6 +66,7 @@ class RapiLink(EvseSync, Actor):
         self.inflight = None
         self.seq = 0x40
         self.up = False
+        self.booting = False  # between the controller's `$AT 00 00 0 0200` and its `$AB`
         self.charging = False
         self.state = None
         self.plug = None
@@ -122,18 +124,21 @@ class RapiLink(EvseSync, Actor):
     # --- sending -----------------------------------------------------------------------------
     def _pump(self):
         while self.inflight is None and len(self.queue):
-            r = self.queue.peek()
+            # While the controller boots only the pilot and enable go (they wait in its buffer).
+            r = self.queue.peek(_BOOT_CMDS if self.booting else None)
+            if r is None:
+                return
             seq = self._next_seq() if self.dialect.ids is not False else 0
             try:
                 line = rapi.build(r.cmd, r.args, seq)
             except ValueError as e:
-                self.queue.pop()
+                self.queue.take(r)
                 self._answer(r.tag, None, (), "bad command: %s" % e)
                 continue
             if not self.wire.fits(len(line)):
                 self.stats["held"] += 1  # the controller's buffer may be full: wait for it
                 return
-            self.queue.pop()
+            self.queue.take(r)
             self._send(r, line, seq)
 
     def _next_seq(self):
@@ -199,7 +204,8 @@ class RapiLink(EvseSync, Actor):
 
     def _reply(self, ok, fields, seq, line):
         d = self.dialect
-        d.on_reply(seq, ok, fields, len(self.wire.entries))
+        if d.on_reply(seq, ok, fields, self.wire.live()):
+            self.log(m.INFO, "controller %s sequence ids" % ("echoes" if d.ids else "does not echo"))
         if seq and d.ids is not False:
             e = self.wire.take_seq(seq)
         else:
@@ -211,17 +217,22 @@ class RapiLink(EvseSync, Actor):
             self._timeout = None
             self.inflight = None
         if not self.up:  # any answer proves the controller is there
-            self._link_up(mine and r.cmd == "GV")
+            self._link_up(mine and r.cmd == "GV" and ok and len(fields) == 2)
         if not mine:
             self.stats["late"] += 1  # an answer to a line already given up on or re-sent
             self._pump()
             return
         self._rtt(r)
         if not ok and not fields and not seq:
-            # bare $NK^21: the line arrived damaged at the controller and did not run
-            self.stats["noise"] += 1
-            if not self._retry(r):
+            # bare $NK^21: the line arrived damaged at the controller and did not run; or, from a
+            # controller without ids, the command is not supported (three in a row say so)
+            if self.dialect.ids is False and self.dialect.on_result(r.cmd, False, fields, False):
+                self._unsupported(r.cmd)
+                self._answer(r.tag, False, fields, "$NK")
+            elif not self._retry(r):
                 self._answer(r.tag, None, (), "refused")
+            else:
+                self.stats["noise"] += 1
         else:
             self._done(r, ok, fields, seq, line)
         self._pump()
@@ -247,8 +258,7 @@ class RapiLink(EvseSync, Actor):
     def _done(self, r, ok, fields, seq, line):
         cmd = r.cmd
         if self.dialect.on_result(cmd, ok, fields, seq != 0):
-            self.log(m.WARNING, "controller does not support $%s: not polled any more" % cmd)
-            self.cancel(self._poll_timers.pop(cmd, None))
+            self._unsupported(cmd)
         if cmd == "SC":
             if not self._sc_done(r, ok, fields):
                 return
@@ -263,13 +273,21 @@ class RapiLink(EvseSync, Actor):
         text = line.decode("ascii", "replace") if isinstance(line, (bytes, bytearray)) else line
         self._answer(r.tag, ok, fields, text)
 
+    def _unsupported(self, cmd):
+        self.log(m.WARNING, "controller does not support $%s: not sent by the link any more" % cmd)
+        self.cancel(self._poll_timers.pop(cmd, None))
+
     def _async(self, kind, fields, line):
         self.stats["async"] += 1
         text = line.decode("ascii", "replace")
         try:
             if kind == rapi.AT:
                 st, pilot, amps, vflags = rapi.parse_at(fields)
+                if st == 0:  # only ever the forced report at the start of a boot
+                    self._boot_started()
                 self._state(st, pilot, amps, vflags)
+            elif kind == rapi.ST:  # an old controller's state report: state only
+                self._state(rapi.parse_wf(fields), None, None, None)
             elif kind == rapi.AB:
                 self.stats["boots"] += 1
                 self.log(m.WARNING, "controller rebooted: " + text)
@@ -281,21 +299,36 @@ class RapiLink(EvseSync, Actor):
         if not self.up:
             self._probe_now()
 
+    def _boot_started(self):
+        """`$AT 00 00 0 0200`: the controller is in its POST. What is sent now waits in its RX
+        buffer and runs right after `$AB`, before it offers its saved current (24 A by default)
+        to a car: so the pilot goes now, and nothing else until `$AB`."""
+        self.log(m.WARNING, "controller is booting")
+        self._drop_inflight()  # sent before the reset: lost
+        self.booting = True
+        if not self.up:
+            self._link_up()
+        self.post(m.EVSE_BOOT, (0, ""))  # the balancer sends its pilot (and enable) again
+
     def _rebooted(self):
         """`$AB`: the controller forgot the heartbeat and runs on its saved current. Re-sync
-        within one round trip, whether the link was up or not."""
-        r = self.inflight
-        if r is not None:  # sent before the reset: lost, or answered late (then ignored)
-            self.wire.forget(r)
-            self.inflight = None
-            self.cancel(self._timeout)
-            if r.tag != POLL and r.tag != PROBE:
-                r.attempts = 0
-                self.queue.again(r)
+        within one round trip, whether the link was up or not: `$SY` goes in this pass."""
+        self.booting = False
+        self._drop_inflight()  # sent before the reset (lost) or during POST (answered late)
         if self.up:
             self._resync()
         else:
             self._link_up()
+
+    def _drop_inflight(self):
+        r = self.inflight
+        if r is not None:
+            self.wire.forget(r)
+            self.inflight = None
+            self.cancel(self._timeout)
+            if r.tag not in _INTERNAL or r.cmd in _BOOT_CMDS:  # heartbeat pulses and polls recur
+                r.attempts = 0
+                self.queue.again(r)
 
     # --- timers ------------------------------------------------------------------------------
     def _timer(self, tag):
@@ -310,7 +343,7 @@ class RapiLink(EvseSync, Actor):
             self._probe_timer = None
             self._probe()
         elif tag == T_HB:
-            self.request(LINK, "SY", None)
+            self._pulse()
         else:
             self._poll_timers.pop(tag, None)
             if self.up:
@@ -321,8 +354,12 @@ class RapiLink(EvseSync, Actor):
         r = self.inflight
         if r is None:
             return
-        self.inflight = None
         self.stats["timeouts"] += 1
+        if self.booting and r.tag != PROBE:
+            # it waits in the controller's buffer until `$AB`: sending it again would only fill it
+            self._timeout = self.after(self.settings.get("timer13"), _T_TIMEOUT)
+            return
+        self.inflight = None
         if r.tag == PROBE:
             self._schedule_probe()
         elif not self._retry(r):
@@ -377,7 +414,8 @@ class RapiLink(EvseSync, Actor):
     def _resync(self, have_version=False):
         """After link-up or a controller reboot: heartbeat first, then a full picture. The
         balancer's pilot and enable follow on link.status / evse.boot, ahead of the polls."""
-        self._configure_heartbeat(head=True)
+        if not self.booting:  # during POST the pilot goes first; the heartbeat at `$AB`
+            self._configure_heartbeat(head=True)
         for cmd in ("GV", "GS", "GC", "G0", "GG", "GU"):
             if cmd != "GV" or not have_version:
                 self.request(POLL, cmd, None)
@@ -387,6 +425,7 @@ class RapiLink(EvseSync, Actor):
         r = self.inflight
         cmd = r.cmd if r is not None else (self.wire.entries[0][2] if self.wire.entries else "GV")
         self.up = False
+        self.booting = False
         self.stats["downs"] += 1
         self.log(m.ERROR_LEVEL, "link down: controller silent for %d ms ($%s unanswered)"
                  % (ticks_diff(self.now(), self.quiet_since), cmd))

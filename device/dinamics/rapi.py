@@ -10,8 +10,9 @@ AT = "AT"
 AB = "AB"
 AN = "AN"
 WF = "WF"
-_KINDS = (OK, NK, AT, AB, AN, WF)
-_KIND_B = (b"OK", b"NK", b"AT", b"AB", b"AN", b"WF")
+ST = "ST"  # the state report of RAPI < 5.0.0 controllers (`$ST ss`), replaced by `$AT`
+_KINDS = (OK, NK, AT, AB, AN, WF, ST)
+_KIND_B = (b"OK", b"NK", b"AT", b"AB", b"AN", b"WF", b"ST")
 
 MAX_LINE = 31     # '$' .. last checksum digit; the controller drops longer lines silently
 MAX_TOKENS = 10   # command + arguments + ':SS'; one more gives a bare $NK^21
@@ -164,6 +165,8 @@ def parse_line(line):
         if len(t) == 3 and t[0] == ":" and t[1] in _HEX and t[2] in _HEX:
             seq = int(t[1:], 16)
             fields.pop()
+    if k == b"ST" and len(fields) != 1:
+        return None  # our own delay-timer command `$ST sh sm eh em` echoed back, not a report
     return _KINDS[_KIND_B.index(k)], fields, seq
 
 

@@ -49,17 +49,26 @@ class Dialect:
         self.rapi = None  # version tuple from $GV field 2, None unknown
         self.unsupported = []
         self._nk_run = {}
+        self._bare_nk = 0
         self.reported = None
 
     # --- detection ---------------------------------------------------------------------------
     def on_reply(self, seq, ok, fields, on_wire):
-        """Learn from a reply. on_wire: lines awaiting an answer. True when `ids` was decided."""
+        """Learn from a reply. on_wire: lines awaiting an answer. True when `ids` was decided.
+        Two bare `$NK` in a row before anything else decide "no ids" too: an old controller
+        may refuse every line that carries one (an extra token)."""
         if self.ids is not None:
             return False
         if seq:
             self.ids = True
             return True
-        if (ok or fields) and on_wire == 1:
+        if ok or fields:
+            if on_wire == 1:
+                self.ids = False
+                return True
+            return False
+        self._bare_nk += 1
+        if self._bare_nk >= 2:
             self.ids = False
             return True
         return False

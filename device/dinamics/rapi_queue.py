@@ -75,8 +75,12 @@ class RequestQueue:
         """A request to send once more: at the very front."""
         self.items.insert(0, r)
 
-    def peek(self):
-        return self.items[0] if self.items else None
+    def peek(self, cmds=None):
+        """The next request to send; with `cmds`, the first one whose command is in it."""
+        for r in self.items:
+            if cmds is None or r.cmd in cmds:
+                return r
+        return None
 
-    def pop(self):
-        return self.items.pop(0)
+    def take(self, r):
+        self.items.remove(r)

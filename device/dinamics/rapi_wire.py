@@ -24,6 +24,14 @@ class Wire:
         del self.entries[:]
         self.bytes = 0
 
+    def live(self):
+        """Lines whose request still waits for them (not given up on)."""
+        n = 0
+        for e in self.entries:
+            if e[3] is not None:
+                n += 1
+        return n
+
     def fits(self, nbytes):
         return not self.entries or (self.bytes + nbytes <= RX_BUFFER
                                     and len(self.entries) < _MAX_LINES)
