@@ -4,6 +4,7 @@ Figures are printed for the closing note; the assertions are the safety and link
 import pytest
 
 from dinamics import messages as m
+from dinamics.mailbox import Actor
 from hil.ev_model import EvModel
 from hil.house import HouseLoad
 from hil.world import World
@@ -19,6 +20,21 @@ def bench(dialect="openevse", base=3.0, **kw):
                        else True, 5000)
     w.run_for(2000)
     return w
+
+
+class TxTape(Actor):
+    """What the unit put on the wire, with the simulated time."""
+    name = "tx_tape"
+    subscribes = (m.RAPI_TX_LINE,)
+    inbox_size = 64
+
+    def __init__(self, world):
+        super().__init__()
+        self.world = world
+        self.lines = []
+
+    def handle(self, kind, payload):
+        self.lines.append((self.world.ms(), payload.decode("latin-1")))
 
 
 def rx_lines(w, since, prefix):
@@ -37,6 +53,7 @@ def downs(w):
 
 def test_controller_reboot_never_offers_its_saved_current_and_resyncs_at_once(capsys):
     w = bench()
+    tape = w.sched.add(TxTape(w))
     try:
         w.emu.plug(EvModel(max_amps=32, phases=1))
         assert w.run_until(lambda: w.emu.state == 3, 15000)
@@ -50,6 +67,9 @@ def test_controller_reboot_never_offers_its_saved_current_and_resyncs_at_once(ca
         sc = rx_lines(w, t_rb, "$SC")
         assert sy and sc
         ab_to_sy, first_sc = sy[0][0] - t_ab, sc[0][0] - t_ab
+        sent_sy = [t for t, line in tape.lines if t >= t_ab and line.startswith("$SY 5 6")]
+        sent_sc = [t for t, line in tape.lines if t >= t_rb and line.startswith("$SC")]
+        wire_sy, wire_sc = sent_sy[0] - t_ab, sent_sc[0] - t_ab
         # Every state the controller reported after the reset offered at most the limit.
         offered = [int(text.split()[3]) for t, text in tx_lines(w, t_rb, "$AT")]
         assert max(offered) <= 16, offered
@@ -58,8 +78,9 @@ def test_controller_reboot_never_offers_its_saved_current_and_resyncs_at_once(ca
         assert w.emu.state == 3 and w.emu.current_capacity == 16
         assert downs(w) == 0
         with capsys.disabled():
-            print("\n[reboot] $AB -> $SY %d ms, $AB -> first $SC run %d ms (sent during POST), "
-                  "capacity offered after the reset: %s" % (ab_to_sy, first_sc, sorted(set(offered))))
+            print("\n[reboot] sent by the unit: $SY %+d ms, first $SC %+d ms from $AB; run by the "
+                  "controller: $SY %+d ms, $SC %+d ms; capacity offered after the reset: %s"
+                  % (wire_sy, wire_sc, ab_to_sy, first_sc, sorted(set(offered))))
     finally:
         w.close()
 
