@@ -273,53 +273,6 @@ class RapiLink(EvseSync, Actor):
         text = line.decode("ascii", "replace") if isinstance(line, (bytes, bytearray)) else line
         self._answer(r.tag, ok, fields, text)
 
-    def _unsupported(self, cmd):
-        self.log(m.WARNING, "controller does not support $%s: not sent by the link any more" % cmd)
-        self.cancel(self._poll_timers.pop(cmd, None))
-
-    def _async(self, kind, fields, line):
-        self.stats["async"] += 1
-        text = line.decode("ascii", "replace")
-        try:
-            if kind == rapi.AT:
-                st, pilot, amps, vflags = rapi.parse_at(fields)
-                if st == 0:  # only ever the forced report at the start of a boot
-                    self._boot_started()
-                self._state(st, pilot, amps, vflags)
-            elif kind == rapi.ST:  # an old controller's state report: state only
-                self._state(rapi.parse_wf(fields), None, None, None)
-            elif kind == rapi.AB:
-                self.stats["boots"] += 1
-                self.log(m.WARNING, "controller rebooted: " + text)
-                self._rebooted()
-                self.post(m.EVSE_BOOT, rapi.parse_ab(fields))
-        except ValueError as e:
-            self.log(m.WARNING, "bad async line %s: %s" % (text, e))
-        self.post(m.EVSE_ASYNC, text)
-        if not self.up:
-            self._probe_now()
-
-    def _boot_started(self):
-        """`$AT 00 00 0 0200`: the controller is in its POST. What is sent now waits in its RX
-        buffer and runs right after `$AB`, before it offers its saved current (24 A by default)
-        to a car: so the pilot goes now, and nothing else until `$AB`."""
-        self.log(m.WARNING, "controller is booting")
-        self._drop_inflight()  # sent before the reset: lost
-        self.booting = True
-        if not self.up:
-            self._link_up()
-        self.post(m.EVSE_BOOT, (0, ""))  # the balancer sends its pilot (and enable) again
-
-    def _rebooted(self):
-        """`$AB`: the controller forgot the heartbeat and runs on its saved current. Re-sync
-        within one round trip, whether the link was up or not: `$SY` goes in this pass."""
-        self.booting = False
-        self._drop_inflight()  # sent before the reset (lost) or during POST (answered late)
-        if self.up:
-            self._resync()
-        else:
-            self._link_up()
-
     def _drop_inflight(self):
         r = self.inflight
         if r is not None:
