@@ -123,14 +123,15 @@ class HostUnit:
 
 
 def make_bench_rig(args, out):
-    from hil import scenarios as sc
+    from hil.bench_rig import BenchRig
+    from hil.rigs import Broker
     from hil.unit_cli import parse_broker
 
     broker = None
     unit = None
     mqtt = parse_broker(args.broker) if args.broker else None
     if args.own_broker:
-        broker = sc.Broker(port=args.own_broker, bind="0.0.0.0").start()
+        broker = Broker(port=args.own_broker, bind="0.0.0.0").start()
         mqtt = ("127.0.0.1", args.own_broker)
     serial = args.serial
     if args.host_unit:
@@ -141,7 +142,7 @@ def make_bench_rig(args, out):
         if not args.evse_port or not args.ct_port:
             raise SystemExit("--bench needs --evse-port and --ct-port (or --host-unit)")
         evse, ct = args.evse_port, args.ct_port
-    rig = sc.BenchRig(evse, ct, baud=args.baud, mqtt=mqtt, serial_number=serial, broker=broker,
+    rig = BenchRig(evse, ct, baud=args.baud, mqtt=mqtt, serial_number=serial, broker=broker,
                       out=out, configure=unit.configure if unit is not None else None)
     return rig, unit, broker
 

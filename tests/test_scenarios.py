@@ -12,17 +12,17 @@ import time
 
 import pytest
 
-from hil import bench, profiles
-from hil import scenarios as sc
+from hil import bench, figures, oracle, profiles, scenarios
+from hil.tape import Tape, parse_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # --- every scenario, virtual time ------------------------------------------------------------------
-@pytest.mark.parametrize("name", sc.NAMES)
+@pytest.mark.parametrize("name", scenarios.NAMES)
 def test_scenario(name, capsys):
-    spec = sc.SCENARIOS[name]
-    res = sc.run(name, params=spec.test_params)
+    spec = scenarios.SCENARIOS[name]
+    res = scenarios.run(name, params=spec.test_params)
     with capsys.disabled():
         print("\n" + "\n".join("  " + line for line in res.lines()))
     if res.skipped:
@@ -34,7 +34,7 @@ def test_scenario(name, capsys):
 # --- figure arithmetic on hand-made tapes -----------------------------------------------------------
 def _tape(points, wire=()):
     """points: (ms, house_l1, car_l1) change points; wire: (ms, '$SC 9 V')."""
-    t = sc.Tape()
+    t = Tape()
     for ms, h, c in points:
         t.record(ms, (h, 0.0, 0.0), (c, 0.0, 0.0))
     for ms, text in wire:
@@ -43,10 +43,10 @@ def _tape(points, wire=()):
 
 
 def test_parse_command():
-    assert sc.parse_command("$SC 9 V :4A^2C") == ("SC", ("9", "V"))
-    assert sc.parse_command("$FS^30") == ("FS", ())
-    assert sc.parse_command("$GG*12") == ("GG", ())
-    assert sc.parse_command("hello")[0] is None
+    assert parse_command("$SC 9 V :4A^2C") == ("SC", ("9", "V"))
+    assert parse_command("$FS^30") == ("FS", ())
+    assert parse_command("$GG*12") == ("GG", ())
+    assert parse_command("hello")[0] is None
 
 
 def test_over_overshoot_back_under_reaction():
@@ -54,47 +54,47 @@ def test_over_overshoot_back_under_reaction():
     tape = _tape([(0, 2.3, 22.0), (10000, 15.3, 22.0), (15300, 15.3, 9.0)],
                  [(10100, "$SC 17 V :01^00"), (10300, "$SC 9 V :02^00")])
     tape.end = 30000
-    iv = sc.over_intervals(tape, 25, 0, 30000)
+    iv = figures.over_intervals(tape, 25, 0, 30000)
     assert iv == [[10000, 15300, 37.3]]
-    assert sc.overshoot_as(tape, 25, 0, 30000) == pytest.approx(12.3 * 5.3)
-    assert sc.back_under_ms(tape, 25, 10000, 30000) == 5300
-    assert sc.first_cut(tape, 10000, 22, 30000) == (10100, "SC", 17)
-    f = sc.step_figures(tape, 10000, 30000, 22, 25, (0,), 6, 32, 32)
+    assert figures.overshoot_as(tape, 25, 0, 30000) == pytest.approx(12.3 * 5.3)
+    assert figures.back_under_ms(tape, 25, 10000, 30000) == 5300
+    assert figures.first_cut(tape, 10000, 22, 30000) == (10100, "SC", 17)
+    f = figures.step_figures(tape, 10000, 30000, 22, 25, (0,), 6, 32, 32)
     assert f["over"] and f["reaction_ms"] == 100 and f["fit_ms"] == 300 and f["target"] == 9
     assert f["back_under_ms"] == 5300 and f["violations"] == 0 and f["reversals"] == 0
-    assert sc.violations(tape, 25, 0, 30000, budget_ms=5000) == [[15000, 15300, 37.3]]
+    assert figures.violations(tape, 25, 0, 30000, budget_ms=5000) == [[15000, 15300, 37.3]]
 
 
 def test_violation_budget_restarts_at_each_load_change():
     # over from 10 s to 18 s, but the house load changed again at 14 s: two budgets of 5.5 s
     tape = _tape([(0, 2.0, 20.0), (10000, 10.0, 20.0), (14000, 12.0, 20.0), (18000, 12.0, 6.0)])
     tape.end = 20000
-    assert sc.violations(tape, 25, 0, 20000, 5500) == []
-    assert sc.over_intervals(tape, 25, 0, 20000)[0][:2] == [10000, 18000]
+    assert figures.violations(tape, 25, 0, 20000, 5500) == []
+    assert figures.over_intervals(tape, 25, 0, 20000)[0][:2] == [10000, 18000]
     # no change at 14 s: one stretch of 8 s -> a violation once the budget ran out
     tape = _tape([(0, 2.0, 20.0), (10000, 10.0, 20.0), (18000, 10.0, 6.0)])
     tape.end = 20000
-    assert sc.violations(tape, 25, 0, 20000, 5500) == [[15500, 18000, 30.0]]
+    assert figures.violations(tape, 25, 0, 20000, 5500) == [[15500, 18000, 30.0]]
     # docs/balancer.md: R = 0.8 s + max(5 s, timer4 + 0.3 s + 3 s)
-    assert sc.BUDGET_MS == sc.reaction_budget_ms({"timer4": 1000}) == 5800
-    assert sc.reaction_budget_ms({"timer4": 4000}) == 8100
-    assert sc.violations(tape, 25, 0, 20000) == [[15800, 18000, 30.0]]
+    assert figures.BUDGET_MS == figures.reaction_budget_ms({"timer4": 1000}) == 5800
+    assert figures.reaction_budget_ms({"timer4": 4000}) == 8100
+    assert figures.violations(tape, 25, 0, 20000) == [[15800, 18000, 30.0]]
     # a house alone over its breaker is nothing a charger can fix: not counted
     tape = _tape([(0, 30.0, 0.0)])
     tape.end = 20000
-    assert sc.violations(tape, 25, 0, 20000) == []
+    assert figures.violations(tape, 25, 0, 20000) == []
 
 
 def test_headroom_reach_reversals_energy():
     tape = _tape([(0, 10.0, 8.0), (5000, 2.0, 8.0), (13000, 2.0, 16.0), (20000, 2.0, 22.0)],
                  [(8000, "$SC 16 V"), (15000, "$SC 22 V"), (25000, "$SC 20 V"), (26000, "$SC 21 V")])
     tape.end = 30000
-    f = sc.step_figures(tape, 5000, 24000, 8, 25, (0,), 6, 32, 32)
+    f = figures.step_figures(tape, 5000, 24000, 8, 25, (0,), 6, 32, 32)
     assert f["raise"] and f["target"] == 22
     assert f["headroom95_ms"] == 15000  # 0.95 * 22 = 20.9 A reached at 20 s
     assert f["headroom95_pilot_ms"] == 10000
-    assert sc.reversals(tape, 0, 30000) == 2  # up, up, down, up
-    assert sc.energy_as(tape, 0, 10000, (0,)) == pytest.approx(80.0)
+    assert figures.reversals(tape, 0, 30000) == 2  # up, up, down, up
+    assert figures.energy_as(tape, 0, 10000, (0,)) == pytest.approx(80.0)
 
 
 def test_oracle():
@@ -102,13 +102,13 @@ def test_oracle():
 
     h = HouseLoad((2.3, 0, 0), [(10000, (15.3, 0, 0)), (20000, (21.0, 0, 0))])
     # 0-10 s: floor(22.7) = 22 A; 10-20 s: floor(9.7) = 9 A; 20-30 s: 4 A < 6 -> paused
-    assert sc.oracle_as(h, 0, 30000, 25, (0,), 6, 32, 32) == pytest.approx(310.0)
-    assert sc.oracle_as(h, 0, 30000, 25, (0,), 6, 16, 32) == pytest.approx(250.0)
-    assert sc.oracle_as(h, 0, 10000, 25, (0,), 6, 32, 32, margin=0.5) == pytest.approx(220.0)
+    assert oracle.oracle_as(h, 0, 30000, 25, (0,), 6, 32, 32) == pytest.approx(310.0)
+    assert oracle.oracle_as(h, 0, 30000, 25, (0,), 6, 16, 32) == pytest.approx(250.0)
+    assert oracle.oracle_as(h, 0, 10000, 25, (0,), 6, 32, 32, margin=0.5) == pytest.approx(220.0)
     # export never adds room above the breaker
-    assert sc.oracle_amps((-8.0, 0, 0), 25, (0,), 6, 32, 32) == 25
-    assert sc.percentile([5, 1, 3, 2, 4], 50) == 3
-    assert sc.percentile(list(range(1, 101)), 99) == 99
+    assert oracle.oracle_amps((-8.0, 0, 0), 25, (0,), 6, 32, 32) == 25
+    assert figures.percentile([5, 1, 3, 2, 4], 50) == 3
+    assert figures.percentile(list(range(1, 101)), 99) == 99
 
 
 # --- profiles -------------------------------------------------------------------------------------
