@@ -15,8 +15,8 @@ over a real UART plus a board pass). Two parts:
      headroom95       load drops: -> the car draws 95 % of what fits now (truth, includes the
                       EV's 5 s response); on the wire: -> the $SC that offers it
      oscillations     direction reversals of the pilot while the load is constant
-     violations       over the breaker beyond the reaction budget of docs/balancer.md (5.8 s
-                      with the defaults; hil.figures.violations)
+     violations       over the breaker beyond the reaction budget (hil.budget: 5.8 s with
+                      the defaults)
 2. The mixed-load scenario (hil.profiles.mixed, 30 min): energy delivered vs an oracle that knows
    the future load and drives the same car (whole amps, no margin, pilot changed one EV response
    ahead so the car tracks the load exactly, pause below 6 A, no minimum-off time; like any
@@ -31,7 +31,7 @@ import random
 import sys
 import time
 
-from hil import checks, figures, scenarios
+from hil import budget, checks, figures, scenarios
 from hil.oracle import oracle_as
 from hil.rigs import LINK_TICK_MS, STEP_MS, WorldRig
 from hil.scenario_scripts import start_charging
@@ -172,8 +172,8 @@ def run_episode(spec, steps, seed):
             f["paused_after"] = rig.emu.state != 3
             out["steps"].append(f)
         t_end = rig.now_ms()
-        out["violations"] = [tuple(v) for v in figures.violations(rig.tape, breaker, t_start,
-                                                                  t_end, r_ms)]
+        out["violations"] = [tuple(v) for v in budget.violations(rig.tape, breaker, r_ms,
+                                                                 t_start, t_end)]
         out["longest_over_s"] = figures.longest_over_s(rig.tape, breaker, t_start, t_end)
         out["energy"] = figures.energy_as(rig.tape, t_start, t_end, car)
         out["oracle"] = oracle_as(rig.house, t_start, t_end, breaker, car, s["c_min_limit"],

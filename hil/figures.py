@@ -4,8 +4,7 @@
                       effect at the step, or $FS/$FD)
   back_under_ms       load step -> end of the over-breaker stretch the step started (truth)
   overshoot_as        sum over phases of the integral of max(0, I_phase - breaker) dt (truth)
-  violations          stretches over the breaker, on a phase the car draws from, longer than
-                      the reaction budget (docs/balancer.md: 5.8 s with the defaults)
+  violations          over the breaker beyond the reaction budget (hil.budget)
   headroom95          load drop -> the car draws 95 % of what now fits (truth; includes the EV's
                       response); headroom95_pilot the same on the wire ($SC)
   reversals           direction changes of the $SC sequence while the load is constant
@@ -14,21 +13,9 @@ Energy against an oracle that knows the load: hil.oracle.
 """
 import math
 
+from hil import budget
 from hil.tape import sc_amps
 
-EV_RESPONSE_S = 5.0  # every car in the scenarios and the benchmark follows its pilot 5 s late
-
-
-def reaction_budget_ms(settings, response_s=EV_RESPONSE_S):
-    """docs/balancer.md, "Reaction budget": after a house load step every phase carrying car
-    current is back under the breaker within R = T_detect + max(t_response, timer4 + T_reading +
-    min(t_response, 3 s)), T_detect = 0.8 s, T_reading = 0.3 s. 5.8 s with the defaults and a
-    5 s car."""
-    t = int(response_s * 1000)
-    return 800 + max(t, settings.get("timer4", 1000) + 300 + min(t, 3000))
-
-
-BUDGET_MS = reaction_budget_ms({})  # 5800 with the default timer4
 SETTLED_MS = 1000  # reversals count from this long after a load step (3 CT readings)
 
 
@@ -68,47 +55,6 @@ def overshoot_as(tape, breaker, t0, t1):
             if x > 0:
                 acc += x * (b - a)
     return acc / 1000.0
-
-
-def violations(tape, breaker, t0, t1, budget_ms=BUDGET_MS):
-    """[[start, end, peak]]: a phase the car draws from is over the breaker for more than
-    budget_ms in a row; the budget restarts when that phase's house load changes (two steps 5 s
-    apart leave the controller two budgets, as hil.plant.Plant.overload_violations counts).
-    `start` is when the budget ran out. See also longest_over_breaker_s."""
-    changes = tape.house_changes(t0 - 600000, t1)
-    found = []
-    for p in range(3):
-        run = None  # [start, end, peak] of the current over stretch on p
-        stretches = []
-        for a, b, h, c in tape.segments(t0, t1):
-            tot = h[p] + c[p]
-            if tot > breaker and c[p] > 0:
-                if run is not None and run[1] == a:
-                    run[1] = b
-                    run[2] = max(run[2], tot)
-                else:
-                    run = [a, b, tot]
-                    stretches.append(run)
-            else:
-                run = None
-        for a, b, peak in stretches:
-            ref = a
-            for ch in changes[p]:
-                if a < ch < b:
-                    if ch - ref > budget_ms:
-                        found.append([ref + budget_ms, ch, peak])
-                    ref = ch
-            if b - ref > budget_ms:
-                found.append([ref + budget_ms, b, peak])
-    found.sort()
-    merged = []
-    for v in found:
-        if merged and v[0] <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], v[1])
-            merged[-1][2] = max(merged[-1][2], v[2])
-        else:
-            merged.append(list(v))
-    return merged
 
 
 def first_cut(tape, t_step, pilot_before, t_end):
@@ -192,7 +138,7 @@ def fits_amps(house3, breaker, phases, c_limit, car_max, margin=None):
 
 
 def step_figures(tape, t_step, t_end, pilot_before, breaker, phases, c_min, c_limit, car_max,
-                 budget_ms=BUDGET_MS):
+                 budget_ms=budget.BUDGET_MS):
     """Everything about one load step at t_step (the load constant until t_end)."""
     house_after, car_at = tape.at(t_step)
     draw0 = car_draw(car_at, phases)
@@ -212,7 +158,7 @@ def step_figures(tape, t_step, t_end, pilot_before, breaker, phases, c_min, c_li
                 break
     f["back_under_ms"] = back_under_ms(tape, breaker, t_step, t_end) if over else 0
     f["overshoot_as"] = overshoot_as(tape, breaker, t_step, t_end)
-    f["violations"] = len(violations(tape, breaker, t_step, t_end, budget_ms))
+    f["violations"] = len(budget.violations(tape, breaker, budget_ms, t_step, t_end))
     # decisions made on readings that saw only the new load (a late raise for the previous
     # load followed by the cut for this one is not an oscillation)
     f["reversals"] = reversals(tape, t_step + SETTLED_MS, t_end)

@@ -1,7 +1,8 @@
 """HIL scenarios: the registry (name -> scripted world) and the runner.
 
 A scenario drives a rig (hil.rigs) through one situation (hil.scenario_scripts), measures from the
-wire and from the truth (hil.tape, hil.figures, hil.oracle) and asserts (hil.checks).
+wire and from the truth (hil.tape, hil.figures, hil.oracle) and asserts (hil.checks); the
+reaction budget and the violation rule are hil.budget.
 
 Run one: `python -m hil scenario NAME` (virtual time) or `... --bench --evse-port P --ct-port Q`;
 from code: `run(name, rig=None, params=None)` -> hil.checks.Result.

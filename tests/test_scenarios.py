@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from hil import bench, figures, oracle, profiles, scenarios
+from hil import bench, budget, figures, oracle, profiles, scenarios
 from hil.tape import Tape, parse_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,27 +62,59 @@ def test_over_overshoot_back_under_reaction():
     f = figures.step_figures(tape, 10000, 30000, 22, 25, (0,), 6, 32, 32)
     assert f["over"] and f["reaction_ms"] == 100 and f["fit_ms"] == 300 and f["target"] == 9
     assert f["back_under_ms"] == 5300 and f["violations"] == 0 and f["reversals"] == 0
-    assert figures.violations(tape, 25, 0, 30000, budget_ms=5000) == [[15000, 15300, 37.3]]
+    assert budget.violations(tape, 25, 5000, 0, 30000) == [[15000, 15300, 37.3]]
 
 
 def test_violation_budget_restarts_at_each_load_change():
     # over from 10 s to 18 s, but the house load changed again at 14 s: two budgets of 5.5 s
     tape = _tape([(0, 2.0, 20.0), (10000, 10.0, 20.0), (14000, 12.0, 20.0), (18000, 12.0, 6.0)])
     tape.end = 20000
-    assert figures.violations(tape, 25, 0, 20000, 5500) == []
+    assert budget.violations(tape, 25, 5500, 0, 20000) == []
     assert figures.over_intervals(tape, 25, 0, 20000)[0][:2] == [10000, 18000]
     # no change at 14 s: one stretch of 8 s -> a violation once the budget ran out
     tape = _tape([(0, 2.0, 20.0), (10000, 10.0, 20.0), (18000, 10.0, 6.0)])
     tape.end = 20000
-    assert figures.violations(tape, 25, 0, 20000, 5500) == [[15500, 18000, 30.0]]
-    # docs/balancer.md: R = 0.8 s + max(5 s, timer4 + 0.3 s + 3 s)
-    assert figures.BUDGET_MS == figures.reaction_budget_ms({"timer4": 1000}) == 5800
-    assert figures.reaction_budget_ms({"timer4": 4000}) == 8100
-    assert figures.violations(tape, 25, 0, 20000) == [[15800, 18000, 30.0]]
+    assert budget.violations(tape, 25, 5500, 0, 20000) == [[15500, 18000, 30.0]]
+    assert budget.violations(tape, 25, budget.BUDGET_MS, 0, 20000) == [[15800, 18000, 30.0]]
     # a house alone over its breaker is nothing a charger can fix: not counted
     tape = _tape([(0, 30.0, 0.0)])
     tape.end = 20000
-    assert figures.violations(tape, 25, 0, 20000) == []
+    assert budget.violations(tape, 25, budget.BUDGET_MS, 0, 20000) == []
+
+
+def test_reaction_budget_defined_once():
+    from dinamics.settings import defaults
+
+    # R = 2 T_reading + 3 t_link + 50 ms + max(t_response, timer4 + T_reading + min(t_resp, 3 s))
+    assert budget.TIMER4_MS == defaults()["timer4"]
+    assert budget.BUDGET_MS == budget.reaction_budget_ms() == 800 + 5000 == 5800  # the rig
+    assert budget.reaction_budget_ms(4000) == 800 + 4000 + 300 + 3000
+    assert budget.reaction_budget_ms(1000, 2000) == 800 + 1000 + 300 + 2000
+    assert budget.reaction_budget_ms(1000, 5000, link_ms=40) == 770 + 5000  # the plant's 40 ms
+
+
+def test_violation_budget_runs_from_the_house_step_not_from_going_over():
+    """The two rules this one replaced disagreed when a phase went over the breaker some time
+    after its last house change (the car rising to an earlier command, a raise that should not
+    have happened): hil.scenarios.violations started the budget when the phase went over,
+    hil.plant's overload_violations at the house change. The budget is a promise about the time
+    after a load step, so it runs from the step."""
+    # house step at 10 s that still fits; the car rises at 20 s and puts L1 over for 3 s:
+    # the old scenario rule saw a 3 s stretch (< 5.8 s) and counted nothing
+    tape = _tape([(0, 2.0, 10.0), (10000, 12.0, 10.0), (20000, 12.0, 16.0), (23000, 12.0, 12.0)])
+    tape.end = 30000
+    assert budget.violations(tape, 25, 5800, 0, 30000) == [[20000, 23000, 28.0]]
+    # the car rises 3 s after the step and stays over 6.5 s: the old rule counted only
+    # 18.8-19.5 s (5.8 s after going over), the budget ran out at 15.8 s
+    tape = _tape([(0, 2.0, 10.0), (10000, 12.0, 10.0), (13000, 12.0, 16.0), (19500, 12.0, 12.0)])
+    tape.end = 30000
+    assert budget.violations(tape, 25, 5800, 0, 30000) == [[15800, 19500, 28.0]]
+    # where both rules agreed: a step that goes over at once, a later step restarting the budget
+    tape = _tape([(0, 2.0, 20.0), (10000, 10.0, 20.0), (14000, 11.0, 20.0), (21000, 11.0, 6.0)])
+    tape.end = 30000
+    assert budget.violations(tape, 25, 5800, 0, 30000) == [[19800, 21000, 31.0]]
+    # a window that starts inside the stretch still sees the step before it
+    assert budget.violations(tape, 25, 5800, 16000, 30000) == [[19800, 21000, 31.0]]
 
 
 def test_headroom_reach_reversals_energy():
