@@ -23,8 +23,9 @@ over a real UART plus a board pass). Two parts:
    controller it cannot make the car draw before it answered its first pilot after the plug-in).
    energy_vs_instant_oracle_pct also counts that start-up against the firmware.
 
-Episodes run in parallel processes (--jobs, default 2). Virtual time: the figures do not include
-the time a scheduler pass takes on a board (printed: the worst pass seen here, on this PC).
+Episodes run in parallel processes (--jobs, default 2); a progress line per finished job goes to
+stderr. Virtual time: the figures do not include the time a scheduler pass takes on a board
+(printed: the worst pass seen here, on this PC).
 """
 import os
 import random
@@ -33,6 +34,7 @@ import time
 
 from hil import budget, checks, figures, scenarios
 from hil.oracle import oracle_as
+from hil.progress import Progress
 from hil.rigs import LINK_TICK_MS, STEP_MS, WorldRig
 from hil.scenario_scripts import start_charging
 
@@ -215,19 +217,47 @@ def _job(job):
     return run_mixed(arg, seed)
 
 
-def collect(steps_per_episode=50, episodes=None, mixed_minutes=30, seed=1, jobs=2):
-    """Run everything; returns (figures dict in print order, raw results)."""
+def _indexed_job(item):
+    i, job = item
+    return i, _job(job)
+
+
+def _job_label(job):
+    kind, arg, _ = job
+    if kind == "episode":
+        return "%s (%d steps)" % (arg[0][0], arg[1])
+    return "mixed (%d min)" % arg
+
+
+def collect(steps_per_episode=50, episodes=None, mixed_minutes=30, seed=1, jobs=2, progress=None):
+    """Run everything; returns (figures dict in print order, raw results in job order).
+    progress: a hil.progress.Progress, told when each job is done (stderr)."""
     eps = list(EPISODES if episodes is None else episodes)
     work = [("mixed", mixed_minutes, seed)] if mixed_minutes else []
     work += [("episode", (e, steps_per_episode), seed) for e in eps]
-    if jobs > 1 and len(work) > 1:
+    procs = min(jobs, len(work)) if jobs > 1 and len(work) > 1 else 1
+    if progress is not None:
+        progress.line("%d jobs on %d process(es)" % (len(work), procs))
+    results = [None] * len(work)
+
+    def done(i, r):
+        results[i] = r
+        if progress is not None:
+            n = len([x for x in results if x is not None])
+            progress.line("job %d/%d %s %s" % (n, len(work), _job_label(work[i]),
+                                                "FAILED" if r.get("error") else "done"))
+
+    if procs > 1:
         import multiprocessing as mp
 
         ctx = mp.get_context("fork")
-        with ctx.Pool(min(jobs, len(work))) as pool:
-            results = pool.map(_job, work, chunksize=1)
+        with ctx.Pool(procs) as pool:
+            # as they finish (for the progress lines); the summary keeps the job order
+            for i, r in pool.imap_unordered(_indexed_job, list(enumerate(work)), chunksize=1):
+                done(i, r)
     else:
-        results = [_job(w) for w in work]
+        for i, w in enumerate(work):
+            done(i, _job(w))
     return summarise(results, seed), results
 
 
@@ -409,7 +439,8 @@ def add_parser(sub):
 def run(args):
     t = time.monotonic()
     eps = EPISODES if args.episodes is None else EPISODES[:max(0, args.episodes)]
-    F, results = collect(args.steps, eps, args.mixed_minutes, args.seed, args.jobs)
+    F, results = collect(args.steps, eps, args.mixed_minutes, args.seed, args.jobs,
+                         progress=Progress("bench"))
     print_figures(F, wall_s=time.monotonic() - t)
     if getattr(args, "details", False):
         print_details(results)

@@ -30,6 +30,7 @@ class Rig:
     mode = "host"
     fw = None  # the firmware App when it runs in this process (introspection), else None
     broker: "Broker | None" = None  # a Broker the rig controls (start/stop), or None
+    progress = None  # a hil.progress.Progress: a line now and then while the rig runs
 
     def __init__(self, emu, house, injector):
         self.emu = emu
@@ -39,11 +40,23 @@ class Rig:
         self.settings = _defaults()
         self._seen = emu.log_total
         self.notes = []
+        self.t_begin = self.now_ms()
 
     # --- time ---------------------------------------------------------------------------------
     def step(self, ms=STEP_MS):
         self._advance(ms)
         self.observe()
+        if self.progress is not None:
+            self.progress.tick(self.progress_text)
+
+    def progress_text(self):
+        """Where the run is: rig time and the last thing the scenario did."""
+        now = self.now_ms()
+        text = "rig time %.0f s" % ((now - self.t_begin) / 1000.0)
+        if self.tape.marks:
+            ms, label, _ = self.tape.marks[-1]
+            text += ", last event %s at %.1f s" % (label, (ms - self.t_begin) / 1000.0)
+        return text
 
     def observe(self):
         now = self.now_ms()

@@ -66,8 +66,9 @@ def make_world_rig(spec, serial="HILSCEN1"):
     return rig
 
 
-def run(name, rig=None, params=None, mode=None):
-    """Run one scenario. Without a rig: a WorldRig (virtual time). Returns a Result."""
+def run(name, rig=None, params=None, mode=None, progress=None):
+    """Run one scenario. Without a rig: a WorldRig (virtual time). Returns a Result.
+    progress: a hil.progress.Progress for a line on stderr now and then while it runs."""
     spec = SCENARIOS[name]
     res = Result(name, mode or ("bench" if rig is not None and not rig.virtual
                                 else "host (virtual time)"))
@@ -75,6 +76,7 @@ def run(name, rig=None, params=None, mode=None):
     try:
         if own:
             rig = make_world_rig(spec)
+        rig.progress = progress
         spec.func(rig, res, **(params or {}))
     except Skip as e:
         res.skipped = str(e)

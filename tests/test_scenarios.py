@@ -13,6 +13,7 @@ import time
 import pytest
 
 from hil import bench, budget, figures, oracle, profiles, scenarios
+from hil.progress import Progress
 from hil.tape import Tape, parse_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -229,6 +230,68 @@ def test_bench_target_logic():
     low = dict(mixed, figures={"energy_vs_oracle_pct": 96.9, "breaker_violations": 0})
     F = bench.summarise([_episode(good), low], 1)
     assert F["target energy_vs_oracle_pct"].startswith("NO")
+
+
+# --- progress lines: stderr only ----------------------------------------------------------------
+def test_progress_lines_go_to_stderr(capsys):
+    t = [100.0]
+    p = Progress("bench", every_s=30, clock=lambda: t[0])
+    p.line("job 3/8 b20-1ph (50 steps) done")
+    p.tick(lambda: "not yet")
+    t[0] += 41
+    p.tick(lambda: "rig time 600 s")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == ["bench: job 3/8 b20-1ph (50 steps) done … 0 s",
+                                "bench: rig time 600 s … 41 s"]
+
+
+def test_rig_progress_while_it_runs():
+    import io
+
+    from hil.rigs import WorldRig
+
+    buf = io.StringIO()
+    rig = WorldRig()
+    try:
+        rig.progress = Progress("scenario x", every_s=0, out=buf)
+        rig.set_house((1.0, 0.0, 0.0), "base")
+        rig.run_for(2000)
+    finally:
+        rig.close()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 200  # every_s=0: one per 10 ms step
+    assert lines[-1].startswith("scenario x: rig time 2 s, last event base at 0.0 s … ")
+
+
+def test_bench_progress_on_stderr_figures_on_stdout():
+    p = subprocess.run([sys.executable, "-m", "hil", "bench", "--steps", "1", "--episodes", "1",
+                        "--mixed-minutes", "0", "--jobs", "1"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "bench: 1 jobs on 1 process(es)" in p.stderr
+    assert "bench: job 1/1 b16-1ph (1 steps) done" in p.stderr
+    assert "load_steps: 1" in p.stdout and "bench:" not in p.stdout
+    assert all(":" in line for line in p.stdout.splitlines())  # `name: value` lines only
+
+
+def test_scenario_all_progress_on_stderr(capsys, monkeypatch):
+    from hil import scenario_cli
+    from hil.checks import Result
+
+    def fake_run(name, rig=None, params=None, mode=None, progress=None):
+        progress.tick(lambda: "never: every_s has not passed")
+        res = Result(name, "host (virtual time)")
+        res.fig("x", 1)
+        return res
+
+    monkeypatch.setattr(scenarios, "run", fake_run)
+    p = scenario_cli.add_parser(__import__("argparse").ArgumentParser().add_subparsers())
+    assert scenario_cli.run(p.parse_args(["all"])) == 0
+    out, err = capsys.readouterr()
+    n = len(scenarios.NAMES)
+    assert "scenario: 1/%d oven pass" % n in err and "scenario: %d/%d mixed pass" % (n, n) in err
+    assert "scenario: oven" in out and "x: 1" in out and "…" not in out
 
 
 # --- python -m hil ct ----------------------------------------------------------------------------
