@@ -1,13 +1,13 @@
 """`python -m hil bench`: the load-management benchmark. Prints figures, one `name: value` a line.
 
-The firmware runs on the host (hil.world.World through hil.scenarios.WorldRig: real pseudo-
+The firmware runs on the host (hil.world.World through hil.rigs.WorldRig: real pseudo-
 terminals, the OpenEVSE emulator with an EV model that follows the pilot 5 s late, the CT injector)
 on the virtual clock in 10 ms steps (one byte exchange per 5 ms: a RAPI round trip takes 5 ms, as
 over a real UART plus a board pass). Two parts:
 
 1. Randomised load steps (seeded): episodes over 16/20/25 A breakers, 1-phase houses, 3-phase
    houses with a 1-phase or a 3-phase car, some with export periods (negative currents). Each step
-   changes the house load and holds it; per step (hil.scenarios.step_figures):
+   changes the house load and holds it; per step (hil.figures.step_figures):
      step_to_sc       steps that put the house over the breaker: step -> first cutting command
                       on the wire ($SC lower, or $FS); also -> the first command that fits
      back_under       -> the truth (house + the car's actual draw) is under the breaker again
@@ -15,23 +15,29 @@ over a real UART plus a board pass). Two parts:
      headroom95       load drops: -> the car draws 95 % of what fits now (truth, includes the
                       EV's 5 s response); on the wire: -> the $SC that offers it
      oscillations     direction reversals of the pilot while the load is constant
-     violations       over the breaker beyond the reaction budget of docs/balancer.md (5.8 s
-                      with the defaults; hil.scenarios.violations)
+     violations       over the breaker beyond the reaction budget (hil.budget: 5.8 s with
+                      the defaults)
 2. The mixed-load scenario (hil.profiles.mixed, 30 min): energy delivered vs an oracle that knows
    the future load and drives the same car (whole amps, no margin, pilot changed one EV response
    ahead so the car tracks the load exactly, pause below 6 A, no minimum-off time; like any
    controller it cannot make the car draw before it answered its first pilot after the plug-in).
    energy_vs_instant_oracle_pct also counts that start-up against the firmware.
 
-Episodes run in parallel processes (--jobs, default 2). Virtual time: the figures do not include
-the time a scheduler pass takes on a board (printed: the worst pass seen here, on this PC).
+Episodes run in parallel processes (--jobs, default 2); a progress line per finished job goes to
+stderr. Virtual time: the figures do not include the time a scheduler pass takes on a board
+(printed: the worst pass seen here, on this PC).
 """
 import os
 import random
 import sys
 import time
 
-from hil import scenarios as sc
+from hil import budget, checks, figures, scenarios
+from hil.oracle import oracle_as
+from hil.progress import Progress
+from hil.rigs import LINK_TICK_MS, STEP_MS, WorldRig
+from hil.bench_steps import EPISODES, StepPlan, r1
+from hil.scenario_scripts import start_charging
 
 TARGETS = (
     # name, text
@@ -43,98 +49,6 @@ TARGETS = (
     ("breaker_violations", "0 breaker violations beyond the reaction budget"),
 )
 
-# name, breaker, cte, car phases, car phase, car max A, c_limit, export periods
-EPISODES = (
-    ("b16-1ph", 16, 1, 1, 1, 32, 16, False),
-    ("b20-1ph", 20, 1, 1, 1, 32, 32, False),
-    ("b25-1ph-export", 25, 1, 1, 1, 32, 32, True),
-    ("b20-3ph-house-1ph-car", 20, 123, 1, 2, 32, 32, False),
-    ("b25-3ph-house-1ph-car", 25, 123, 1, 3, 32, 32, False),
-    ("b16-3ph-car", 16, 123, 3, 1, 16, 16, False),
-    ("b25-3ph-car-export", 25, 123, 3, 1, 32, 32, True),
-)
-
-UP_HOLD_MS = 12000
-DOWN_HOLD_MS = 24000
-SMALL_HOLD_MS = 8000
-RESUME_HOLD_MS = 80000
-
-
-def _r(x):
-    return round(x, 1)
-
-
-class StepPlan:
-    """Seeded random load steps for one episode. The house alone never exceeds the breaker."""
-
-    def __init__(self, rng, breaker, car_phases, fitted, export, c_min=6):
-        self.rng = rng
-        self.b = breaker
-        self.car = car_phases  # phase indexes the car draws from
-        self.fitted = fitted
-        self.export = export
-        self.c_min = c_min
-        self.resume_next = False
-
-    def next(self, house, draw):
-        """(kind, new house3, hold_ms) from the current house load and the car's draw."""
-        rng, b = self.rng, self.b
-        h = list(house)
-        if self.resume_next:
-            self.resume_next = False
-            for p in self.car:
-                h[p] = _r(rng.uniform(0.5, b - self.c_min - 4))
-            return "resume", tuple(h), RESUME_HOLD_MS
-        others = [p for p in self.fitted if p not in self.car]
-        x = rng.random()
-        worst = self.car[0]
-        for p in self.car:
-            if h[p] > h[worst]:
-                worst = p
-        if x < 0.38 and draw >= self.c_min + 2:
-            # up: over the breaker with the car at its draw, but the minimum still fits
-            p = rng.choice(self.car)
-            lo = max(b - draw + 0.6, h[p] + 1.0)
-            hi = b - self.c_min - 1.6
-            if lo < hi:
-                h[p] = _r(rng.uniform(lo, hi))
-                return "up", tuple(h), UP_HOLD_MS
-        if x < 0.72:
-            # down: room for the car opens up
-            if house[worst] > 3.5:
-                h[worst] = _r(rng.uniform(0.3, house[worst] - 3.0))
-                for p in self.car:
-                    if p != worst and h[p] > h[worst] + 6:
-                        h[p] = _r(rng.uniform(0.3, h[worst] + 3))
-                return "down", tuple(h), DOWN_HOLD_MS
-            if self.export and rng.random() < 0.5:
-                for p in self.car:
-                    h[p] = _r(-rng.uniform(1.0, 8.0))
-                return "export", tuple(h), DOWN_HOLD_MS
-            for p in self.car:
-                h[p] = _r(rng.uniform(0.5, b / 2.0))
-            return "mid", tuple(h), DOWN_HOLD_MS
-        if x < 0.84:
-            p = rng.choice(self.fitted)
-            h[p] = _r(max(-8.0 if self.export else 0.0, h[p] + rng.uniform(-0.4, 0.4)))
-            if h[p] < 0 and not self.export:
-                h[p] = 0.0
-            return "small", tuple(h), SMALL_HOLD_MS
-        if x < 0.94 and others:
-            p = rng.choice(others)
-            h[p] = _r(rng.uniform(0.0, b - 1.0))
-            return "other_phase", tuple(h), SMALL_HOLD_MS
-        if draw > 0:
-            # pause: not even the minimum fits; the next step brings room back
-            p = rng.choice(self.car)
-            h[p] = _r(rng.uniform(b - self.c_min + 0.5, b - 0.5))
-            self.resume_next = True
-            return "pause", tuple(h), SMALL_HOLD_MS
-        for p in self.car:
-            h[p] = _r(rng.uniform(0.5, b / 2.0))
-        return "mid", tuple(h), DOWN_HOLD_MS
-
-
 def run_episode(spec, steps, seed):
     """One World, one car, `steps` random load steps. Returns a picklable dict."""
     from hil.ev_model import EvModel
@@ -143,38 +57,38 @@ def run_episode(spec, steps, seed):
     rng = random.Random("%s/%s" % (seed, name))
     fitted = (0,) if cte == 1 else (0, 1, 2)
     car = (0, 1, 2) if car_phases == 3 else (car_phase - 1,)
-    base = tuple(_r(rng.uniform(0.8, 3.0)) if p in fitted else 0.0 for p in range(3))
-    rig = sc.WorldRig()
-    res = sc.Result(name, "bench")
+    base = tuple(r1(rng.uniform(0.8, 3.0)) if p in fitted else 0.0 for p in range(3))
+    rig = WorldRig()
+    res = checks.Result(name, "bench")
     out = {"name": name, "steps": [], "error": None}
     try:
         settings = {"cte": cte, "breaker": breaker, "c_limit": c_limit}
         if export:
             settings["neg_amp"] = 1
         ev = EvModel(max_amps=car_max, phases=car_phases, phase=car_phase, response_s=5.0)
-        sc.start_charging(rig, res, ev, settings, base, settle_ms=30000)
+        start_charging(rig, res, ev, settings, base, settle_ms=30000)
         s = rig.settings
+        r_ms = checks.run_budget_ms(s)
         plan = StepPlan(rng, breaker, car, fitted, export)
         t_start = rig.now_ms()
         house = base
         for _ in range(steps):
             kind, house, hold = plan.next(house, rig.car_draw())
-            hold += rng.randrange(0, 300, sc.STEP_MS)  # steps fall anywhere in a CT window
+            hold += rng.randrange(0, 300, STEP_MS)  # steps fall anywhere in a CT window
             t, pilot = rig.set_house(house, kind)
             rig.run_for(hold)
-            f = sc.step_figures(rig.tape, t, rig.now_ms(), pilot, breaker, car, s["c_min_limit"],
-                                c_limit, car_max)
+            f = figures.step_figures(rig.tape, t, rig.now_ms(), pilot, breaker, car,
+                                     s["c_min_limit"], c_limit, car_max, r_ms)
             f["kind"] = kind
             f["paused_after"] = rig.emu.state != 3
             out["steps"].append(f)
         t_end = rig.now_ms()
-        out["violations"] = [tuple(v) for v in sc.violations(rig.tape, breaker, t_start, t_end,
-                                                             sc.reaction_budget_ms(s))]
-        out["longest_over_s"] = max([(b - a) / 1000.0 for a, b, _ in
-                                     sc.over_intervals(rig.tape, breaker, t_start, t_end)] or [0.0])
-        out["energy"] = sc.energy_as(rig.tape, t_start, t_end, car)
-        out["oracle"] = sc.oracle_as(rig.house, t_start, t_end, breaker, car, s["c_min_limit"],
-                                     c_limit, car_max)
+        out["violations"] = [tuple(v) for v in budget.violations(rig.tape, breaker, r_ms,
+                                                                 t_start, t_end)]
+        out["longest_over_s"] = figures.longest_over_s(rig.tape, breaker, t_start, t_end)
+        out["energy"] = figures.energy_as(rig.tape, t_start, t_end, car)
+        out["oracle"] = oracle_as(rig.house, t_start, t_end, breaker, car, s["c_min_limit"],
+                                  c_limit, car_max)
         tr = []
         last = None
         for ms, cmd, _ in rig.tape.commands(t_start, t_end, ("FS", "FE", "FD")):
@@ -182,8 +96,8 @@ def run_episode(spec, steps, seed):
                 tr.append(cmd)
                 last = cmd
         out["pauses"] = tr.count("FS") + tr.count("FD")
-        sp = sc.spurious_pauses(rig.tape, t_start, t_end, breaker, car, s["c_min_limit"], c_limit,
-                                car_max)
+        sp = figures.spurious_pauses(rig.tape, t_start, t_end, breaker, car, s["c_min_limit"],
+                                     c_limit, car_max)
         out["spurious_pauses"] = len(sp)
         out["spurious_pause_times"] = sp
         out["worst_pass_ms"] = rig.worst_pass_ms()
@@ -200,7 +114,7 @@ def run_episode(spec, steps, seed):
 
 def run_mixed(minutes, seed):
     # the canonical evening (hil.profiles.mixed's own seed), whatever --seed says for the steps
-    res = sc.run("mixed", params={"minutes": minutes})
+    res = scenarios.run("mixed", params={"minutes": minutes})
     return {"name": "mixed", "figures": dict(res.figures), "failures": list(res.failures),
             "skipped": res.skipped}
 
@@ -212,19 +126,47 @@ def _job(job):
     return run_mixed(arg, seed)
 
 
-def collect(steps_per_episode=50, episodes=None, mixed_minutes=30, seed=1, jobs=2):
-    """Run everything; returns (figures dict in print order, raw results)."""
+def _indexed_job(item):
+    i, job = item
+    return i, _job(job)
+
+
+def _job_label(job):
+    kind, arg, _ = job
+    if kind == "episode":
+        return "%s (%d steps)" % (arg[0][0], arg[1])
+    return "mixed (%d min)" % arg
+
+
+def collect(steps_per_episode=50, episodes=None, mixed_minutes=30, seed=1, jobs=2, progress=None):
+    """Run everything; returns (figures dict in print order, raw results in job order).
+    progress: a hil.progress.Progress, told when each job is done (stderr)."""
     eps = list(EPISODES if episodes is None else episodes)
     work = [("mixed", mixed_minutes, seed)] if mixed_minutes else []
     work += [("episode", (e, steps_per_episode), seed) for e in eps]
-    if jobs > 1 and len(work) > 1:
+    procs = min(jobs, len(work)) if jobs > 1 and len(work) > 1 else 1
+    if progress is not None:
+        progress.line("%d jobs on %d process(es)" % (len(work), procs))
+    results = [None] * len(work)
+
+    def done(i, r):
+        results[i] = r
+        if progress is not None:
+            n = len([x for x in results if x is not None])
+            progress.line("job %d/%d %s %s" % (n, len(work), _job_label(work[i]),
+                                                "FAILED" if r.get("error") else "done"))
+
+    if procs > 1:
         import multiprocessing as mp
 
         ctx = mp.get_context("fork")
-        with ctx.Pool(min(jobs, len(work))) as pool:
-            results = pool.map(_job, work, chunksize=1)
+        with ctx.Pool(procs) as pool:
+            # as they finish (for the progress lines); the summary keeps the job order
+            for i, r in pool.imap_unordered(_indexed_job, list(enumerate(work)), chunksize=1):
+                done(i, r)
     else:
-        results = [_job(w) for w in work]
+        for i, w in enumerate(work):
+            done(i, _job(w))
     return summarise(results, seed), results
 
 
@@ -267,30 +209,30 @@ def summarise(results, seed):
     osc = sum(f["reversals"] for f in steps)
     F = {}
     F["benchmark"] = ("dinamics load management, host port, virtual clock (%d ms steps, RAPI round "
-                      "trip %d ms)" % (sc.STEP_MS, sc.LINK_TICK_MS))
+                      "trip %d ms)" % (STEP_MS, LINK_TICK_MS))
     F["seed"] = seed
     F["episodes"] = len([r for r in results if r["name"] != "mixed"])
     F["load_steps"] = len(steps)
     F["simulated_s"] = round(sim, 1)
     F["overload_steps"] = len(over)
-    F["step_to_sc_p50_ms"] = sc.percentile(react, 50)
-    F["step_to_sc_p95_ms"] = sc.percentile(react, 95)
-    F["step_to_sc_p99_ms"] = sc.percentile(react, 99)
+    F["step_to_sc_p50_ms"] = figures.percentile(react, 50)
+    F["step_to_sc_p95_ms"] = figures.percentile(react, 95)
+    F["step_to_sc_p99_ms"] = figures.percentile(react, 99)
     F["step_to_sc_max_ms"] = max(react) if react else None
     F["step_to_sc_missing"] = missed
-    F["step_to_fitting_sc_p50_ms"] = sc.percentile(fit, 50)
-    F["step_to_fitting_sc_p99_ms"] = sc.percentile(fit, 99)
-    F["back_under_breaker_p50_s"] = _s(sc.percentile(back, 50))
-    F["back_under_breaker_p99_s"] = _s(sc.percentile(back, 99))
+    F["step_to_fitting_sc_p50_ms"] = figures.percentile(fit, 50)
+    F["step_to_fitting_sc_p99_ms"] = figures.percentile(fit, 99)
+    F["back_under_breaker_p50_s"] = _s(figures.percentile(back, 50))
+    F["back_under_breaker_p99_s"] = _s(figures.percentile(back, 99))
     F["back_under_breaker_max_s"] = _s(max(back) if back else None)
     F["overshoot_as_mean"] = round(sum(shoot) / len(shoot), 2) if shoot else None
     F["overshoot_as_max"] = round(max(shoot), 2) if shoot else None
     F["raise_steps"] = len(raises)
-    F["headroom95_s_p50"] = _s(sc.percentile(h95, 50))
-    F["headroom95_s_p95"] = _s(sc.percentile(h95, 95))
+    F["headroom95_s_p50"] = _s(figures.percentile(h95, 50))
+    F["headroom95_s_p95"] = _s(figures.percentile(h95, 95))
     F["headroom95_s_max"] = _s(max(h95) if h95 else None)
     F["headroom95_not_reached"] = not_reached
-    F["headroom95_pilot_s_p50"] = _s(sc.percentile(h95p, 50))
+    F["headroom95_pilot_s_p50"] = _s(figures.percentile(h95p, 50))
     F["headroom95_pilot_s_max"] = _s(max(h95p) if h95p else None)
     F["oscillations"] = osc
     F["breaker_violations"] = viol
@@ -315,15 +257,17 @@ def summarise(results, seed):
     F["worst_scheduler_pass_ms"] = round(worst, 2)
     F["errors"] = len(errors)
     met = {}
-    met["step_to_sc_p99_ms"] = (F["step_to_sc_p99_ms"] is not None and F["step_to_sc_p99_ms"] <= 400
+    met["step_to_sc_p99_ms"] = (F["step_to_sc_p99_ms"] is not None
+                                and F["step_to_sc_p99_ms"] <= checks.REACTION_TARGET_MS
                                 and missed == 0)
     met["back_under_breaker_max_s"] = (F["back_under_breaker_max_s"] is not None
-                                       and F["back_under_breaker_max_s"] <= 5.5)
-    met["headroom95_s_max"] = (F["headroom95_s_max"] is not None and F["headroom95_s_max"] <= 10.0
+                                       and F["back_under_breaker_max_s"] <= checks.BACK_UNDER_TARGET_S)
+    met["headroom95_s_max"] = (F["headroom95_s_max"] is not None
+                               and F["headroom95_s_max"] <= checks.HEADROOM95_TARGET_S
                                and not_reached == 0)
     met["oscillations"] = osc == 0
     met["energy_vs_oracle_pct"] = (F["energy_vs_oracle_pct"] is not None
-                                   and F["energy_vs_oracle_pct"] >= 97.0)
+                                   and F["energy_vs_oracle_pct"] >= checks.ENERGY_TARGET_PCT)
     met["breaker_violations"] = F["breaker_violations"] == 0
     for key, text in TARGETS:
         F["target " + key] = "%s (%s)" % ("yes" if met[key] else "NO", text)
@@ -362,15 +306,15 @@ def print_details(results, out=None):
         for f in r["steps"]:
             why = []
             if f["over"]:
-                if f["reaction_ms"] is None or f["reaction_ms"] > sc.REACTION_TARGET_MS:
+                if f["reaction_ms"] is None or f["reaction_ms"] > checks.REACTION_TARGET_MS:
                     why.append("step_to_sc %s ms" % f["reaction_ms"])
-                if f["back_under_ms"] > sc.BACK_UNDER_TARGET_S * 1000:
+                if f["back_under_ms"] > checks.BACK_UNDER_TARGET_S * 1000:
                     why.append("back under %.2f s (fitting $SC after %s ms)"
                                % (f["back_under_ms"] / 1000.0, f["fit_ms"]))
             if f["raise"] and (f["headroom95_ms"] is None
-                               or f["headroom95_ms"] > sc.HEADROOM95_TARGET_S * 1000):
+                               or f["headroom95_ms"] > checks.HEADROOM95_TARGET_S * 1000):
                 why.append("headroom95 %s s (pilot %s s) to %d A"
-                           % (sc._ms_s(f["headroom95_ms"]), sc._ms_s(f["headroom95_pilot_ms"]),
+                           % (checks.ms_s(f["headroom95_ms"]), checks.ms_s(f["headroom95_pilot_ms"]),
                               f["target"]))
             if f["reversals"]:
                 why.append("%d reversal(s)" % f["reversals"])
@@ -404,7 +348,8 @@ def add_parser(sub):
 def run(args):
     t = time.monotonic()
     eps = EPISODES if args.episodes is None else EPISODES[:max(0, args.episodes)]
-    F, results = collect(args.steps, eps, args.mixed_minutes, args.seed, args.jobs)
+    F, results = collect(args.steps, eps, args.mixed_minutes, args.seed, args.jobs,
+                         progress=Progress("bench"))
     print_figures(F, wall_s=time.monotonic() - t)
     if getattr(args, "details", False):
         print_details(results)

@@ -18,8 +18,9 @@
   inside a slice shows as a partial value, as on a board. Readings are ct.reading payloads
   (t, amps, valid_mask, flags).
 - The plant steps from event to event (reading, house step, car change, scheduler timer), so an
-  hour of firmware time runs in well under a second, and records every change of the per-phase
-  totals for the property checks (`overload_violations`, `commands`).
+  hour of firmware time runs in well under a second, and records every change of house and car
+  current for the property checks (`segments` and `house_changes` for hil.budget.violations,
+  `commands`).
 
 Used by tests/test_balancer*.py and reusable by HIL scenarios and the benchmark.
 """
@@ -30,9 +31,8 @@ from dinamics import messages as m
 from dinamics import rapi
 from dinamics.mailbox import Actor, Scheduler
 from dinamics.settings import Settings
+from hil.budget import RELAY_OPEN_MS  # FS: the relay opens when the car stops, <= 3 s
 from hil.clock import VirtualClock
-
-RELAY_OPEN_MS = 3000  # FS: the controller opens the relay when the car stops, at most after 3 s
 
 
 class HouseTrace:
@@ -450,39 +450,17 @@ class Plant:
     def charging(self):
         return self.evse.relay and self.ev is not None and self.ev.draw_amps(self.clock.ms) > 0
 
-    def segments(self, until=None):
-        """[(t_start, t_end, totals3, ev3)] piecewise-constant history."""
-        end = self.clock.ms if until is None else until
-        out = []
+    def segments(self, t0, t1):
+        """(a, b, house3, ev3) pieces of the recorded history clipped to [t0, t1); the last state
+        lasts until t1. The same form as hil.tape.Tape.segments, so hil.budget reads either."""
         tr = self.trace
         for i, (t, h, e) in enumerate(tr):
-            t2 = tr[i + 1][0] if i + 1 < len(tr) else end
-            if t2 > t:
-                out.append((t, t2, (h[0] + e[0], h[1] + e[1], h[2] + e[2]), e))
-        return out
+            t2 = tr[i + 1][0] if i + 1 < len(tr) else max(t1, t)
+            a = t if t > t0 else t0
+            b = t2 if t2 < t1 else t1
+            if b > a:
+                yield a, b, h, e
 
-    def overload_violations(self, breaker, budget_ms, tolerance=0.0):
-        """Stretches where a phase carrying EV current is over the breaker although its house
-        load last changed more than budget_ms earlier. [(t_start, t_end, phase, amps)]"""
-        out = []
-        changes = [self.house.change_times(p) for p in range(3)]
-        for t0, t1, tot, e in self.segments():
-            for p in range(3):
-                if e[p] > 0 and tot[p] > breaker + tolerance:
-                    # the part of [t0, t1) that is not within budget of a house change on p
-                    t = t0
-                    while t < t1:
-                        ex = None
-                        for c in changes[p]:
-                            if c <= t < c + budget_ms:
-                                ex = c + budget_ms
-                        if ex is not None:
-                            t = ex
-                            continue
-                        nxt = t1
-                        for c in changes[p]:
-                            if t < c < nxt:
-                                nxt = c
-                        out.append((t, nxt, p, tot[p]))
-                        t = nxt
-        return out
+    def house_changes(self, t0, t1):
+        """Times in [t0, t1) at which the house load changed, per phase: three sorted lists."""
+        return tuple([t for t in self.house.change_times(p) if t0 <= t < t1] for p in range(3))

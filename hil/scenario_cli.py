@@ -13,7 +13,8 @@ broker_gone needs a broker the rig can kill: --own-broker PORT starts mosquitto 
 --host-unit runs the bench path against the firmware on this PC in real time (no hardware).
 
 Figures are printed one `name: value` a line; `FAILED: …` lines list broken assertions; the exit
-status is 0 when every scenario passed (or was skipped), 1 otherwise."""
+status is 0 when every scenario passed (or was skipped), 1 otherwise. Progress goes to stderr: a
+line per finished scenario with `all`, and every 30 s (wall clock) while a scenario runs."""
 import sys
 import tempfile
 import threading
@@ -123,14 +124,15 @@ class HostUnit:
 
 
 def make_bench_rig(args, out):
-    from hil import scenarios as sc
+    from hil.bench_rig import BenchRig
+    from hil.rigs import Broker
     from hil.unit_cli import parse_broker
 
     broker = None
     unit = None
     mqtt = parse_broker(args.broker) if args.broker else None
     if args.own_broker:
-        broker = sc.Broker(port=args.own_broker, bind="0.0.0.0").start()
+        broker = Broker(port=args.own_broker, bind="0.0.0.0").start()
         mqtt = ("127.0.0.1", args.own_broker)
     serial = args.serial
     if args.host_unit:
@@ -141,13 +143,14 @@ def make_bench_rig(args, out):
         if not args.evse_port or not args.ct_port:
             raise SystemExit("--bench needs --evse-port and --ct-port (or --host-unit)")
         evse, ct = args.evse_port, args.ct_port
-    rig = sc.BenchRig(evse, ct, baud=args.baud, mqtt=mqtt, serial_number=serial, broker=broker,
+    rig = BenchRig(evse, ct, baud=args.baud, mqtt=mqtt, serial_number=serial, broker=broker,
                       out=out, configure=unit.configure if unit is not None else None)
     return rig, unit, broker
 
 
 def run(args, out=None):
     from hil import scenarios as sc
+    from hil.progress import Progress
 
     out = out or sys.stdout
     if args.list or not args.name:
@@ -166,11 +169,13 @@ def run(args, out=None):
         print("scenario: %s" % e, file=sys.stderr)
         return 2
     rc = 0
-    for n in names:
+    overall = Progress("scenario")
+    for i, n in enumerate(names):
+        progress = Progress("scenario %s" % n)  # stderr: stdout stays figures only
         if args.bench or args.host_unit:
             rig, unit, broker = make_bench_rig(args, out)
             try:
-                res = sc.run(n, rig=rig, params=params,
+                res = sc.run(n, rig=rig, params=params, progress=progress,
                              mode="bench (real time%s)" % (", firmware on this PC"
                                                            if args.host_unit else ""))
             finally:
@@ -180,12 +185,15 @@ def run(args, out=None):
                 if broker is not None:
                     broker.close()
         else:
-            res = sc.run(n, params=params)
+            res = sc.run(n, params=params, progress=progress)
         for line in res.lines():
             print(line, file=out)
         out.flush()
         if not res.passed and not res.skipped:
             rc = 1
+        if len(names) > 1:
+            overall.line("%d/%d %s %s" % (i + 1, len(names), n, "skipped" if res.skipped
+                                           else "pass" if res.passed else "FAIL"))
         if len(names) > 1:
             print("", file=out)
     return rc

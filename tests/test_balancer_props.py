@@ -3,20 +3,15 @@ loop (hil/plant.py: balancer + fake controller + car that follows its pilot late
 trace + CT readings every 300 ms), in virtual time. The virtual clock starts 65 s before the
 2**29 tick wrap, so every closed-loop example crosses it.
 
-REACTION BUDGET (docs/balancer.md): after a house load step at time s, every phase that carries
-EV current is back under the breaker by s + R, with
-    R = T_DETECT + max(t_response, timer4 + T_READING + min(t_response, 3 s))
-    T_DETECT = 2 T_READING + 3 t_link (+ 50 ms of scheduling slack in this test)
-      2 reading periods: a reading whose window holds the step shows only part of it; the next
-      one shows all of it. 3 RAPI round trips: the $GG a cut waits for when it is not a new
-      overload, a poll queued ahead of the SC, the SC itself.
-    T_READING = 0.3 s (the plant's CT reading period), t_link = the plant's reply delay
-t_response is the car's pilot response (5 s nominal); the timer4 term is the path where even the
-minimum does not fit (drop to the minimum, pause after timer4 on a reading whose $GG matches it --
-up to one reading period T_READING = 0.3 s later -- and the controller opens the relay within 3 s
-or when the car stops). An overload with no house step on that phase within R before
-it is a violation, whatever the cause (a raise that should not have happened, a missed cut, a
-double cut that later overshoots, a pause that does not come).
+REACTION BUDGET and VIOLATION (hil/budget.py, one definition for these tests, the HIL scenarios
+and the benchmark; docs/balancer.md "Reaction budget"): after a house load step at time s, every
+phase that carries EV current is back under the breaker by s + R,
+    R = T_detect + max(t_response, timer4 + T_reading + min(t_response, 3 s)),
+    T_detect = 2 T_reading + 3 t_link + 50 ms of scheduling slack,
+here with T_reading = the plant's CT reading period (300 ms) and t_link = the plant's reply delay.
+An overload with no house step on that phase within R before it is a violation, whatever the
+cause (a raise that should not have happened, a missed cut, a double cut that later overshoots,
+a pause that does not come).
 
 Examples: 150 closed-loop scenarios for the budget property, 50 for the others (about 25 s in
 all); derandomized so CI runs are reproducible. BALANCER_PROP_EXAMPLES=n overrides every count. A long exploration: BALANCER_PROP_EXAMPLES=2000 pytest tests/test_balancer_props.py
@@ -27,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dinamics import headroom as hr
+from hil.budget import READING_MS, RELAY_OPEN_MS, reaction_budget_ms, violations
 from hil.ev_model import EvModel
 from hil.plant import HouseTrace, Plant
 
@@ -37,15 +33,6 @@ def loop(n):
     return settings(max_examples=N or n, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 PURE = settings(max_examples=300, deadline=None, derandomize=True)
-
-T_READING_MS = 300
-RELAY_MS = 3000
-
-
-def budget_ms(response_ms, timer4_ms, link_ms=40):
-    detect = 2 * T_READING_MS + 3 * link_ms + 50
-    return detect + max(response_ms, timer4_ms + T_READING_MS + min(response_ms, RELAY_MS))
-
 
 # --- pure arithmetic ----------------------------------------------------------------------------
 
@@ -187,8 +174,8 @@ def test_breaker_budget_limits_and_steady_state(sc):
     p = run(sc)
     s = sc["settings"]
     # 1. the breaker is never exceeded beyond the reaction budget
-    r = budget_ms(int(sc["car"]["response_s"] * 1000), s["timer4"], sc["reply_ms"])
-    bad = p.overload_violations(s["breaker"], r)
+    r = reaction_budget_ms(s["timer4"], int(sc["car"]["response_s"] * 1000), sc["reply_ms"])
+    bad = violations(p, s["breaker"], r, 0, p.clock.ms)
     assert not bad, (bad[:3], r)
     # 2. every command within [c_min_limit, c_limit]
     for t, a in p.sc_values():
@@ -227,14 +214,14 @@ def test_pause_resumes_automatically(breaker, phases, phase, heavy_s, min_off_s,
               ct_noise=0.1, seed=seed)
     p.run_until(t_light + min_off_s * 1000 + 30000)
     fs = [t for t, c, _ in p.commands() if c == "FS" and t >= t_heavy]
-    assert fs and fs[0] <= t_heavy + budget_ms(5000, 1000)
+    assert fs and fs[0] <= t_heavy + reaction_budget_ms(1000, 5000, link_ms=40)
     fe = [t for t, c, _ in p.commands() if c == "FE" and t > fs[0]]
     assert fe, "never resumed"
     # resume needs: min_off over, the lighter load, and the car gone from the CTs (after FS the
     # controller opens the relay when the car stops, at the latest after 3 s); then the
     # confirmation period and up to two readings
-    bound = (max(fs[0] + min_off_s * 1000, t_light, fs[0] + RELAY_MS)
-             + hr.RESUME_CONFIRM_MS + 2 * 300 + 300)
+    bound = (max(fs[0] + min_off_s * 1000, t_light, fs[0] + RELAY_OPEN_MS)
+             + hr.RESUME_CONFIRM_MS + 3 * READING_MS)
     assert fe[0] <= bound
     assert fe[0] >= fs[0] + min_off_s * 1000  # min_off_ms respected
     assert p.charging()

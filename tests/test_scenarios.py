@@ -12,17 +12,18 @@ import time
 
 import pytest
 
-from hil import bench, profiles
-from hil import scenarios as sc
+from hil import bench, budget, figures, oracle, profiles, scenarios
+from hil.progress import Progress
+from hil.tape import Tape, parse_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # --- every scenario, virtual time ------------------------------------------------------------------
-@pytest.mark.parametrize("name", sc.NAMES)
+@pytest.mark.parametrize("name", scenarios.NAMES)
 def test_scenario(name, capsys):
-    spec = sc.SCENARIOS[name]
-    res = sc.run(name, params=spec.test_params)
+    spec = scenarios.SCENARIOS[name]
+    res = scenarios.run(name, params=spec.test_params)
     with capsys.disabled():
         print("\n" + "\n".join("  " + line for line in res.lines()))
     if res.skipped:
@@ -34,7 +35,7 @@ def test_scenario(name, capsys):
 # --- figure arithmetic on hand-made tapes -----------------------------------------------------------
 def _tape(points, wire=()):
     """points: (ms, house_l1, car_l1) change points; wire: (ms, '$SC 9 V')."""
-    t = sc.Tape()
+    t = Tape()
     for ms, h, c in points:
         t.record(ms, (h, 0.0, 0.0), (c, 0.0, 0.0))
     for ms, text in wire:
@@ -43,10 +44,10 @@ def _tape(points, wire=()):
 
 
 def test_parse_command():
-    assert sc.parse_command("$SC 9 V :4A^2C") == ("SC", ("9", "V"))
-    assert sc.parse_command("$FS^30") == ("FS", ())
-    assert sc.parse_command("$GG*12") == ("GG", ())
-    assert sc.parse_command("hello")[0] is None
+    assert parse_command("$SC 9 V :4A^2C") == ("SC", ("9", "V"))
+    assert parse_command("$FS^30") == ("FS", ())
+    assert parse_command("$GG*12") == ("GG", ())
+    assert parse_command("hello")[0] is None
 
 
 def test_over_overshoot_back_under_reaction():
@@ -54,47 +55,79 @@ def test_over_overshoot_back_under_reaction():
     tape = _tape([(0, 2.3, 22.0), (10000, 15.3, 22.0), (15300, 15.3, 9.0)],
                  [(10100, "$SC 17 V :01^00"), (10300, "$SC 9 V :02^00")])
     tape.end = 30000
-    iv = sc.over_intervals(tape, 25, 0, 30000)
+    iv = figures.over_intervals(tape, 25, 0, 30000)
     assert iv == [[10000, 15300, 37.3]]
-    assert sc.overshoot_as(tape, 25, 0, 30000) == pytest.approx(12.3 * 5.3)
-    assert sc.back_under_ms(tape, 25, 10000, 30000) == 5300
-    assert sc.first_cut(tape, 10000, 22, 30000) == (10100, "SC", 17)
-    f = sc.step_figures(tape, 10000, 30000, 22, 25, (0,), 6, 32, 32)
+    assert figures.overshoot_as(tape, 25, 0, 30000) == pytest.approx(12.3 * 5.3)
+    assert figures.back_under_ms(tape, 25, 10000, 30000) == 5300
+    assert figures.first_cut(tape, 10000, 22, 30000) == (10100, "SC", 17)
+    f = figures.step_figures(tape, 10000, 30000, 22, 25, (0,), 6, 32, 32)
     assert f["over"] and f["reaction_ms"] == 100 and f["fit_ms"] == 300 and f["target"] == 9
     assert f["back_under_ms"] == 5300 and f["violations"] == 0 and f["reversals"] == 0
-    assert sc.violations(tape, 25, 0, 30000, budget_ms=5000) == [[15000, 15300, 37.3]]
+    assert budget.violations(tape, 25, 5000, 0, 30000) == [[15000, 15300, 37.3]]
 
 
 def test_violation_budget_restarts_at_each_load_change():
     # over from 10 s to 18 s, but the house load changed again at 14 s: two budgets of 5.5 s
     tape = _tape([(0, 2.0, 20.0), (10000, 10.0, 20.0), (14000, 12.0, 20.0), (18000, 12.0, 6.0)])
     tape.end = 20000
-    assert sc.violations(tape, 25, 0, 20000, 5500) == []
-    assert sc.over_intervals(tape, 25, 0, 20000)[0][:2] == [10000, 18000]
+    assert budget.violations(tape, 25, 5500, 0, 20000) == []
+    assert figures.over_intervals(tape, 25, 0, 20000)[0][:2] == [10000, 18000]
     # no change at 14 s: one stretch of 8 s -> a violation once the budget ran out
     tape = _tape([(0, 2.0, 20.0), (10000, 10.0, 20.0), (18000, 10.0, 6.0)])
     tape.end = 20000
-    assert sc.violations(tape, 25, 0, 20000, 5500) == [[15500, 18000, 30.0]]
-    # docs/balancer.md: R = 0.8 s + max(5 s, timer4 + 0.3 s + 3 s)
-    assert sc.BUDGET_MS == sc.reaction_budget_ms({"timer4": 1000}) == 5800
-    assert sc.reaction_budget_ms({"timer4": 4000}) == 8100
-    assert sc.violations(tape, 25, 0, 20000) == [[15800, 18000, 30.0]]
+    assert budget.violations(tape, 25, 5500, 0, 20000) == [[15500, 18000, 30.0]]
+    assert budget.violations(tape, 25, budget.BUDGET_MS, 0, 20000) == [[15800, 18000, 30.0]]
     # a house alone over its breaker is nothing a charger can fix: not counted
     tape = _tape([(0, 30.0, 0.0)])
     tape.end = 20000
-    assert sc.violations(tape, 25, 0, 20000) == []
+    assert budget.violations(tape, 25, budget.BUDGET_MS, 0, 20000) == []
+
+
+def test_reaction_budget_defined_once():
+    from dinamics.settings import defaults
+
+    # R = 2 T_reading + 3 t_link + 50 ms + max(t_response, timer4 + T_reading + min(t_resp, 3 s))
+    assert budget.TIMER4_MS == defaults()["timer4"]
+    assert budget.BUDGET_MS == budget.reaction_budget_ms() == 800 + 5000 == 5800  # the rig
+    assert budget.reaction_budget_ms(4000) == 800 + 4000 + 300 + 3000
+    assert budget.reaction_budget_ms(1000, 2000) == 800 + 1000 + 300 + 2000
+    assert budget.reaction_budget_ms(1000, 5000, link_ms=40) == 770 + 5000  # the plant's 40 ms
+
+
+def test_violation_budget_runs_from_the_house_step_not_from_going_over():
+    """The two rules this one replaced disagreed when a phase went over the breaker some time
+    after its last house change (the car rising to an earlier command, a raise that should not
+    have happened): hil.scenarios.violations started the budget when the phase went over,
+    hil.plant's overload_violations at the house change. The budget is a promise about the time
+    after a load step, so it runs from the step."""
+    # house step at 10 s that still fits; the car rises at 20 s and puts L1 over for 3 s:
+    # the old scenario rule saw a 3 s stretch (< 5.8 s) and counted nothing
+    tape = _tape([(0, 2.0, 10.0), (10000, 12.0, 10.0), (20000, 12.0, 16.0), (23000, 12.0, 12.0)])
+    tape.end = 30000
+    assert budget.violations(tape, 25, 5800, 0, 30000) == [[20000, 23000, 28.0]]
+    # the car rises 3 s after the step and stays over 6.5 s: the old rule counted only
+    # 18.8-19.5 s (5.8 s after going over), the budget ran out at 15.8 s
+    tape = _tape([(0, 2.0, 10.0), (10000, 12.0, 10.0), (13000, 12.0, 16.0), (19500, 12.0, 12.0)])
+    tape.end = 30000
+    assert budget.violations(tape, 25, 5800, 0, 30000) == [[15800, 19500, 28.0]]
+    # where both rules agreed: a step that goes over at once, a later step restarting the budget
+    tape = _tape([(0, 2.0, 20.0), (10000, 10.0, 20.0), (14000, 11.0, 20.0), (21000, 11.0, 6.0)])
+    tape.end = 30000
+    assert budget.violations(tape, 25, 5800, 0, 30000) == [[19800, 21000, 31.0]]
+    # a window that starts inside the stretch still sees the step before it
+    assert budget.violations(tape, 25, 5800, 16000, 30000) == [[19800, 21000, 31.0]]
 
 
 def test_headroom_reach_reversals_energy():
     tape = _tape([(0, 10.0, 8.0), (5000, 2.0, 8.0), (13000, 2.0, 16.0), (20000, 2.0, 22.0)],
                  [(8000, "$SC 16 V"), (15000, "$SC 22 V"), (25000, "$SC 20 V"), (26000, "$SC 21 V")])
     tape.end = 30000
-    f = sc.step_figures(tape, 5000, 24000, 8, 25, (0,), 6, 32, 32)
+    f = figures.step_figures(tape, 5000, 24000, 8, 25, (0,), 6, 32, 32)
     assert f["raise"] and f["target"] == 22
     assert f["headroom95_ms"] == 15000  # 0.95 * 22 = 20.9 A reached at 20 s
     assert f["headroom95_pilot_ms"] == 10000
-    assert sc.reversals(tape, 0, 30000) == 2  # up, up, down, up
-    assert sc.energy_as(tape, 0, 10000, (0,)) == pytest.approx(80.0)
+    assert figures.reversals(tape, 0, 30000) == 2  # up, up, down, up
+    assert figures.energy_as(tape, 0, 10000, (0,)) == pytest.approx(80.0)
 
 
 def test_oracle():
@@ -102,13 +135,13 @@ def test_oracle():
 
     h = HouseLoad((2.3, 0, 0), [(10000, (15.3, 0, 0)), (20000, (21.0, 0, 0))])
     # 0-10 s: floor(22.7) = 22 A; 10-20 s: floor(9.7) = 9 A; 20-30 s: 4 A < 6 -> paused
-    assert sc.oracle_as(h, 0, 30000, 25, (0,), 6, 32, 32) == pytest.approx(310.0)
-    assert sc.oracle_as(h, 0, 30000, 25, (0,), 6, 16, 32) == pytest.approx(250.0)
-    assert sc.oracle_as(h, 0, 10000, 25, (0,), 6, 32, 32, margin=0.5) == pytest.approx(220.0)
+    assert oracle.oracle_as(h, 0, 30000, 25, (0,), 6, 32, 32) == pytest.approx(310.0)
+    assert oracle.oracle_as(h, 0, 30000, 25, (0,), 6, 16, 32) == pytest.approx(250.0)
+    assert oracle.oracle_as(h, 0, 10000, 25, (0,), 6, 32, 32, margin=0.5) == pytest.approx(220.0)
     # export never adds room above the breaker
-    assert sc.oracle_amps((-8.0, 0, 0), 25, (0,), 6, 32, 32) == 25
-    assert sc.percentile([5, 1, 3, 2, 4], 50) == 3
-    assert sc.percentile(list(range(1, 101)), 99) == 99
+    assert oracle.oracle_amps((-8.0, 0, 0), 25, (0,), 6, 32, 32) == 25
+    assert figures.percentile([5, 1, 3, 2, 4], 50) == 3
+    assert figures.percentile(list(range(1, 101)), 99) == 99
 
 
 # --- profiles -------------------------------------------------------------------------------------
@@ -197,6 +230,68 @@ def test_bench_target_logic():
     low = dict(mixed, figures={"energy_vs_oracle_pct": 96.9, "breaker_violations": 0})
     F = bench.summarise([_episode(good), low], 1)
     assert F["target energy_vs_oracle_pct"].startswith("NO")
+
+
+# --- progress lines: stderr only ----------------------------------------------------------------
+def test_progress_lines_go_to_stderr(capsys):
+    t = [100.0]
+    p = Progress("bench", every_s=30, clock=lambda: t[0])
+    p.line("job 3/8 b20-1ph (50 steps) done")
+    p.tick(lambda: "not yet")
+    t[0] += 41
+    p.tick(lambda: "rig time 600 s")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == ["bench: job 3/8 b20-1ph (50 steps) done … 0 s",
+                                "bench: rig time 600 s … 41 s"]
+
+
+def test_rig_progress_while_it_runs():
+    import io
+
+    from hil.rigs import WorldRig
+
+    buf = io.StringIO()
+    rig = WorldRig()
+    try:
+        rig.progress = Progress("scenario x", every_s=0, out=buf)
+        rig.set_house((1.0, 0.0, 0.0), "base")
+        rig.run_for(2000)
+    finally:
+        rig.close()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 200  # every_s=0: one per 10 ms step
+    assert lines[-1].startswith("scenario x: rig time 2 s, last event base at 0.0 s … ")
+
+
+def test_bench_progress_on_stderr_figures_on_stdout():
+    p = subprocess.run([sys.executable, "-m", "hil", "bench", "--steps", "1", "--episodes", "1",
+                        "--mixed-minutes", "0", "--jobs", "1"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "bench: 1 jobs on 1 process(es)" in p.stderr
+    assert "bench: job 1/1 b16-1ph (1 steps) done" in p.stderr
+    assert "load_steps: 1" in p.stdout and "bench:" not in p.stdout
+    assert all(":" in line for line in p.stdout.splitlines())  # `name: value` lines only
+
+
+def test_scenario_all_progress_on_stderr(capsys, monkeypatch):
+    from hil import scenario_cli
+    from hil.checks import Result
+
+    def fake_run(name, rig=None, params=None, mode=None, progress=None):
+        progress.tick(lambda: "never: every_s has not passed")
+        res = Result(name, "host (virtual time)")
+        res.fig("x", 1)
+        return res
+
+    monkeypatch.setattr(scenarios, "run", fake_run)
+    p = scenario_cli.add_parser(__import__("argparse").ArgumentParser().add_subparsers())
+    assert scenario_cli.run(p.parse_args(["all"])) == 0
+    out, err = capsys.readouterr()
+    n = len(scenarios.NAMES)
+    assert "scenario: 1/%d oven pass" % n in err and "scenario: %d/%d mixed pass" % (n, n) in err
+    assert "scenario: oven" in out and "x: 1" in out and "…" not in out
 
 
 # --- python -m hil ct ----------------------------------------------------------------------------
