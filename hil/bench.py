@@ -160,7 +160,9 @@ def collect(steps_per_episode=50, episodes=None, mixed_minutes=30, seed=1, jobs=
         import multiprocessing as mp
 
         ctx = mp.get_context("fork")
-        with ctx.Pool(procs) as pool:
+        # A fresh process per job: an episode must not depend on which one ran before it in the
+        # same process (what ran where depends on timing, so the figures would depend on load).
+        with ctx.Pool(procs, maxtasksperchild=1) as pool:
             # as they finish (for the progress lines); the summary keeps the job order
             for i, r in pool.imap_unordered(_indexed_job, list(enumerate(work)), chunksize=1):
                 done(i, r)
