@@ -28,6 +28,11 @@ WATCHDOG_TIMEOUT_S = 8  # a hung loop, or fatal() starving the watchdog, resets 
 _RESET_GRACE_MS = 2000  # fatal(): microcontroller.reset() this long after the watchdog should have
 
 
+def _gpio():
+    """microcontroller.pin: GPIO<n> on every ESP32-S3 board (not in circuitpython-stubs)."""
+    return getattr(microcontroller, "pin")
+
+
 def _env_int(name, default):
     v = os.getenv(name)
     return default if v is None else int(v)
@@ -76,7 +81,7 @@ class BoardPort:
         self.fs = FlashFs("/")
         # Raises bp.BoardError (one line, code.py prints it) for an unknown board or a bad pin.
         self.board_name, self.pins = bp.resolve(os.getenv, getattr(board, "board_id", ""), board,
-                                           microcontroller.pin)
+                                                _gpio())
         print(bp.describe(self.board_name, self.pins))
         self.evse_uart = busio.UART(self.pin("EVSE_TX"), self.pin("EVSE_RX"),
                                     baudrate=115200, timeout=0, receiver_buffer_size=512)
@@ -109,7 +114,7 @@ class BoardPort:
 
     def pin(self, role):
         """The pin object for a role of bp.ROLES ("LCD_SDA", "LORA_CS", …), None when unused."""
-        return bp.pin(self.pins[bp.ROLES.index(role)], microcontroller.pin)
+        return bp.pin(self.pins[bp.ROLES.index(role)], _gpio())
 
     def ip(self):
         if self._wifi is not None and self._wifi.radio.ipv4_address is not None:
