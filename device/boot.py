@@ -10,21 +10,19 @@ would not run at all. Or, from the REPL: microcontroller.on_next_reset(RunMode.S
 reset (safe mode skips boot.py). Otherwise the firmware gets the filesystem so it can store its
 settings (the PC sees the drive read-only).
 """
-import os
-
 import board
 import digitalio
 import microcontroller
 import storage
 import usb_cdc
 
-hil = os.getenv("DINAMICS_HIL") == 1
+from dinamics import board_profiles as bp
+
+hil = bp.getenv("DINAMICS_HIL") == 1
 maintenance = False
 try:
-    from dinamics import board_profiles as bp
-
     gpio = getattr(microcontroller, "pin")  # microcontroller.pin (not in circuitpython-stubs)
-    n = bp.resolve(os.getenv, getattr(board, "board_id", ""), board, gpio)[1][bp.MAINT_PIN]
+    n = bp.resolve(bp.getenv, getattr(board, "board_id", ""), board, gpio)[1][bp.MAINT_PIN]
     if n != bp.NONE:
         button = digitalio.DigitalInOut(getattr(gpio, "GPIO%d" % n))
         button.switch_to_input(pull=digitalio.Pull.UP)

@@ -1,7 +1,6 @@
 """Dinamics board entry: settings.toml seeds the stored settings (first boot), build the board
 port, wire the actors, run the scheduler forever."""
 import gc
-import os
 import sys
 
 import storage
@@ -20,7 +19,7 @@ if storage.getmount("/").readonly:
 import dinamics  # noqa: E402
 from dinamics import first_boot  # noqa: E402 - imported, used once, dropped (heap)
 
-first_boot.seed(os.getenv, port.fs, port.console)
+first_boot.seed(bp.getenv, port.fs, port.console)
 del first_boot
 sys.modules.pop("dinamics.first_boot", None)
 if hasattr(dinamics, "first_boot"):

@@ -180,3 +180,26 @@ def test_profiles_stay_compact():
     """No large literal tables on the board: one 14-byte pin string per profile."""
     assert all(len(p[2]) == len(bp.ROLES) for p in bp.PROFILES)
     assert len(bp.NAMES) == len(set(bp.NAMES))
+
+
+def test_getenv_reads_bare_integers_and_booleans_on_circuitpython_10_3(monkeypatch, capsys):
+    """10.3: os.getenv gives only quoted strings (a bare 1 raises ValueError) and
+    supervisor.get_setting parses; without supervisor (older CircuitPython, CPython) os.getenv."""
+    values = {"DINAMICS_HIL": 1, "DINAMICS_MQTT_TLS": True, "DINAMICS_MQTT_HOST": "h"}
+
+    def get_setting(key, default=None):
+        if key == "BAD":
+            raise ValueError("Invalid byte 'x'")
+        return values.get(key, default)
+
+    sup = types.ModuleType("supervisor")
+    sup.get_setting = get_setting
+    monkeypatch.setitem(sys.modules, "supervisor", sup)
+    monkeypatch.setattr("os.getenv", lambda key: (_ for _ in ()).throw(ValueError("Expected quoted string")))
+    assert bp.getenv("DINAMICS_HIL") == 1 and bp.getenv("DINAMICS_MQTT_TLS") == 1
+    assert bp.getenv("DINAMICS_MQTT_HOST") == "h" and bp.getenv("NOPE") is None
+    assert bp.getenv("BAD") is None
+    assert "settings.toml BAD: unreadable value (Invalid byte 'x'); ignored" in capsys.readouterr().out
+    monkeypatch.delitem(sys.modules, "supervisor")
+    monkeypatch.setattr("os.getenv", {"DINAMICS_HIL": 1}.get)
+    assert bp.getenv("DINAMICS_HIL") == 1

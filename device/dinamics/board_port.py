@@ -12,7 +12,6 @@ WiFi: CIRCUITPY_WIFI_SSID / CIRCUITPY_WIFI_PASSWORD (CircuitPython connects befo
 or the wifi_ssid / wifi_pass settings.
 """
 import gc
-import os
 
 import board
 import busio
@@ -34,7 +33,7 @@ def _gpio():
 
 
 def _env_int(name, default):
-    v = os.getenv(name)
+    v = bp.getenv(name)
     return default if v is None else int(v)
 
 
@@ -80,14 +79,14 @@ class BoardPort:
         self._feeder = None  # the WatchdogFeeder, once start_watchdog() ran
         self.fs = FlashFs("/")
         # Raises bp.BoardError (one line, code.py prints it) for an unknown board or a bad pin.
-        self.board_name, self.pins = bp.resolve(os.getenv, getattr(board, "board_id", ""), board,
+        self.board_name, self.pins = bp.resolve(bp.getenv, getattr(board, "board_id", ""), board,
                                                 _gpio())
         print(bp.describe(self.board_name, self.pins))
         self.evse_uart = busio.UART(self.pin("EVSE_TX"), self.pin("EVSE_RX"),
                                     baudrate=115200, timeout=0, receiver_buffer_size=512)
         self.ct_stream = None
         self.ct_adc = None
-        if os.getenv("DINAMICS_HIL") == 1:
+        if bp.getenv("DINAMICS_HIL") == 1:
             import usb_cdc
 
             self.ct_stream = usb_cdc.data

@@ -7,10 +7,13 @@ board module ("A0", "TX", "D9"); -1, "" or "none" leaves an optional role unused
 resolved as `microcontroller.pin.GPIO<n>`, which exists on every ESP32-S3 board (`board.IO<n>`
 does not: Feather and QT Py have no IO names). Tables are in docs/board.md.
 
+`getenv(key)` reads settings.toml the same way on every CircuitPython (see there).
 No board module is imported here: `resolve` gets `board` and `microcontroller.pin` (or fakes).
 Heap: PROFILES is 5 tuples of 3 constants (the pins are one bytes object per board, 14 bytes);
 `resolve` returns a 14-byte bytearray (255 = role unused).
 """
+
+import os
 
 ROLES = ("EVSE_TX", "EVSE_RX", "CT1", "CT2", "CT3", "LCD_SDA", "LCD_SCL", "LORA_SCK",
          "LORA_MOSI", "LORA_MISO", "LORA_CS", "LORA_RST", "LORA_IRQ", "MAINT_PIN")
@@ -40,6 +43,24 @@ PROFILES = (
     ("custom", "", b"\xff" * 14),
 )
 NAMES = tuple(p[0] for p in PROFILES)
+
+
+def getenv(key):
+    """A settings.toml value as str or int (true/false -> 1/0), None when absent or unreadable.
+    CircuitPython 10.3's os.getenv returns only quoted strings (a bare 1 raises ValueError) and
+    supervisor.get_setting parses the value; earlier versions and CPython have only os.getenv."""
+    try:
+        from supervisor import get_setting
+    except ImportError:
+        get_setting = None
+    try:
+        v = get_setting(key) if get_setting is not None else os.getenv(key)
+    except ValueError as e:
+        print("settings.toml %s: unreadable value (%s); ignored" % (key, e))
+        return None
+    if v is True or v is False:
+        return int(v)
+    return v
 
 
 class BoardError(ValueError):
