@@ -17,13 +17,14 @@ except bp.BoardError as e:  # unknown board or a bad pin: one line, then stop (f
 if storage.getmount("/").readonly:
     print("dinamics: maintenance mode: the drive is writable from USB, settings are not stored")
 import dinamics  # noqa: E402
-from dinamics import first_boot  # noqa: E402 - imported, used once, dropped (heap)
+from dinamics import first_boot  # noqa: E402 - boot-time only, like board_profiles
 
 first_boot.seed(bp.getenv, port.fs, port.console)
-del first_boot
-sys.modules.pop("dinamics.first_boot", None)
-if hasattr(dinamics, "first_boot"):
-    delattr(dinamics, "first_boot")
+del first_boot, bp
+for _name in ("first_boot", "board_profiles"):  # drop them: ~9 KB of heap back
+    sys.modules.pop("dinamics." + _name, None)
+    if hasattr(dinamics, _name):
+        delattr(dinamics, _name)
 gc.collect()
 from actors.net_console import NetConsole  # noqa: E402
 from dinamics.app import App  # noqa: E402

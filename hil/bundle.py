@@ -165,7 +165,7 @@ def settings_toml(board=None):
     from dinamics import board_profiles as bp
 
     prof = [p for p in bp.PROFILES if p[0] == board][0]
-    nums = prof[2]
+    nums = prof[3]
     text = text.replace('DINAMICS_BOARD = "devkitc"', 'DINAMICS_BOARD = "%s"' % board)
 
     def value(n):

@@ -178,7 +178,7 @@ def test_board_port_builds_on_a_feather_without_io_names(monkeypatch, capsys):
 
 def test_profiles_stay_compact():
     """No large literal tables on the board: one 14-byte pin string per profile."""
-    assert all(len(p[2]) == len(bp.ROLES) for p in bp.PROFILES)
+    assert all(len(p[3]) == len(bp.ROLES) for p in bp.PROFILES)
     assert len(bp.NAMES) == len(set(bp.NAMES))
 
 

@@ -1,6 +1,10 @@
 """settings.toml seeding (dinamics.first_boot) and the console's network line (actors.net_console),
 on the host: a dict stands in for os.getenv, the real settings actor does the "MQTT" changes and
 the real two-slot store keeps everything across "reboots"."""
+import pathlib
+
+import pytest
+
 from dinamics import messages as m
 from dinamics import first_boot as fb
 from dinamics.mailbox import Actor, Scheduler
@@ -236,3 +240,82 @@ def test_console_line_follows_ip_broker_state_and_identity_changes():
     poster.post(m.SETTING_CHANGED, ("breaker", 25))
     run(100)
     assert len(logs) == n
+
+
+# --- code.py end to end (fake board modules) --------------------------------------------------
+
+
+def test_code_py_on_a_feather_seeds_prints_and_drops_the_boot_modules(monkeypatch, tmp_path, capsys):
+    """code.py as the board runs it, on CPython with a fake Feather ESP32-S3 (no board.IO names),
+    settings.toml through os.getenv: the board line, the seeding, the net line, and the boot-time
+    modules dropped from the heap before the app is built."""
+    import runpy
+    import sys
+    import types
+
+    import dinamics
+    from dinamics import board_profiles
+    from hil.host_fs import DirFs
+    from test_board_profiles import PIN, fake_board
+
+    uart = {}
+    busio = types.ModuleType("busio")
+    busio.UART = lambda tx, rx, **kw: uart.setdefault("pins", (tx, rx))
+    mc = types.ModuleType("microcontroller")
+    mc.pin, mc.watchdog, mc.reset = PIN, None, lambda: None
+    storage = types.ModuleType("storage")
+    storage.getmount = lambda path: types.SimpleNamespace(readonly=False)
+    for name, mod in (("board", fake_board("adafruit_feather_esp32s3_nopsram")), ("busio", busio),
+                      ("microcontroller", mc), ("storage", storage)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setattr("os.getenv", {"DINAMICS_MQTT_HOST": "broker.lan", "DINAMICS_SERIAL": "GARAGE-1"}.get)
+    # what code.py drops comes back after the test
+    monkeypatch.setitem(sys.modules, "dinamics.board_profiles", board_profiles)
+    monkeypatch.setattr(dinamics, "board_profiles", board_profiles, raising=False)
+    monkeypatch.setitem(sys.modules, "dinamics.first_boot", fb)
+    monkeypatch.setattr(dinamics, "first_boot", fb, raising=False)
+    monkeypatch.delitem(sys.modules, "dinamics.board_port", raising=False)
+    import dinamics.board_port as board_port
+    from dinamics.app import App
+
+    monkeypatch.delitem(sys.modules, "dinamics.board_port")
+    monkeypatch.setitem(sys.modules, "dinamics.board_port", board_port)
+    monkeypatch.setattr(board_port, "FlashFs", lambda root: DirFs(str(tmp_path)))
+    ran = []
+    monkeypatch.setattr(App, "run_forever", lambda self: ran.append(self))
+    runpy.run_path(str(pathlib.Path(__file__).resolve().parents[1] / "device" / "code.py"),
+                   run_name="__main__")
+    out = capsys.readouterr().out
+    assert uart["pins"] == (PIN.GPIO39, PIN.GPIO38)
+    assert "board feather_s3: EVSE_TX=39 EVSE_RX=38 CT1=8 CT2=9 CT3=10" in out
+    assert "settings.toml DINAMICS_MQTT_HOST='broker.lan' stored" in out
+    assert ("net_console: SN GARAGE-1 topics Dinamics/GARAGE-1/ ip none broker none (no network "
+            "on this unit)") in out
+    app = ran[0]
+    assert app.settings.get("mqtt_host") == "broker.lan"
+    assert "dinamics.first_boot" not in sys.modules and "dinamics.board_profiles" not in sys.modules
+    assert app.port.pin("LORA_CS") is PIN.GPIO5
+
+
+def test_code_py_stops_with_one_line_on_an_unknown_board(monkeypatch, capsys):
+    import runpy
+    import sys
+    import types
+
+    from test_board_profiles import PIN, fake_board
+
+    mc = types.ModuleType("microcontroller")
+    mc.pin = PIN
+    for name, mod in (("board", fake_board("adafruit_feather_esp32s3_tft")),
+                      ("busio", types.ModuleType("busio")), ("microcontroller", mc),
+                      ("storage", types.ModuleType("storage"))):
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setattr("os.getenv", {}.get)
+    monkeypatch.delitem(sys.modules, "dinamics.board_port", raising=False)
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(pathlib.Path(__file__).resolve().parents[1] / "device" / "code.py"))
+    monkeypatch.delitem(sys.modules, "dinamics.board_port", raising=False)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == ["dinamics: board 'adafruit_feather_esp32s3_tft' has no pin profile: set "
+                   "DINAMICS_BOARD in settings.toml (devkitc, feather_s3, qtpy_s3, lolin_s3_mini, "
+                   "custom; custom = give DINAMICS_EVSE_TX, DINAMICS_EVSE_RX and DINAMICS_CT_PINS)"]

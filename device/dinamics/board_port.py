@@ -17,7 +17,6 @@ import board
 import busio
 import microcontroller
 
-from dinamics import board_profiles as bp
 from dinamics import messages as m
 from dinamics.clock import BoardClock
 from dinamics.store import FlashFs
@@ -32,8 +31,8 @@ def _gpio():
     return getattr(microcontroller, "pin")
 
 
-def _env_int(name, default):
-    v = bp.getenv(name)
+def _env_int(getenv, name, default):
+    v = getenv(name)
     return default if v is None else int(v)
 
 
@@ -78,6 +77,9 @@ class BoardPort:
         self.console = Console(self.clock)
         self._feeder = None  # the WatchdogFeeder, once start_watchdog() ran
         self.fs = FlashFs("/")
+        from dinamics import board_profiles as bp  # boot-time only: code.py drops it after
+
+        self.roles = bp.ROLES
         # Raises bp.BoardError (one line, code.py prints it) for an unknown board or a bad pin.
         self.board_name, self.pins = bp.resolve(bp.getenv, getattr(board, "board_id", ""), board,
                                                 _gpio())
@@ -94,7 +96,7 @@ class BoardPort:
                 self.ct_stream.timeout = 0  # default None blocks
         else:
             pins = [self.pin("CT1"), self.pin("CT2"), self.pin("CT3")]
-            self.ct_adc = AdcCapture(pins, _env_int("DINAMICS_CT_RATE", 10013))
+            self.ct_adc = AdcCapture(pins, _env_int(bp.getenv, "DINAMICS_CT_RATE", 10013))
         self.socket_pool = None
         self.ssl_context = None
         self.mac = b"\x00" * 6
@@ -112,8 +114,10 @@ class BoardPort:
             self._wifi = None
 
     def pin(self, role):
-        """The pin object for a role of bp.ROLES ("LCD_SDA", "LORA_CS", …), None when unused."""
-        return bp.pin(self.pins[bp.ROLES.index(role)], _gpio())
+        """The pin object for a role of board_profiles.ROLES ("LCD_SDA", "LORA_CS", …), None when
+        the role is unused (255)."""
+        n = self.pins[self.roles.index(role)]
+        return None if n == 255 else getattr(_gpio(), "GPIO%d" % n)
 
     def ip(self):
         if self._wifi is not None and self._wifi.radio.ipv4_address is not None:

@@ -9,8 +9,10 @@ does not: Feather and QT Py have no IO names). Tables are in docs/board.md.
 
 `getenv(key)` reads settings.toml the same way on every CircuitPython (see there).
 No board module is imported here: `resolve` gets `board` and `microcontroller.pin` (or fakes).
-Heap: PROFILES is 5 tuples of 3 constants (the pins are one bytes object per board, 14 bytes);
-`resolve` returns a 14-byte bytearray (255 = role unused).
+Heap: the module is boot-time only: boot.py and code.py import it, resolve the pins, and code.py
+drops it (about 7 KB while loaded, about 1 KB of interned names left after). PROFILES is one
+tuple per board (the pins one 14-byte bytes object); `resolve` returns a 14-byte bytearray
+(255 = role unused), which the board port keeps.
 """
 
 import os
@@ -22,25 +24,22 @@ MAINT_PIN = 13
 NONE = 255
 _REQUIRED = (EVSE_TX, EVSE_RX, CT1, CT2, CT3)
 
-# name, board_id values (space separated), GPIO per role in ROLES order (255 = not on this board).
-# Checked against CircuitPython's ports/espressif/boards/<board_id>/pins.c (and the
+# name, board_id prefix, board_id endings (space separated), GPIO per role in ROLES order (255 = not
+# on this board). Checked against CircuitPython's ports/espressif/boards/<board_id>/pins.c (and the
 # circuitpython-stubs board definitions). See docs/board.md for the wiring behind each choice.
 PROFILES = (
-    ("devkitc", "espressif_esp32s3_devkitc_1_n8 espressif_esp32s3_devkitc_1_n8r2 "
-     "espressif_esp32s3_devkitc_1_n8r8 espressif_esp32s3_devkitc_1_n16 "
-     "espressif_esp32s3_devkitc_1_n32r8 espressif_esp32s3_devkitc_1_n32r16 "
-     "espressif_esp32s3_devkitc_1_n8r2_ros",
+    ("devkitc", "espressif_esp32s3_devkitc_1_", "n8 n8r2 n8r8 n16 n32r8 n32r16 n8r2_ros",
      b"\x10\x11\x01\x02\x03\x08\x09\x0c\x0b\x0d\x0a\x0e\x12\x0f"),
     # TX/RX pins, A5/D9/D10, STEMMA QT, SCK/MOSI/MISO, D5/D6/D12, A4
-    ("feather_s3", "adafruit_feather_esp32s3_4mbflash_2mbpsram adafruit_feather_esp32s3_nopsram",
+    ("feather_s3", "adafruit_feather_esp32s3_", "4mbflash_2mbpsram nopsram",
      b"\x27\x26\x08\x09\x0a\x03\x04\x24\x23\x25\x05\x06\x0c\x0e"),
     # TX/RX pins, A2/A3/SDA pad, STEMMA QT (SDA1/SCL1), SCK/MOSI/MISO, A1/SCL pad, no IRQ, A0
-    ("qtpy_s3", "adafruit_qtpy_esp32s3_nopsram adafruit_qtpy_esp32s3_4mbflash_2mbpsram",
+    ("qtpy_s3", "adafruit_qtpy_esp32s3_", "nopsram 4mbflash_2mbpsram",
      b"\x05\x10\x09\x08\x07\x29\x28\x24\x23\x25\x11\x06\xff\x12"),
-    ("lolin_s3_mini", "lolin_s3_mini",
+    ("lolin_s3_mini", "lolin_s3_mini", "",
      b"\x10\x11\x01\x02\x03\x23\x24\x0c\x0b\x0d\x0a\x0e\x15\x0f"),
     # Any other ESP32-S3 board: every required pin comes from settings.toml.
-    ("custom", "", b"\xff" * 14),
+    ("custom", None, "", b"\xff" * 14),
 )
 NAMES = tuple(p[0] for p in PROFILES)
 
@@ -76,7 +75,9 @@ def profile(getenv, board_id):
                 return p
         raise BoardError("DINAMICS_BOARD = %r is not a known board (%s)" % (name, ", ".join(NAMES)))
     for p in PROFILES:
-        if board_id and board_id in p[1].split(" "):
+        pre = p[1]
+        if pre is not None and board_id and board_id.startswith(pre) and (
+                board_id == pre or board_id[len(pre):] in p[2].split(" ")):
             return p
     raise BoardError("board %r has no pin profile: set DINAMICS_BOARD in settings.toml (%s; "
                      "custom = give DINAMICS_EVSE_TX, DINAMICS_EVSE_RX and DINAMICS_CT_PINS)"
@@ -133,7 +134,7 @@ def resolve(getenv, board_id, board_mod=None, pin_mod=None):
     Profile first, then DINAMICS_<ROLE> / DINAMICS_CT_PINS overrides, then the checks.
     Raises BoardError with a one-line text."""
     p = profile(getenv, board_id)
-    pins = bytearray(p[2])
+    pins = bytearray(p[3])
     for i in range(len(ROLES)):
         if CT1 <= i <= CT3:
             continue
