@@ -203,3 +203,64 @@ def test_getenv_reads_bare_integers_and_booleans_on_circuitpython_10_3(monkeypat
     monkeypatch.delitem(sys.modules, "supervisor")
     monkeypatch.setattr("os.getenv", {"DINAMICS_HIL": 1}.get)
     assert bp.getenv("DINAMICS_HIL") == 1
+
+
+def _run_boot_py(monkeypatch, board_id, held, settings):
+    """device/boot.py against fake board modules; returns (remounts, pins read, printed)."""
+    import runpy
+    import pathlib
+
+    calls = {"remount": [], "read": [], "cdc": []}
+
+    class DigitalInOut:
+        def __init__(self, pin):
+            calls["read"].append(pin)
+            self.value = pin not in held
+
+        def switch_to_input(self, pull=None):
+            assert pull == "UP"
+
+        def deinit(self):
+            pass
+
+    digitalio = types.ModuleType("digitalio")
+    digitalio.DigitalInOut = DigitalInOut
+    digitalio.Pull = types.SimpleNamespace(UP="UP")
+    storage = types.ModuleType("storage")
+    storage.remount = lambda path, readonly: calls["remount"].append((path, readonly))
+    storage.disable_usb_drive = lambda: calls["remount"].append("no drive")
+    usb_cdc = types.ModuleType("usb_cdc")
+    usb_cdc.enable = lambda **kw: calls["cdc"].append(kw)
+    usb_hid = types.ModuleType("usb_hid")
+    usb_hid.disable = lambda: None
+    mc = types.ModuleType("microcontroller")
+    mc.pin = PIN
+    for name, mod in (("board", fake_board(board_id)), ("digitalio", digitalio),
+                      ("storage", storage), ("usb_cdc", usb_cdc), ("usb_hid", usb_hid),
+                      ("microcontroller", mc)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setattr("os.getenv", settings.get)
+    runpy.run_path(str(pathlib.Path(__file__).resolve().parents[1] / "device" / "boot.py"))
+    return calls
+
+
+def test_boot_py_maintenance_pin_keeps_the_drive_for_the_pc(monkeypatch, capsys):
+    feather = "adafruit_feather_esp32s3_nopsram"
+    calls = _run_boot_py(monkeypatch, feather, held=(), settings={})
+    assert calls["read"] == [PIN.GPIO14] and calls["remount"] == [("/", False)]
+    calls = _run_boot_py(monkeypatch, feather, held=(PIN.GPIO14,), settings={})
+    assert calls["remount"] == []
+    assert "maintenance pin held" in capsys.readouterr().out
+    # never GPIO0 (BOOT): a DevKitC reads GPIO15
+    calls = _run_boot_py(monkeypatch, "espressif_esp32s3_devkitc_1_n8r8", held=(PIN.GPIO0,), settings={})
+    assert calls["read"] == [PIN.GPIO15] and calls["remount"] == [("/", False)]
+
+
+def test_boot_py_bad_pin_settings_still_give_the_firmware_its_filesystem(monkeypatch, capsys):
+    calls = _run_boot_py(monkeypatch, "lolin_s3_mini", held=(PIN.GPIO0,),
+                         settings={"DINAMICS_MAINT_PIN": 0})
+    assert calls["read"] == [] and calls["remount"] == [("/", False)]
+    assert "strapping pin" in capsys.readouterr().out
+    calls = _run_boot_py(monkeypatch, "unknown_board", held=(), settings={"DINAMICS_HIL": 1})
+    assert calls["remount"] == ["no drive", ("/", False)]
+    assert calls["cdc"] == [{"console": True, "data": True}]

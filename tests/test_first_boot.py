@@ -231,15 +231,19 @@ def test_console_line_follows_ip_broker_state_and_identity_changes():
     poster.post(m.NET_STATUS, False)
     run(100)
     assert logs[-1].endswith("lost, reconnecting")
-    settings.apply("serial", "SHED-2")
-    settings.apply("mqtt_tls", 1)
-    poster.post(m.SETTING_CHANGED, ("serial", "SHED-2"))
+    poster.post(m.NET_STATUS, True)
     run(100)
+    settings.apply("serial", "SHED-2")  # what the settings actor does on set_* (shared Settings)
+    settings.apply("mqtt_tls", 1)
+    run(TICK_MS)  # seen at the next look (≤ 10 s), the state starts over
     assert "SN SHED-2 topics Dinamics/SHED-2/" in logs[-1] and "mqtts://broker.lan:1883 connecting" in logs[-1]
     n = len(logs)
-    poster.post(m.SETTING_CHANGED, ("breaker", 25))
-    run(100)
+    settings.apply("breaker", 25)
+    run(TICK_MS * 2)
     assert len(logs) == n
+    poster.post(m.NET_STATUS, True)
+    run(100)
+    assert logs[-1].endswith("mqtts://broker.lan:1883 connected")
 
 
 # --- code.py end to end (fake board modules) --------------------------------------------------
@@ -319,3 +323,21 @@ def test_code_py_stops_with_one_line_on_an_unknown_board(monkeypatch, capsys):
     assert out == ["dinamics: board 'adafruit_feather_esp32s3_tft' has no pin profile: set "
                    "DINAMICS_BOARD in settings.toml (devkitc, feather_s3, qtpy_s3, lolin_s3_mini, "
                    "custom; custom = give DINAMICS_EVSE_TX, DINAMICS_EVSE_RX and DINAMICS_CT_PINS)"]
+
+
+def test_console_line_with_the_real_mqtt_bridge():
+    """The bridge's own net.status drives the line: connect, then a new port over MQTT."""
+    from mqtt_fixtures import BridgeRig, free_port
+
+    r = BridgeRig(serial="RC", mqtt_host="127.0.0.1", mqtt_port=free_port())
+    r.sched.add(NetConsole(r.settings, r.port))
+    lines = lambda: [t for _, t in r.logs if t.startswith("net_console: ")]  # noqa: E731
+    assert lines()[-1].endswith("ip %s broker mqtt://127.0.0.1:%d connecting" % (
+        r.port.ip() or "none", r.settings.get("mqtt_port")))
+    r.connect()
+    assert lines()[-1].endswith("connected") and "SN RC topics Dinamics/RC/" in lines()[-1]
+    new = free_port()
+    r.send("set_mqtt_port", str(new))
+    r.run(TICK_MS)
+    assert ("broker mqtt://127.0.0.1:%d " % new) in lines()[-1]
+    assert not lines()[-1].endswith(" connected")

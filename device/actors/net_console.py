@@ -4,8 +4,10 @@ one of them changes; while no broker is configured, once a minute.
 
   net: SN CCBBAA286F24 topics Dinamics/CCBBAA286F24/ ip 192.168.1.20 broker mqtt://h:1883 connected
 
-It only listens (net.status from mqtt_bridge, setting.changed) and looks at port.ip() every 10 s:
-no change to the bridge. Heap: one actor, one 10 s timer, the last line (~100 bytes).
+It only listens to net.status from mqtt_bridge and looks at the shared settings and port.ip() every
+10 s: no change to the bridge, and no subscription to setting.changed (a delete_settings burst
+would overflow a small inbox). Heap: module ~2 KB, actor + timer + last line ~1 KB (measured on
+MicroPython from .mpy).
 """
 
 from dinamics import messages as m
@@ -14,12 +16,11 @@ from dinamics.mailbox import Actor
 
 TICK_MS = 10000
 NO_BROKER_EVERY = 6  # ticks: the "no broker" line once a minute
-_WATCH = ("serial", "mqtt_host", "mqtt_port", "mqtt_tls")
 
 
 class NetConsole(Actor):
     name = "net_console"
-    subscribes = (m.NET_STATUS, m.SETTING_CHANGED)
+    subscribes = (m.NET_STATUS,)
     inbox_size = 4
 
     def __init__(self, settings, port):
@@ -31,22 +32,30 @@ class NetConsole(Actor):
     def reset(self):
         self.broker = None  # None = not connected yet, True up, False lost
         self.line = None
+        self._cfg = None
         self._ticks = 0
 
     def start(self):
         self.every(TICK_MS, "tick")
+        self._check_config()
         self.report()
 
     def handle(self, kind, payload):
+        self._check_config()
         if kind == m.NET_STATUS:
             self.broker = bool(payload)
-        elif kind == m.SETTING_CHANGED:
-            if payload[0] not in _WATCH:
-                return
-            self.broker = None  # the bridge reconnects with the new identity or broker
         elif kind == m.TIMER:
             self._ticks += 1
         self.report()
+
+    def _check_config(self):
+        """A new broker or identity: the bridge reconnects, so the state starts over."""
+        g = self.settings.get
+        cfg = (g("serial"), g("mqtt_host"), g("mqtt_port"), g("mqtt_tls"))
+        if cfg != self._cfg:
+            if self._cfg is not None:
+                self.broker = None
+            self._cfg = cfg
 
     def text(self):
         g = self.settings.get
