@@ -341,3 +341,13 @@ def test_console_line_with_the_real_mqtt_bridge():
     r.run(TICK_MS)
     assert ("broker mqtt://127.0.0.1:%d " % new) in lines()[-1]
     assert not lines()[-1].endswith(" connected")
+
+
+def test_deleting_the_settings_files_makes_it_a_first_boot_again(tmp_path):
+    fs = DirFs(str(tmp_path))
+    Unit(fs, BROKER).mqtt_set("mqtt_host", "cloud.example")
+    for name in ("settings.a", "settings.b"):
+        if (tmp_path / name).exists():
+            (tmp_path / name).unlink()
+    u = Unit(fs, BROKER)  # the seed record still remembers broker.lan; nothing is stored
+    assert u.get("mqtt_host") == "broker.lan" and "ignored" not in u.text()

@@ -16,6 +16,7 @@ unit later over MQTT; a reboot must not silently undo that. To make the file win
 DINAMICS_RESEED a new value (any; e.g. 1, then 2): at the next boot every valid file value is used
 once. A file value the settings table refuses is one console line and is not used.
 
+With no settings record at all (a new unit, or settings.a/.b deleted) every file value is used.
 Record kept for this: a second two-slot store "seed" (seed.a / seed.b, dinamics.store) holding
 {setting: value the file gave, "!reseed": token}. The settings record is written before the
 seed record, so a power cut in between never turns a file value into an "MQTT" value.
@@ -131,8 +132,11 @@ def seed(getenv, fs, say):
         return False
     store = SlotStore(fs)
     rec_store = SlotStore(fs, "seed")
-    stored = store.load() or {}
+    stored = store.load()
     record = rec_store.load() or {}
+    if stored is None:  # no settings record at all (new unit, or its files were deleted): a first
+        stored = {}     # boot, whatever an old seed record says
+        record = dict((k, v) for k, v in record.items() if k == RESEED)
     changed, rec_changed = plan(values, token, stored, record, say)
     try:
         if changed:
