@@ -15,6 +15,7 @@ def main(argv=None):
     for mod in (demo, evse_cli, mqtt_traffic, rtt_bench, unit_cli, ct_cli, scenario_cli, bench):
         p = mod.add_parser(sub)
         modules[p.prog.split()[-1]] = mod
+    from hil import bundle; modules[bundle.add_parser(sub).prog.split()[-1]] = bundle  # noqa: E702
     args = parser.parse_args(argv)
     return modules[args.command].run(args) or 0
 

@@ -1,17 +1,17 @@
 """Board port: the hardware surface the app needs, on an ESP32-S3 running CircuitPython 10.
 
-Pins come from /settings.toml (integers are GPIO numbers) with these defaults:
-  DINAMICS_EVSE_TX = 16, DINAMICS_EVSE_RX = 17   UART to the OpenEVSE controller (seed wiring)
-  DINAMICS_CT_PINS = "1,2,3"                     CT1..CT3 on ADC1 pins (GPIO1-10 only: ADC2 fights WiFi)
-  DINAMICS_CT_RATE = 10013                       CT sample rate in Hz: deliberately not a whole
-                                                 multiple of 50/60 Hz, so dimmer (phase-cut) edges
-                                                 are not always sampled at the same instant
-  DINAMICS_HIL = 1                               read the CT feed from usb_cdc.data (see boot.py)
+Pins come from the board profile (dinamics.board_profiles: DINAMICS_BOARD in /settings.toml, else
+board.board_id) and the DINAMICS_* pin keys that override it; tables in docs/board.md.
+  DINAMICS_EVSE_TX, DINAMICS_EVSE_RX   UART to the OpenEVSE controller (115200 8N1)
+  DINAMICS_CT_PINS = "1,2,3"           CT1..CT3 on ADC1 pins (GPIO1-10 only: ADC2 fights WiFi)
+  DINAMICS_CT_RATE = 10013             CT sample rate in Hz: deliberately not a whole
+                                       multiple of 50/60 Hz, so dimmer (phase-cut) edges
+                                       are not always sampled at the same instant
+  DINAMICS_HIL = 1                     read the CT feed from usb_cdc.data (see boot.py)
 WiFi: CIRCUITPY_WIFI_SSID / CIRCUITPY_WIFI_PASSWORD (CircuitPython connects before code.py runs),
 or the wifi_ssid / wifi_pass settings.
 """
 import gc
-import os
 
 import board
 import busio
@@ -26,12 +26,13 @@ WATCHDOG_TIMEOUT_S = 8  # a hung loop, or fatal() starving the watchdog, resets 
 _RESET_GRACE_MS = 2000  # fatal(): microcontroller.reset() this long after the watchdog should have
 
 
-def _pin(number):
-    return getattr(board, "IO%d" % number)
+def _gpio():
+    """microcontroller.pin: GPIO<n> on every ESP32-S3 board (not in circuitpython-stubs)."""
+    return getattr(microcontroller, "pin")
 
 
-def _env_int(name, default):
-    v = os.getenv(name)
+def _env_int(getenv, name, default):
+    v = getenv(name)
     return default if v is None else int(v)
 
 
@@ -76,20 +77,26 @@ class BoardPort:
         self.console = Console(self.clock)
         self._feeder = None  # the WatchdogFeeder, once start_watchdog() ran
         self.fs = FlashFs("/")
-        self.evse_uart = busio.UART(_pin(_env_int("DINAMICS_EVSE_TX", 16)),
-                                    _pin(_env_int("DINAMICS_EVSE_RX", 17)),
+        from dinamics import board_profiles as bp  # boot-time only: code.py drops it after
+
+        self.roles = bp.ROLES
+        # Raises bp.BoardError (one line, code.py prints it) for an unknown board or a bad pin.
+        self.board_name, self.pins = bp.resolve(bp.getenv, getattr(board, "board_id", ""), board,
+                                                _gpio())
+        print(bp.describe(self.board_name, self.pins))
+        self.evse_uart = busio.UART(self.pin("EVSE_TX"), self.pin("EVSE_RX"),
                                     baudrate=115200, timeout=0, receiver_buffer_size=512)
         self.ct_stream = None
         self.ct_adc = None
-        if os.getenv("DINAMICS_HIL") == 1:
+        if bp.getenv("DINAMICS_HIL") == 1:
             import usb_cdc
 
             self.ct_stream = usb_cdc.data
             if self.ct_stream is not None:
                 self.ct_stream.timeout = 0  # default None blocks
         else:
-            pins = [_pin(int(p)) for p in (os.getenv("DINAMICS_CT_PINS") or "1,2,3").split(",")]
-            self.ct_adc = AdcCapture(pins, _env_int("DINAMICS_CT_RATE", 10013))
+            pins = [self.pin("CT1"), self.pin("CT2"), self.pin("CT3")]
+            self.ct_adc = AdcCapture(pins, _env_int(bp.getenv, "DINAMICS_CT_RATE", 10013))
         self.socket_pool = None
         self.ssl_context = None
         self.mac = b"\x00" * 6
@@ -105,6 +112,12 @@ class BoardPort:
             self._wifi = wifi
         except ImportError:
             self._wifi = None
+
+    def pin(self, role):
+        """The pin object for a role of board_profiles.ROLES ("LCD_SDA", "LORA_CS", …), None when
+        the role is unused (255)."""
+        n = self.pins[self.roles.index(role)]
+        return None if n == 255 else getattr(_gpio(), "GPIO%d" % n)
 
     def ip(self):
         if self._wifi is not None and self._wifi.radio.ipv4_address is not None:
