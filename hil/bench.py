@@ -144,7 +144,9 @@ def collect(steps_per_episode=50, episodes=None, mixed_minutes=30, seed=1, jobs=
     eps = list(EPISODES if episodes is None else episodes)
     work = [("mixed", mixed_minutes, seed)] if mixed_minutes else []
     work += [("episode", (e, steps_per_episode), seed) for e in eps]
-    procs = min(jobs, len(work)) if jobs > 1 and len(work) > 1 else 1
+    # jobs >= 1: every job in a fresh forked process (the figures never depend on what ran before
+    # in the same process, nor on --jobs); jobs 0: all in this process (debugging).
+    procs = max(1, min(jobs, len(work))) if jobs > 0 else 0
     if progress is not None:
         progress.line("%d jobs on %d process(es)" % (len(work), procs))
     results = [None] * len(work)
@@ -156,7 +158,7 @@ def collect(steps_per_episode=50, episodes=None, mixed_minutes=30, seed=1, jobs=
             progress.line("job %d/%d %s %s" % (n, len(work), _job_label(work[i]),
                                                 "FAILED" if r.get("error") else "done"))
 
-    if procs > 1:
+    if procs:
         import multiprocessing as mp
 
         ctx = mp.get_context("fork")
@@ -340,8 +342,9 @@ def add_parser(sub):
     p.add_argument("--mixed-minutes", type=int, default=30,
                    help="length of the mixed-load scenario (0 = skip; default 30)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                   help="parallel processes (default 2)")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="parallel processes (default 2; the figures do not depend on it; 0 = all "
+                        "in this process)")
     p.add_argument("--details", action="store_true",
                    help="also print a `detail:` line per step that missed a target")
     return p
