@@ -50,7 +50,8 @@ def read_file(getenv, say):
             if name == "serial" and v and not _serial_ok(v):
                 raise ValueError("letters, digits, - and _ only")
         except ValueError as e:
-            shown = "***" if r[st.FLAGS] & st.SECRET else repr(raw)
+            flags = r[st.FLAGS]
+            shown = "***" if isinstance(flags, int) and flags & st.SECRET else repr(raw)
             say(WARNING, "settings.toml %s=%s refused: %s; not used" % (key, shown, e))
             continue
         values[name] = v
