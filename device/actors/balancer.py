@@ -33,7 +33,11 @@ ENABLE_SLEEP = 3
 _ENABLE_CMD = {ENABLE_OFF: "FD", ENABLE_ON: "FE", ENABLE_SLEEP: "FS"}
 
 TICK_MS = 250  # housekeeping: stale check, $GG polling, timers 1-4
-_TAG = "balancer"
+REQUEST_TAG = "balancer"  # rapi.request / rapi.reply tag of every command the balancer sends
+TIMER_TICK = "tick"  # the TICK_MS housekeeping timer
+TIMER_SHORTAGE = "timer4"  # a shortage pause is re-checked exactly timer4 after it began
+FAULT_ENABLE = "enable"  # balancer.fault codes: an auto-stop ...
+FAULT_SOLAR = "set_solar"  # ... and a solar mode that cannot work (no signed CT data)
 _CT_PERIOD_DEFAULT = 300
 
 # Reasons posted with balancer.target
@@ -144,7 +148,7 @@ class Balancer(Actor):
     def start(self):
         self.boot_t = self.now()
         self._t4 = None
-        self.every(TICK_MS, "tick")
+        self.every(TICK_MS, TIMER_TICK)
 
     # --- helpers -----------------------------------------------------------------------------
     def _dynamic(self):
@@ -269,9 +273,9 @@ class Balancer(Actor):
         if kind == m.CT_READING:
             self._reading(payload)
         elif kind == m.TIMER:
-            if payload == "tick":
+            if payload == TIMER_TICK:
                 self._tick()
-            elif payload == "timer4":
+            elif payload == TIMER_SHORTAGE:
                 self._t4 = None
                 if self.short_since is not None and self.good_t is not None and self._dynamic():
                     # still short? decided on the next reading, with a $GG that matches it
@@ -316,7 +320,7 @@ class Balancer(Actor):
             if self._pc() and not was:
                 self._auto_enable()
             self._apply()
-        elif kind == m.RAPI_REPLY and payload[0] == _TAG:
+        elif kind == m.RAPI_REPLY and payload[0] == REQUEST_TAG:
             self._reply(payload)
 
     def _reply(self, payload):
@@ -510,7 +514,7 @@ class Balancer(Actor):
     def _request_gg(self, now):
         self.gg_req_t = now
         self.stats["gg_requests"] += 1
-        self.post(m.RAPI_REQUEST, (_TAG, "GG", None))
+        self.post(m.RAPI_REQUEST, (REQUEST_TAG, "GG", None))
 
     # --- phase detection (dinamics.phase_detect) ----------------------------------------------
     def _window_after(self, tick):
@@ -682,7 +686,7 @@ class Balancer(Actor):
             if self.short_since is None:
                 self.short_since = now
                 self.cancel(self._t4)
-                self._t4 = self.after(s.get("timer4"), "timer4")  # re-check exactly then
+                self._t4 = self.after(s.get("timer4"), TIMER_SHORTAGE)  # re-check exactly then
             if hr.deficit_at_min(h_hi, c_min) > hr.hard_over(breaker):
                 if self._car_unsure(now, t, car_moved):
                     # the car may be following an earlier cut (its $GG is older than the reading,
@@ -712,7 +716,7 @@ class Balancer(Actor):
         if solar:
             if not s.get("neg_amp") and not self._solar_warned:
                 self._solar_warned = True
-                self.post(m.ERROR, ("set_solar", "1", "solar mode needs set_neg_amp 1 (signed CT data)"))
+                self.post(m.BALANCER_FAULT, (FAULT_SOLAR, "1", "solar mode needs set_neg_amp 1 (signed CT data)"))
             hs_hi = hr.solar_room(amps, ev_hi, mask) + hr.MARGIN_A
             hs_lo = hr.solar_room(amps, ev_lo, mask) + hr.MARGIN_A
             if hs_hi < h_hi:
@@ -1007,7 +1011,7 @@ class Balancer(Actor):
         self.t1_since = self.t2_since = self.t3_since = None
         self.stats["stops"] += 1
         self.log(m.WARNING, "auto-stop (%s): %s" % (timer, why))
-        self.post(m.ERROR, ("enable", timer, "charging stopped: " + why))
+        self.post(m.BALANCER_FAULT, (FAULT_ENABLE, timer, "charging stopped: " + why))
         self._apply()
 
     # --- output ------------------------------------------------------------------------------
@@ -1042,7 +1046,7 @@ class Balancer(Actor):
         if amps != self.sent_amps:
             self.sent_amps = amps
             self.sc_inflight = True
-            self.post(m.RAPI_REQUEST, (_TAG, "SC", (amps, "V")))
+            self.post(m.RAPI_REQUEST, (REQUEST_TAG, "SC", (amps, "V")))
         if want is not None and want != self.sent_enable:
             self.sent_enable = want
-            self.post(m.RAPI_REQUEST, (_TAG, _ENABLE_CMD[want], None))
+            self.post(m.RAPI_REQUEST, (REQUEST_TAG, _ENABLE_CMD[want], None))
