@@ -24,7 +24,8 @@ from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import rapi
 from dinamics.mailbox import Actor
-from dinamics.min_off import MinOff
+from dinamics import pause as pz
+from dinamics.pause import Pause
 from dinamics.phase_detect import PhaseDetector
 
 ENABLE_OFF = 1
@@ -46,9 +47,9 @@ R_HEADROOM = "headroom"
 R_LIMIT = "limit"
 R_MINIMUM = "minimum"
 R_SOLAR = "solar"
-R_STALE = "stale CT"
-R_NO_HEADROOM = "paused: no headroom"
-R_SOLAR_WAIT = "paused: solar"
+R_STALE = pz.STALE  # (also the minimum-current fallback, stale_action 1)
+R_NO_HEADROOM = pz.NO_HEADROOM
+R_SOLAR_WAIT = pz.SOLAR_WAIT
 R_WAIT_CT = "waiting for CT"
 R_OFF = "off"
 R_SLEEP = "sleep"
@@ -69,7 +70,7 @@ class Balancer(Actor):
         self.settings = settings
         self._base = [0.0, 0.0, 0.0]
         self.phase_det = PhaseDetector()
-        self.min_off = MinOff()
+        self.pauses = Pause()  # the only writer of the pause and its reason
         self.reset()
 
     # --- state -----------------------------------------------------------------------------
@@ -84,8 +85,7 @@ class Balancer(Actor):
         self.intent = ENABLE_ON if s.get("plugandcharge") else ENABLE_SLEEP
         self.user_cmd = False  # a set_enable arrived during this plug session
         self.auto_on = bool(s.get("plugandcharge"))  # intent ON set by (no-WAN) plug&charge
-        self.pause = None  # balancer pause reason (auto-resumes) or None
-        self.min_off.reset()
+        self.pauses.reset()
         self.stop_reason = None
         self.cmd = s.get("c_min_limit") if s.get("dinamics") else s.get("c_limit")
         self.sent_amps = None
@@ -144,6 +144,11 @@ class Balancer(Actor):
         self.phase_det.reset()
         self.stats = {"cuts": 0, "raises": 0, "pauses": 0, "resumes": 0, "stale": 0,
                       "deferred": 0, "escalations": 0, "stops": 0, "gg_requests": 0}
+
+    @property
+    def pause(self):
+        """The balancer pause's reason (it auto-resumes), or None."""
+        return self.pauses.reason
 
     def start(self):
         self.boot_t = self.now()
@@ -354,8 +359,7 @@ class Balancer(Actor):
         self.stop_reason = None
         self.t1_since = self.t2_since = self.t3_since = None
         if enable != ENABLE_ON:
-            if self.pause == R_SOLAR_WAIT:
-                self.pause = None
+            self.pauses.end_solar_wait()
             self.short_since = self.resume_since = self.raise_since = None
         elif was != ENABLE_ON:
             self._activated()
@@ -367,7 +371,7 @@ class Balancer(Actor):
             if self._pc():
                 self._auto_enable()
         elif name == "dinamics":
-            self.pause = None
+            self.pauses.cancel()
             self.stale = False
             self.short_since = self.resume_since = self.raise_since = None
             if value:
@@ -381,8 +385,7 @@ class Balancer(Actor):
             if (value and self._dynamic() and self._active() and self.pause is None
                     and self.state != rapi.STATE_C):
                 self._pause_now(R_SOLAR_WAIT, waive_min_off=True)
-            elif not value and self.pause == R_SOLAR_WAIT:
-                self.pause = None
+            elif not value and self.pauses.end_solar_wait():
                 self.fresh_start = True
         if name in ("c_limit", "c_min_limit"):
             if not self._dynamic():
@@ -474,9 +477,8 @@ class Balancer(Actor):
                 self.intent = ENABLE_SLEEP
                 self.auto_on = False
             self.on_since = None
-            self.min_off.forget()
-            if self.pause == R_SOLAR_WAIT:
-                self.pause = None
+            self.pauses.unplugged()
+            self.pauses.end_solar_wait()
             self._post_phases()
 
     def _current(self, payload):
@@ -851,12 +853,11 @@ class Balancer(Actor):
         export = -hr.max_import(amps, mask)
         if ok and solar:
             ok = export >= s.get("solar_start")
-        if ok and not self.min_off.over(now, s.get("min_off_ms")):
+        if ok and not self.pauses.may_resume(now, s.get("min_off_ms")):
             ok = False
         if not ok:
             self.resume_since = None
-            if self.pause == R_STALE:
-                self.pause = R_NO_HEADROOM  # data is back; now it waits for room
+            self.pauses.data_back()  # stale data is back; now it waits for room
             return
         if self.resume_since is None:
             self.resume_since = now
@@ -872,8 +873,7 @@ class Balancer(Actor):
             if room < a:
                 a = room if room >= c_min else c_min
                 reason = R_SOLAR
-        self.pause = None
-        self.min_off.resumed(now)
+        self.pauses.resumed(now)
         self.resume_since = self.short_since = self.import_since = self.over_since = None
         self.fresh_start = False
         self.on_since = now
@@ -884,14 +884,11 @@ class Balancer(Actor):
     def _pause_now(self, reason, waive_min_off=False):
         """Balancer pause (FS); it resumes by itself (see _maybe_resume)."""
         now = self.now()
-        if self.pause is None:
+        if self.pauses.begin(now, reason, waive_min_off):
             self.stats["pauses"] += 1
-            # a shortage pause may be a load cycling around the limit: min_off backs off
-            self.min_off.pause(now, reason == R_NO_HEADROOM, waive_min_off)
             if not waive_min_off:
                 self.log(m.WARNING, "pause: %s (restart after >= %d s)"
-                         % (reason, self.min_off.ms(self.settings.get("min_off_ms")) // 1000))
-        self.pause = reason
+                         % (reason, self.pauses.off_ms(self.settings.get("min_off_ms")) // 1000))
         self.short_since = self.raise_since = self.resume_since = self.defer_t = None
         self.unsure_t = None
         self.import_since = self.over_since = None
@@ -919,7 +916,7 @@ class Balancer(Actor):
     def _tick(self):
         now = self.now()
         s = self.settings
-        self.min_off.tick(now)
+        self.pauses.tick(now)
         if self._dynamic():
             self._check_stale(now)
             if (self.link_up and self.state == rapi.STATE_C and self.intent == ENABLE_ON
@@ -953,8 +950,7 @@ class Balancer(Actor):
             if self.pause is None:
                 self._pause_now(R_STALE)
             else:
-                self.pause = R_STALE  # already paused: stays paused, now for this reason
-                self.min_off.waived = False
+                self.pauses.data_stale()  # already paused: stays paused, now for this reason
         elif self.pause is None:
             self._set_cmd(now, s.get("c_min_limit"), R_STALE)
         # (action 1 while paused: stay paused, nothing can show that the minimum fits)
@@ -1007,7 +1003,7 @@ class Balancer(Actor):
         """Auto-stop (FS): the intent becomes sleep until set_enable 2 or (P&C) the next plug-in."""
         self.intent = ENABLE_SLEEP
         self.stop_reason = why
-        self.pause = None
+        self.pauses.cancel()
         self.t1_since = self.t2_since = self.t3_since = None
         self.stats["stops"] += 1
         self.log(m.WARNING, "auto-stop (%s): %s" % (timer, why))
