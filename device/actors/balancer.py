@@ -23,6 +23,7 @@ from adafruit_ticks import ticks_add, ticks_diff
 from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import rapi
+from dinamics.car_current import CarCurrent
 from dinamics.mailbox import Actor
 from dinamics import pause as pz
 from dinamics.pause import Pause
@@ -70,6 +71,7 @@ class Balancer(Actor):
         self.settings = settings
         self._base = [0.0, 0.0, 0.0]
         self.phase_det = PhaseDetector()
+        self.car = CarCurrent()  # the car's current ($GG) and the estimates built on it
         self.pauses = Pause()  # the only writer of the pause and its reason
         self.reset()
 
@@ -107,16 +109,7 @@ class Balancer(Actor):
         self.stale = False
         self.readings = 0
         self.bad_readings = 0
-        # EV current ($GG)
-        self.gg = 0.0
-        self.gg_t = None
-        self.gg_session = False  # a $GG arrived since the EVSE entered state C
-        self.gg_before = 0.0  # the $GG value before the last change ...
-        self.gg_change_t = None  # ... and the tick of the $GG that first showed the change
-        self.gg_prior_t = None  # tick of the $GG before the last one (this session)
-        self.gg_req_t = None
-        self.c_since = None  # tick the EVSE entered state C
-        self.left_c_t = None
+        self.car.reset()
         self.ever_charged = False  # state C seen in this plug session
         # regulation
         self.last_change = None  # tick of the last command change
@@ -176,74 +169,25 @@ class Balancer(Actor):
         return (self.phase_det.mask & fitted) or fitted
 
     def _ev_estimate(self, now):
-        """The EV's current per phase now (A). 0 when not in state C; the last $GG while fresh;
-        min($GG, command) when $GG is old; 0 for the first GG_STALE_MS of a session without any
-        $GG (conservative), then the command."""
-        if self.state != rapi.STATE_C:
-            return 0.0
+        """The car's current per phase now (dinamics.car_current), capped by the controller's
+        heartbeat fallback (hb_amps) once the link has been down long enough for it to act."""
+        cap = None
         if not self.link_up and self.down_t is not None:
-            # No $GG while the link is down; once the controller's $SY heartbeat fallback has
-            # had time to act (hb_interval) and the car to follow it, the car draws at most hb_amps
             s = self.settings
             hb = s.get("hb_interval")
             if hb and ticks_diff(now, self.down_t) >= hb * 1000 + hr.EV_RESPONSE_MS:
                 cap = float(s.get("hb_amps"))
-                est = self.gg if self.gg_session else float(self.cmd)
-                return est if est < cap else cap
-        if self.gg_session:
-            if ticks_diff(now, self.gg_t) <= hr.GG_STALE_MS:
-                return self.gg
-            return self.gg if self.gg < self.cmd else float(self.cmd)
-        if self.c_since is not None and ticks_diff(now, self.c_since) < hr.GG_STALE_MS:
-            return 0.0
-        return float(self.cmd)
+        return self.car.estimate(now, self.cmd, cap)
+
+    def _window_ms(self):
+        """A reading's values span a whole round of the fitted CTs (ct_meter posts after every
+        CT): ct_period x fitted CTs. (One ct_period alone is shorter than the $GG period, and
+        whether any reading matched a $GG then hung on sub-ms ordering.)"""
+        return self.ct_period * (hr.mask_count(self._fitted()) or 1)
 
     def _gg_fresh_for(self, t):
-        """A $GG arrived after the reading's window started (the two describe the same moment).
-        ct_meter posts after every CT, so the values in one reading span a whole round of the
-        fitted CTs: the window is ct_period x fitted CTs. (One ct_period alone is shorter than the
-        $GG period, and whether any reading qualified then hung on sub-ms ordering.)"""
-        if not self.gg_session or self.gg_t is None:
-            return False
-        n = hr.mask_count(self._fitted()) or 1
-        return ticks_diff(self.gg_t, ticks_add(t, -self.ct_period * n)) >= 0
-
-    def _car_known(self, now, t):
-        """The car's current during the reading is known: a $GG that matches the reading, or a
-        car that has long followed the last command, a $GG that did not move, taken after the
-        CTs last moved (a controller reboot or a car stopping on its own shows on the CTs first)."""
-        if self._gg_fresh_for(t):
-            return True
-        return (self.gg_session and self.gg_prior_t is not None
-                and (self.gg_change_t is None or ticks_diff(self.gg_change_t, self.gg_prior_t) <= 0)
-                and (self.jump_t is None or ticks_diff(self.gg_t, self.jump_t) > 0)
-                and ticks_diff(now, self.gg_t) <= hr.GG_STALE_MS
-                and (self.last_change is None
-                     or ticks_diff(now, self.last_change) >= hr.SETTLE_MS + hr.GG_PERIOD_MS))
-
-    def _car_followed(self, now):
-        """$GG shows the car at the command, twice in a row (no change between them), both taken
-        after the last command change: it has followed (ends SETTLE_MS early; a car that draws
-        less than offered waits SETTLE_MS)."""
-        if (self.state != rapi.STATE_C or not self.gg_session or self.gg_prior_t is None
-                or self.last_change is None
-                or ticks_diff(self.gg_prior_t, self.last_change) <= 0
-                or ticks_diff(now, self.gg_t) > hr.GG_PERIOD_MS):
-            return False
-        if self.gg_change_t is not None and ticks_diff(self.gg_change_t, self.gg_prior_t) > 0:
-            return False  # the last $GG moved
-        d = self.gg - self.cmd
-        return -hr.FOLLOWED_A < d < hr.FOLLOWED_A
-
-    def _car_may_draw(self, now):
-        """Not in state C, but the relay may still be closed (FS waits up to 3 s for the car)."""
-        return self.left_c_t is not None and ticks_diff(now, self.left_c_t) <= 4000
-
-    def _gg_after(self, t):
-        """A $GG arrived after the reading ended (requested because of it)."""
-        if not self.gg_session or self.gg_t is None:
-            return False
-        return ticks_diff(self.gg_t, t) > 0
+        """A $GG arrived after the reading's window started (the two describe the same moment)."""
+        return self.car.fresh_for(t, self._window_ms())
 
     def _active(self):
         """Charging wanted now and regulated by the CT loop."""
@@ -432,8 +376,7 @@ class Balancer(Actor):
         elif st == rapi.STATE_SLEEP and vflags is not None:
             self._set_connected(bool(vflags & rapi.VF_EV_CONNECTED))
         if st == rapi.STATE_C and prev != rapi.STATE_C:
-            self.c_since = now
-            self.gg_session = False
+            self.car.enter_c(now)
             self.phase_det.session_start()
             self.ever_charged = True
             if self.on_since is None:
@@ -442,8 +385,7 @@ class Balancer(Actor):
                 self._request_gg(now)
             self._post_phases()
         elif prev == rapi.STATE_C and st != rapi.STATE_C:
-            self.left_c_t = now
-            self.gg_session = False
+            self.car.leave_c(now)
             self.phase_det.session_end()
         # The controller reports its advertised current; a difference means it was changed behind
         # our back (heartbeat fallback, reboot, local menu): send ours again.
@@ -482,21 +424,11 @@ class Balancer(Actor):
             self._post_phases()
 
     def _current(self, payload):
-        ma = payload[0]
         now = self.now()
-        old = self.gg if self.gg_session else 0.0
-        self.gg_prior_t = self.gg_t if self.gg_session else None
-        self.gg = (ma if ma > 0 else 0) / 1000
-        self.gg_t = now
-        if self.state != rapi.STATE_C:
-            return
-        self.gg_session = True
-        d = self.gg - old
-        if d >= 0.5 or d <= -0.5:
-            self.gg_before = old  # the car changed somewhere since the previous $GG
-            self.gg_change_t = now
+        if not self.car.on_gg(payload[0], now):
+            return  # not charging
         fitted = self._fitted()
-        if self.phase_det.on_gg(self.gg, now, fitted, self.amps, self._window_after):
+        if self.phase_det.on_gg(self.car.gg, now, fitted, self.amps, self._window_after):
             self.log(m.INFO, "EV phases %d" % hr.phases_code(self.phase_det.mask)[0])
             self._post_phases()
         if ((self.defer_t is not None or self.unsure_t is not None) and self._dynamic()
@@ -506,15 +438,14 @@ class Balancer(Actor):
 
     def _gg_period(self, now):
         """$GG every second; every tick (250 ms) while the car may still be following a command
-        change (SETTLE_MS after it, $GG still away from the command), so that the estimate of
-        the car's current is never more than a reading old when it moves."""
-        if (self.last_change is not None and ticks_diff(now, self.last_change) < hr.SETTLE_MS
-                and (self.gg - self.cmd > 0.5 or self.cmd - self.gg > 0.5)):
+        change, so that the estimate of the car's current is never more than a reading old
+        when it moves."""
+        if self.car.following(now, self.cmd, self.last_change):
             return TICK_MS
         return hr.GG_PERIOD_MS
 
     def _request_gg(self, now):
-        self.gg_req_t = now
+        self.car.asked(now)
         self.stats["gg_requests"] += 1
         self.post(m.RAPI_REQUEST, (REQUEST_TAG, "GG", None))
 
@@ -575,26 +506,11 @@ class Balancer(Actor):
             self.stale = False
             self.log(m.INFO, "CT data fresh again")
             self.post(m.ERROR, ("ct", "ok", "CT data fresh again"))
-        if self.state != rapi.STATE_C and (
-                self.left_c_t is None or ticks_diff(now, self.left_c_t) > 4000):
+        if not self.car.charging and not self.car.may_draw(now):
             self.phase_det.baseline(amps, 0.0)  # the EV draws nothing: the reference
         if self._dynamic():
             self._regulate(now, t)
         self._apply()
-
-    def _ev_range(self, now, t):
-        """(low, high) estimate of the EV current during the reading that ended at t. They differ
-        when the car's current changed between two $GG and that change may fall inside the
-        reading's window: some CTs may have seen the old value, some the new one."""
-        ev = self._ev_estimate(now)
-        if (self.state == rapi.STATE_C and self.gg_session and self.gg_change_t is not None
-                and ev == self.gg and self.link_up
-                and ticks_diff(self.gg_change_t, ticks_add(t, -self.ct_period)) > 0):
-            other = self.gg_before
-            if other < ev:
-                return other, ev
-            return ev, other
-        return ev, ev
 
     def _decide(self, h_hi, h_lo, c_min, c_limit):
         """Cuts are judged on the optimistic headroom (no double cut while the car follows an
@@ -615,7 +531,8 @@ class Balancer(Actor):
         solar = s.get("solar")
         mask = self._ev_mask()
         amps = self.amps
-        ev_lo, ev_hi = self._ev_range(now, t)
+        car = self.car
+        ev_lo, ev_hi = car.during(t, self._ev_estimate(now), self.link_up, self.ct_period)
         car_moved = ev_lo != ev_hi  # the car changed during the reading's window
         over = hr.actual_over(breaker, amps, mask)
         new_over = False
@@ -632,16 +549,16 @@ class Balancer(Actor):
             # assume it has followed. Once we cut for this overload, the optimistic estimate
             # rules again, so the car's lag never causes a second cut.
             if self._gg_fresh_for(t):
-                if ev_hi > self.gg:
-                    ev_hi = self.gg
+                if ev_hi > car.gg:
+                    ev_hi = car.gg
             elif ev_hi > self.cmd:
                 ev_hi = float(self.cmd)
             if ev_lo > ev_hi:
                 ev_lo = ev_hi
         if ev_lo == ev_hi:
             h_hi = hr.headroom(breaker, amps, ev_hi, mask)
-            if self.steady and (self._car_known(now, t) if self.state == rapi.STATE_C
-                                else not self._car_may_draw(now)):
+            if self.steady and (car.known(now, t, self._window_ms(), self.jump_t, self.last_change)
+                                if self.state == rapi.STATE_C else not car.may_draw(now)):
                 b = self._base  # unambiguous EV-less load per phase, for mixed readings
                 b[0] = amps[0] - ev_hi
                 b[1] = amps[1] - ev_hi
@@ -705,7 +622,7 @@ class Balancer(Actor):
                         or ticks_diff(now, self.short_since) >= s.get("timer4") + hr.GG_DEFER_MAX_MS):
                     self._pause_now(R_NO_HEADROOM)
                     return
-                if self.gg_req_t is None or ticks_diff(now, self.gg_req_t) >= TICK_MS:
+                if not self.car.asked_within(now, TICK_MS):
                     self._request_gg(now)
             self._set_cmd(now, c_min, R_MINIMUM)
             return
@@ -768,12 +685,12 @@ class Balancer(Actor):
                 self.raise_since = now
             settled = (self.last_change is None or self.last_cut
                        or ticks_diff(now, self.last_change) >= hr.SETTLE_MS
-                       or self._car_followed(now))
+                       or self.car.followed(now, self.cmd, self.last_change))
             if settled and self.steady and ticks_diff(now, self.raise_since) >= hr.RAISE_CONFIRM_MS:
                 if self.state != rapi.STATE_C or self._gg_fresh_for(t):
                     self.raise_since = None
                     self._set_cmd(now, a, reason)
-                elif self.gg_req_t is None or ticks_diff(now, self.gg_req_t) >= TICK_MS:
+                elif not self.car.asked_within(now, TICK_MS):
                     # the periodic $GG may keep landing just before the readings' windows: ask
                     # now, so that the next reading has a $GG that matches it
                     self._request_gg(now)
@@ -797,7 +714,7 @@ class Balancer(Actor):
         if (over > 0.0 and new_over) or self.state != rapi.STATE_C:
             self.defer_t = None
             return False
-        if self._gg_after(t if self.defer_t is None else self.defer_ref):
+        if self.car.after(t if self.defer_t is None else self.defer_ref):
             self.defer_t = None
             return False
         if self.defer_t is None:
@@ -812,7 +729,7 @@ class Balancer(Actor):
         if self.state != rapi.STATE_C or not self.link_up:
             self.unsure_t = None
             return False
-        if not mixed and (self._gg_fresh_for(t) or self._gg_after(t)):
+        if not mixed and (self._gg_fresh_for(t) or self.car.after(t)):
             self.unsure_t = None
             return False
         self.unsure_t = self._await_gg(now, self.unsure_t)
@@ -921,8 +838,7 @@ class Balancer(Actor):
             self._check_stale(now)
             if (self.link_up and self.state == rapi.STATE_C and self.intent == ENABLE_ON
                     and self.pause is None
-                    and (self.gg_req_t is None
-                         or ticks_diff(now, self.gg_req_t) >= self._gg_period(now))):
+                    and not self.car.asked_within(now, self._gg_period(now))):
                 self._request_gg(now)
         self._auto_stops(now, s)
         self._apply()
@@ -955,18 +871,10 @@ class Balancer(Actor):
             self._set_cmd(now, s.get("c_min_limit"), R_STALE)
         # (action 1 while paused: stay paused, nothing can show that the minimum fits)
 
-    def _draw(self):
-        """The car's current now (A), or None when unknown."""
-        if self.state != rapi.STATE_C:
-            return 0.0
-        if not self.gg_session:
-            return None
-        return self.gg
-
     def _auto_stops(self, now, s):
         pc = self._pc()
         on = self.intent == ENABLE_ON and self.pause is None and self.link_up
-        draw = self._draw()
+        draw = self.car.draw()
         # timer1: car draws < 0.5 A this long (P&C off)
         if (not pc and on and self.connected and self.sent_enable == ENABLE_ON
                 and draw is not None and draw < hr.DRAW_LOW_A):
