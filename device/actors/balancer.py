@@ -23,15 +23,17 @@ from adafruit_ticks import ticks_add, ticks_diff
 from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import rapi
+from dinamics import charge_intent as ci
 from dinamics.car_current import CarCurrent
+from dinamics.charge_intent import ChargeIntent
 from dinamics.mailbox import Actor
 from dinamics import pause as pz
 from dinamics.pause import Pause
 from dinamics.phase_detect import PhaseDetector
 
-ENABLE_OFF = 1
-ENABLE_ON = 2
-ENABLE_SLEEP = 3
+ENABLE_OFF = ci.OFF
+ENABLE_ON = ci.ON
+ENABLE_SLEEP = ci.SLEEP
 _ENABLE_CMD = {ENABLE_OFF: "FD", ENABLE_ON: "FE", ENABLE_SLEEP: "FS"}
 
 TICK_MS = 250  # housekeeping: stale check, $GG polling, timers 1-4
@@ -71,6 +73,7 @@ class Balancer(Actor):
         self.settings = settings
         self._base = [0.0, 0.0, 0.0]
         self.phase_det = PhaseDetector()
+        self.charge = ChargeIntent()  # enable intent, plug&charge, auto-stops (timers 1-3)
         self.car = CarCurrent()  # the car's current ($GG) and the estimates built on it
         self.pauses = Pause()  # the only writer of the pause and its reason
         self.reset()
@@ -84,12 +87,9 @@ class Balancer(Actor):
         self.vflags = 0
         self.connected = None  # car plugged in: True / False / None unknown
         self.net_up = None  # broker: None unknown (treated as up), True, False
-        self.intent = ENABLE_ON if s.get("plugandcharge") else ENABLE_SLEEP
-        self.user_cmd = False  # a set_enable arrived during this plug session
-        self.auto_on = bool(s.get("plugandcharge"))  # intent ON set by (no-WAN) plug&charge
         self.pauses.reset()
-        self.stop_reason = None
         self.cmd = s.get("c_min_limit") if s.get("dinamics") else s.get("c_limit")
+        self.charge.reset(s.get("plugandcharge"), self.cmd)
         self.sent_amps = None
         self.sent_enable = None
         self.evse_cap = None  # the controller refused more than this ($NK to a volatile SC)
@@ -126,12 +126,7 @@ class Balancer(Actor):
         self.over_since = None
         self.fresh_start = True
         self.on_since = None  # tick charging was (re)enabled: min_on_ms
-        self.hi_amps = self.cmd  # timer3: a cut is "allowed" until the car had time to follow
-        self.hi_until = None
         self.import_since = None
-        self.t1_since = None
-        self.t2_since = None
-        self.t3_since = None
         self.boot_t = None
         self._solar_warned = False
         self.phase_det.reset()
@@ -191,11 +186,11 @@ class Balancer(Actor):
 
     def _active(self):
         """Charging wanted now and regulated by the CT loop."""
-        return self.intent == ENABLE_ON and self.connected is not False
+        return self.charge.intent == ENABLE_ON and self.connected is not False
 
     def _desired_enable(self):
-        if self.intent != ENABLE_ON:
-            return self.intent
+        if self.charge.intent != ENABLE_ON:
+            return self.charge.intent
         if self.pause is not None:
             return ENABLE_SLEEP
         if self._dynamic() and self.good_t is None and not self.stale:
@@ -212,7 +207,7 @@ class Balancer(Actor):
     def status(self):
         """Everything the mqtt `status` answer needs from the balancer."""
         return {"max_charging_current": self.max_current, "target": self.target,
-                "reason": self.reason, "command": self.cmd, "enable": self.intent,
+                "reason": self.reason, "command": self.cmd, "enable": self.charge.intent,
                 "paused": self.pause, "stale": self.stale,
                 "active_phases": self.phases[0] if self.phases else 0,
                 "no_of_phases": self.phases[1] if self.phases else 0}
@@ -296,17 +291,11 @@ class Balancer(Actor):
     def _command(self, enable):
         if enable not in _ENABLE_CMD:
             return
-        was = self.intent
-        self.intent = enable
-        self.user_cmd = True
-        self.auto_on = False
-        self.stop_reason = None
-        self.t1_since = self.t2_since = self.t3_since = None
-        if enable != ENABLE_ON:
+        if self.charge.command(enable):
+            self._activated()
+        elif enable != ENABLE_ON:
             self.pauses.end_solar_wait()
             self.short_since = self.resume_since = self.raise_since = None
-        elif was != ENABLE_ON:
-            self._activated()
         self._apply()
 
     def _setting(self, name, value):
@@ -347,10 +336,7 @@ class Balancer(Actor):
 
     def _auto_enable(self):
         """Plug&charge: a connected car charges unless set_enable said otherwise this session."""
-        if self.connected and not self.user_cmd and self.intent != ENABLE_ON:
-            self.intent = ENABLE_ON
-            self.auto_on = True
-            self.stop_reason = None
+        if self.charge.auto_enable(self.connected):
             self._activated()
 
     def _activated(self):
@@ -401,23 +387,12 @@ class Balancer(Actor):
         was = self.connected
         self.connected = conn
         if conn:
-            self.user_cmd = False
-            self.t2_since = None
-            if self._pc() and self.intent != ENABLE_ON:
-                self.intent = ENABLE_ON
-                self.auto_on = True
-                self.stop_reason = None
-            if self.intent == ENABLE_ON:
+            if self.charge.plugged_in(self._pc()):
                 self._activated()
         else:
             self.phase_det.reset()
             self.ever_charged = False
-            self.user_cmd = False
-            if self.auto_on and not self._pc() and self.intent == ENABLE_ON:
-                # an automatic enable ends with the car's session once plug&charge is off again
-                # (no-WAN plug&charge after the broker came back)
-                self.intent = ENABLE_SLEEP
-                self.auto_on = False
+            self.charge.unplugged(self._pc())
             self.on_since = None
             self.pauses.unplugged()
             self.pauses.end_solar_wait()
@@ -815,10 +790,7 @@ class Balancer(Actor):
         if amps != self.cmd:
             if amps < self.cmd:
                 self.stats["cuts"] += 1
-                # timer3: until the car had time to follow, the old value still counts as allowed
-                if self.hi_until is None or ticks_diff(now, self.hi_until) >= 0 or self.cmd > self.hi_amps:
-                    self.hi_amps = self.cmd
-                self.hi_until = ticks_add(now, hr.SETTLE_MS)
+                self.charge.cut(now, self.cmd)  # timer3 allows the old value a while
             else:
                 self.stats["raises"] += 1
             self.last_cut = amps < self.cmd
@@ -836,7 +808,7 @@ class Balancer(Actor):
         self.pauses.tick(now)
         if self._dynamic():
             self._check_stale(now)
-            if (self.link_up and self.state == rapi.STATE_C and self.intent == ENABLE_ON
+            if (self.link_up and self.state == rapi.STATE_C and self.charge.intent == ENABLE_ON
                     and self.pause is None
                     and not self.car.asked_within(now, self._gg_period(now))):
                 self._request_gg(now)
@@ -872,47 +844,15 @@ class Balancer(Actor):
         # (action 1 while paused: stay paused, nothing can show that the minimum fits)
 
     def _auto_stops(self, now, s):
-        pc = self._pc()
-        on = self.intent == ENABLE_ON and self.pause is None and self.link_up
-        draw = self.car.draw()
-        # timer1: car draws < 0.5 A this long (P&C off)
-        if (not pc and on and self.connected and self.sent_enable == ENABLE_ON
-                and draw is not None and draw < hr.DRAW_LOW_A):
-            if self.t1_since is None:
-                self.t1_since = now
-            elif ticks_diff(now, self.t1_since) >= s.get("timer1"):
-                self._stop("timer1", "car draws < 0.5 A")
-                return
-        else:
-            self.t1_since = None
-        # timer2: no car connected this long (P&C off)
-        if not pc and on and self.connected is False:
-            if self.t2_since is None:
-                self.t2_since = now
-            elif ticks_diff(now, self.t2_since) >= s.get("timer2"):
-                self._stop("timer2", "no car connected")
-                return
-        else:
-            self.t2_since = None
-        # timer3: car draws more than allowed + 0.5 A this long
-        allowed = self.cmd
-        if self.hi_until is not None and ticks_diff(now, self.hi_until) < 0 and self.hi_amps > allowed:
-            allowed = self.hi_amps
-        if on and self.state == rapi.STATE_C and draw is not None and draw > allowed + hr.OVER_DRAW_A:
-            if self.t3_since is None:
-                self.t3_since = now
-            elif ticks_diff(now, self.t3_since) >= s.get("timer3"):
-                self._stop("timer3", "car draws more than allowed (%.1f A > %d A)" % (draw, allowed))
-                return
-        else:
-            self.t3_since = None
-
-    def _stop(self, timer, why):
-        """Auto-stop (FS): the intent becomes sleep until set_enable 2 or (P&C) the next plug-in."""
-        self.intent = ENABLE_SLEEP
-        self.stop_reason = why
+        """Timers 1-3 (dinamics.charge_intent): an expired one stops the charge (FS)."""
+        timer = self.charge.auto_stop(
+            now, self.pause is None and self.link_up, self._pc(), self.connected,
+            self.sent_enable == ENABLE_ON, self.state == rapi.STATE_C, self.car.draw(), self.cmd,
+            (s.get("timer1"), s.get("timer2"), s.get("timer3")))
+        if timer is None:
+            return
+        why = self.charge.stop_reason
         self.pauses.cancel()
-        self.t1_since = self.t2_since = self.t3_since = None
         self.stats["stops"] += 1
         self.log(m.WARNING, "auto-stop (%s): %s" % (timer, why))
         self.post(m.BALANCER_FAULT, (FAULT_ENABLE, timer, "charging stopped: " + why))
@@ -933,11 +873,11 @@ class Balancer(Actor):
             t_amps = 0
             if want is None:
                 reason = R_WAIT_CT
-            elif self.intent != ENABLE_ON:
-                if self.stop_reason:
+            elif self.charge.intent != ENABLE_ON:
+                if self.charge.stop_reason:
                     reason = R_STOPPED
                 else:
-                    reason = R_OFF if self.intent == ENABLE_OFF else R_SLEEP
+                    reason = R_OFF if self.charge.intent == ENABLE_OFF else R_SLEEP
             else:
                 reason = self.pause
         if self.target != t_amps or self.reason_posted != reason:
