@@ -27,6 +27,7 @@ from dinamics.car_current import CarCurrent
 from dinamics.charge_intent import ChargeIntent
 from dinamics.ct_readings import CtReadings
 from dinamics.evse_sync import EvseSync
+from dinamics.gg_waits import GgWaits
 from dinamics.pause import Pause
 from dinamics.phase_detect import PhaseDetector
 from dinamics.projection import Projection
@@ -40,10 +41,7 @@ TIMER_TICK = "tick"  # the TICK_MS housekeeping timer (timer4: TIMER_SHORTAGE)
 FAULT_ENABLE = "enable"  # balancer.fault code of an auto-stop (details: charge_intent.STOP_*)
 
 # Reasons posted with balancer.target besides the regulation's (actors.balancer_regulation)
-R_WAIT_CT = "waiting for CT"
-R_OFF = "off"
-R_SLEEP = "sleep"
-R_STOPPED = "stopped"
+R_WAIT_CT = "waiting for CT"  # (off / sleep / stopped: dinamics.charge_intent)
 
 _DYNAMIC_SETTINGS = ("c_limit", "c_min_limit", "dinamics", "breaker", "cte", "solar", "neg_amp",
                      "stale_ms", "stale_action")
@@ -61,6 +59,7 @@ class Balancer(Regulation):
         self.ct = CtReadings()
         self.car = CarCurrent()  # the car's current ($GG) and the estimates built on it
         self.proj = Projection()
+        self.waits = GgWaits()  # decisions waiting for the $GG that settles them
         self.charge = ChargeIntent()  # enable intent, plug&charge, auto-stops (timers 1-3)
         self.pauses = Pause()  # the only writer of the pause and its reason
         self.sync = EvseSync()
@@ -73,6 +72,7 @@ class Balancer(Regulation):
         self.ct.reset()
         self.car.reset()
         self.proj.reset()
+        self.waits.reset()
         self.pauses.reset()
         self.sync.reset()
         self.phase_det.reset()
@@ -207,11 +207,8 @@ class Balancer(Regulation):
             if not self._dynamic():
                 self.cmd = s.get("c_limit")
             else:
-                c = self.cmd
-                if c > s.get("c_limit"):
-                    c = s.get("c_limit")  # a lower limit applies at once
-                if c < s.get("c_min_limit"):
-                    c = s.get("c_min_limit")  # the next reading checks it fits
+                # a lower limit applies at once; the next reading checks that the minimum fits
+                c = max(min(self.cmd, s.get("c_limit")), s.get("c_min_limit"))
                 if c != self.cmd:
                     self._set_cmd(self.now(), c, self._reason_for(c))
         if name in _DYNAMIC_SETTINGS or name in ("plugandcharge", "nwpc"):
@@ -283,22 +280,12 @@ class Balancer(Regulation):
                                 self.ct.window_after):
             self.log(m.INFO, "EV phases %d" % hr.phases_code(self.phase_det.mask)[0])
             self._post_phases()
-        if ((self.defer_t is not None or self.unsure_t is not None) and self._dynamic()
-                and self.ct.good_t is not None):
+        if self.waits.waiting() and self._dynamic() and self.ct.good_t is not None:
             self._regulate(now, self.ct.good_t)  # the $GG a deferred cut was waiting for
             self._apply()
 
     def _post_phases(self):
-        if self.connected and self.ever_charged:
-            fitted = self._fitted()
-            if hr.mask_count(fitted) == 1:
-                code = hr.phases_code(fitted)
-            elif self.phase_det.mask:
-                code = hr.phases_code(self.phase_det.mask)
-            else:
-                code = (99, 0)
-        else:
-            code = (0, 0)
+        code = self.phase_det.code(self._fitted(), bool(self.connected and self.ever_charged))
         if code != self.phases:
             self.phases = code
             self.post(m.PHASES, code)
@@ -352,8 +339,8 @@ class Balancer(Regulation):
         self.log(m.WARNING, "%s (%d ms): %s" % (text, age, "pause" if s.get("stale_action") == 0
                                                  else "minimum current"))
         self.post(m.ERROR, ("ct", str(age), text))
-        self.raise_since = self.short_since = self.resume_since = self.defer_t = None
-        self.unsure_t = None
+        self.raise_since = self.short_since = self.resume_since = None
+        self.waits.reset()
         if s.get("stale_action") == 0:
             if self.pause is None:
                 self._pause_now(R_STALE)
@@ -404,10 +391,7 @@ class Balancer(Regulation):
             if want is None:
                 reason = R_WAIT_CT
             elif self.charge.intent != ENABLE_ON:
-                if self.charge.stop_reason:
-                    reason = R_STOPPED
-                else:
-                    reason = R_OFF if self.charge.intent == ENABLE_OFF else R_SLEEP
+                reason = self.charge.off_reason()
             else:
                 reason = self.pause
         if self.target != t_amps or self.reason_posted != reason:

@@ -1,15 +1,7 @@
-"""The balancer's regulation: one decision per fresh CT reading (or per the $GG / timer4 that a
-decision waited for), as named steps. Part of the balancer actor (actors.balancer.Balancer
-derives from Regulation; one actor, split in two files by concern): this half decides the
-command and the pauses, the other half turns messages into state and sends the result.
-
-A decision (`_regulate`): track an actual overload (`_new_overload`), project the reading
-(`_project`: dinamics.projection), then, while charging is wanted: resume a pause
-(`_maybe_resume`), or start at what fits (`_start_at_what_fits`), or handle a shortage
-(`_shortage`: the minimum now, a pause after timer4, at once if far over), or let the shortage
-linger (`_shortage_lingers`), follow the export (`_follow_export`, solar mode), escalate an
-overload that outlived a cut (`_escalation_due`), and then cut (`_defer` may wait for a fresh
-$GG), raise (`_raise`: settled and confirmed) or hold (`_hold`). See docs/balancer.md.
+"""The balancer's regulation: one decision per fresh CT reading (or per the $GG / timer4 it
+waited for), as named steps (`_regulate` reads as their sequence; docs/balancer.md explains the
+rules). Half of the balancer actor: actors.balancer.Balancer derives from Regulation; this half
+decides the command and the pauses, that one turns messages into state and sends the result.
 """
 
 from adafruit_ticks import ticks_diff
@@ -46,15 +38,10 @@ class Regulation(Actor):
         self.last_cut = False  # ... and whether it was a cut
         self.fresh_start = True  # charging (re)wanted: start at what fits
         self.on_since = None  # tick charging was (re)enabled: min_on_ms
-        self.over_since = None  # an actual overload since (escalation)
         self.short_since = None  # the minimum does not fit since (timer4)
         self._t4 = None
         self.raise_since = None  # room for a raise since
         self.resume_since = None  # room to resume since
-        self.import_since = None  # solar: importing since
-        self.defer_t = None  # a cut waits for a $GG since ...
-        self.defer_ref = None  # ... one after the reading that ended then
-        self.unsure_t = None  # a hard-over pause waits to know the car's current since
         self._solar_warned = False
 
     # --- helpers -----------------------------------------------------------------------------
@@ -114,13 +101,14 @@ class Regulation(Actor):
         c_limit = s.get("c_limit")
         mask = self._ev_mask()
         over = hr.actual_over(s.get("breaker"), self.ct.amps, mask)
-        new_over = self._new_overload(now, over)
+        new_over = self.proj.overload(now, over, self.last_change)
         pr = self._project(now, t, mask, new_over)
         a = hr.allowed(pr.h_lo, c_limit)
         self.max_current = a if a > 0 else 0
         if not self._active():
-            self.short_since = self.raise_since = self.resume_since = self.defer_t = None
-            self.over_since = self.unsure_t = None
+            self.short_since = self.raise_since = self.resume_since = None
+            self.proj.calm()
+            self.waits.reset()
             return
         if self.pauses.reason is not None:
             self._maybe_resume(now, pr.h_lo, mask)
@@ -134,7 +122,7 @@ class Regulation(Actor):
             if not self._defer(now, t, over, new_over):
                 self._shortage(now, t, c_min)
             return
-        self.unsure_t = None
+        self.waits.no_pause()
         if self._shortage_lingers(pr.h_lo, c_min):
             return
         if s.get("solar"):
@@ -143,9 +131,9 @@ class Regulation(Actor):
                 return  # imported too long: paused
             kind, a, reason = got
         else:
-            kind, a = self._decide(pr.h_hi, pr.h_lo, c_min, c_limit)
+            kind, a = hr.decide(self.cmd, pr.h_hi, pr.h_lo, c_min, c_limit)
             reason = self._reason_for(a)
-        if over > 0.0 and self._escalation_due(now):
+        if over > 0.0 and self.proj.escalation_due(now, self.last_change):
             a2 = self._escalate(now, over)
             if a2 < c_min:
                 self._pause_now(R_NO_HEADROOM)
@@ -160,22 +148,11 @@ class Regulation(Actor):
             if not self._defer(now, t, over, new_over):
                 self._set_cmd(now, a, reason)
             return
-        self.defer_t = None
+        self.waits.no_cut()
         if kind == hr.RAISE:
             self._raise(now, t, a, reason)
         else:
             self._hold(reason, c_min, c_limit)
-
-    def _new_overload(self, now, over):
-        """A phase is actually over the breaker (over > 0) and no cut has answered it yet."""
-        if not over > 0.0:
-            self.over_since = None
-            return False
-        new = (self.over_since is None or self.last_change is None
-               or ticks_diff(self.last_change, self.over_since) < 0)
-        if self.over_since is None:
-            self.over_since = now
-        return new
 
     def _project(self, now, t, mask, new_over):
         """The car during the reading (a range when it changed inside the window; for a new
@@ -194,17 +171,6 @@ class Regulation(Actor):
         pr.project(self.settings.get("breaker"), ct.amps, mask, ev_lo, ev_hi, cap, unambiguous,
                    self.cmd if charging else None)
         return pr
-
-    def _decide(self, h_hi, h_lo, c_min, c_limit):
-        """Cuts are judged on the optimistic headroom (no double cut while the car follows an
-        earlier change), raises on the pessimistic one (never raise on a transient)."""
-        kind, a = hr.regulate(self.cmd, h_hi, c_min, c_limit)
-        if kind == hr.CUT or kind == hr.SHORT:
-            return kind, a
-        k2, a2 = hr.regulate(self.cmd, h_lo, c_min, c_limit)
-        if k2 == hr.RAISE:
-            return k2, a2
-        return hr.HOLD, self.cmd
 
     def _start_at_what_fits(self, now, h, mask, c_min, c_limit):
         """Nothing drawn yet, so the projection is exact: start at what fits (solar: at most
@@ -239,7 +205,7 @@ class Regulation(Actor):
             self.cancel(self._t4)
             self._t4 = self.after(s.get("timer4"), TIMER_SHORTAGE)  # re-check exactly then
         if hr.deficit_at_min(self.proj.h_hi, c_min) > hr.hard_over(s.get("breaker")):
-            if self._car_unsure(now, t, self.proj.mixed):
+            if self._car_unsure(now, t):
                 # the car may be following an earlier cut (its $GG is older than the reading,
                 # or it changed during the reading): drop to the minimum now, decide the
                 # pause on the $GG that answers or the next reading
@@ -286,44 +252,23 @@ class Regulation(Actor):
 
     # --- waiting for the $GG that settles a decision -----------------------------------------
     def _defer(self, now, t, over, new_over):
-        """While the car charges, a cut (or shortage) is decided at once only for a NEW actual
-        overload. Otherwise (only projected, or an overload we already cut for) the car may have
-        changed after the last $GG -- following an earlier command, still within its ~5 s lag --
-        which shows on the CTs but not yet in $GG and looks like a house load step. Ask for a
-        fresh $GG; its reply re-runs the decision (one round trip, not a reading period).
-        True = wait. Bounded by GG_DEFER_MAX_MS."""
-        if (over > 0.0 and new_over) or self.state != rapi.STATE_C:
-            self.defer_t = None
-            return False
-        if self.car.after(t if self.defer_t is None else self.defer_ref):
-            self.defer_t = None
-            return False
-        if self.defer_t is None:
-            self.defer_ref = t
-        self.defer_t = self._await_gg(now, self.defer_t)
-        return self.defer_t is not None
+        """A cut (or shortage) that may wait for a fresh $GG (dinamics.gg_waits). True = wait."""
+        w = self.waits.cut(now, t, (over > 0.0 and new_over) or self.state != rapi.STATE_C,
+                           self.car)
+        self._ask_if_waiting(now)
+        return w
 
-    def _car_unsure(self, now, t, mixed):
-        """Charging, and no $GG during or since the reading, or the car changed during it
-        (mixed): ask for a $GG (its reply re-runs the decision) and wait for it or for a reading
-        that is not mixed, at most GG_DEFER_MAX_MS. False = decide now."""
-        if self.state != rapi.STATE_C or not self.link_up:
-            self.unsure_t = None
-            return False
-        if not mixed and (self._gg_fresh_for(t) or self.car.after(t)):
-            self.unsure_t = None
-            return False
-        self.unsure_t = self._await_gg(now, self.unsure_t)
-        return self.unsure_t is not None
+    def _car_unsure(self, now, t):
+        """A hard-over pause that may wait to know the car's current. False = decide now."""
+        w = self.waits.pause(now, self.state != rapi.STATE_C or not self.link_up,
+                             not self.proj.mixed and (self._gg_fresh_for(t) or self.car.after(t)))
+        self._ask_if_waiting(now)
+        return w
 
-    def _await_gg(self, now, since):
-        """A wait for the $GG that settles a decision: begun now (asking for one) when `since`
-        is None, over after GG_DEFER_MAX_MS. Returns the wait's start, or None once it is over."""
-        if since is None:
-            since = now
+    def _ask_if_waiting(self, now):
+        if self.waits.ask:
             self.stats["deferred"] += 1
             self._request_gg(now)
-        return since if ticks_diff(now, since) < hr.GG_DEFER_MAX_MS else None
 
     # --- solar, escalation, raise, hold ------------------------------------------------------
     def _follow_export(self, now, mask, c_min, c_limit):
@@ -337,18 +282,8 @@ class Regulation(Actor):
                       (FAULT_SOLAR, "1", "solar mode needs set_neg_amp 1 (signed CT data)"))
         pr = self.proj
         amps = self.ct.amps
-        h_hi = pr.h_hi
-        h_lo = pr.h_lo
-        reason = None
-        hs_hi = hr.solar_room(amps, pr.ev_hi, mask) + hr.MARGIN_A
-        hs_lo = hr.solar_room(amps, pr.ev_lo, mask) + hr.MARGIN_A
-        if hs_hi < h_hi:
-            h_hi = hs_hi
-            reason = R_SOLAR
-        if hs_lo < h_lo:
-            h_lo = hs_lo
-            reason = R_SOLAR
-        kind, a = self._decide(h_hi, h_lo, c_min, c_limit)
+        reason = R_SOLAR if pr.limit_to_export(amps, mask) else None
+        kind, a = hr.decide(self.cmd, pr.h_hi, pr.h_lo, c_min, c_limit)
         if kind == hr.SHORT:  # the export does not cover the minimum: hold it
             kind, a = (hr.CUT if self.cmd > c_min else hr.HOLD), c_min
         if self._imported_too_long(now, amps, mask):
@@ -359,28 +294,19 @@ class Regulation(Actor):
         """Solar mode: importing (> SOLAR_IMPORT_A on an EV phase) for solar_stop_ms pauses the
         charge, but never before it ran min_on_ms. True when it paused."""
         s = self.settings
-        if hr.max_import(amps, mask) > hr.SOLAR_IMPORT_A:
-            if self.import_since is None:
-                self.import_since = now
-            on_long = self.on_since is None or ticks_diff(now, self.on_since) >= s.get("min_on_ms")
-            if ticks_diff(now, self.import_since) >= s.get("solar_stop_ms") and on_long:
-                self.log(m.INFO, "solar: importing for solar_stop_ms, pausing")
-                self._pause_now(R_SOLAR_WAIT)
-                return True
-        else:
-            self.import_since = None
-        return False
-
-    def _escalation_due(self, now):
-        """Safety net: an actual overload that outlives the last change by ESCALATE_MS means the
-        model is wrong (car ignores the pilot, undetected phase, bad $GG)."""
-        return (ticks_diff(now, self.over_since) >= hr.ESCALATE_MS
-                and (self.last_change is None
-                     or ticks_diff(now, self.last_change) >= hr.ESCALATE_MS))
+        if not self.pauses.import_lasted(now, hr.max_import(amps, mask) > hr.SOLAR_IMPORT_A,
+                                         s.get("solar_stop_ms")):
+            return False
+        if self.on_since is not None and ticks_diff(now, self.on_since) < s.get("min_on_ms"):
+            return False
+        self.log(m.INFO, "solar: importing for solar_stop_ms, pausing")
+        self._pause_now(R_SOLAR_WAIT)
+        return True
 
     def _escalate(self, now, over):
-        """Cut by the measured excess: returns the command that takes it off."""
-        self.over_since = now
+        """Safety net (dinamics.projection): an actual overload outlived the last change by
+        ESCALATE_MS: cut by the measured excess. Returns the command that takes it off."""
+        self.proj.escalated(now)
         self.stats["escalations"] += 1
         self.log(m.WARNING, "still %.1f A over the breaker after a cut: cutting by the excess"
                  % over)
@@ -441,7 +367,8 @@ class Regulation(Actor):
         if a is None:  # cannot happen after resume_ok; never start below the minimum anyway
             return
         self.pauses.resumed(now)
-        self.resume_since = self.short_since = self.import_since = self.over_since = None
+        self.resume_since = self.short_since = None
+        self.proj.calm()
         self.fresh_start = False
         self.on_since = now
         self.stats["resumes"] += 1
@@ -456,9 +383,9 @@ class Regulation(Actor):
             if not waive_min_off:
                 self.log(m.WARNING, "pause: %s (restart after >= %d s)"
                          % (reason, self.pauses.off_ms(self.settings.get("min_off_ms")) // 1000))
-        self.short_since = self.raise_since = self.resume_since = self.defer_t = None
-        self.unsure_t = None
-        self.import_since = self.over_since = None
+        self.short_since = self.raise_since = self.resume_since = None
+        self.waits.reset()
+        self.proj.calm()
         self.on_since = None
 
     def _set_cmd(self, now, amps, reason):

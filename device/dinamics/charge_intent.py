@@ -21,6 +21,10 @@ OFF = 1
 ON = 2
 SLEEP = 3
 
+R_OFF = "off"  # balancer.target reasons while charging is not wanted
+R_SLEEP = "sleep"
+R_STOPPED = "stopped"  # by an auto-stop
+
 STOP_LOW_DRAW = "timer1"  # the tags are the settings' names (and balancer.fault details)
 STOP_NO_CAR = "timer2"
 STOP_OVER_DRAW = "timer3"
@@ -43,6 +47,12 @@ class ChargeIntent:
 
     def wanted(self):
         return self.intent == ON
+
+    def off_reason(self):
+        """Why charging is not wanted (balancer.target's reason)."""
+        if self.stop_reason:
+            return R_STOPPED
+        return R_OFF if self.intent == OFF else R_SLEEP
 
     def _clear_timers(self):
         self.t1_since = self.t2_since = self.t3_since = None

@@ -2,12 +2,14 @@
 
 The only writer of the pause and its reason. A pause (the controller told FS) resumes by itself
 (the balancer's resume rules); its minimum-off time and anti-cycling back-off are
-dinamics.min_off, which this holder drives. Reasons are the balancer.target reasons it shows:
+dinamics.min_off, which this holder drives; so is the solar import that leads to a pause. Reasons are the balancer.target reasons it shows:
 NO_HEADROOM (a shortage), STALE (CT data stale, stale_action 0), SOLAR_WAIT (solar mode waiting
 for export). Intent changes (set_enable, an auto-stop) are not pauses: they `cancel` one.
 
 Ticks in, no clock, no I/O.
 """
+
+from adafruit_ticks import ticks_diff
 
 from dinamics.min_off import MinOff
 
@@ -23,6 +25,7 @@ class Pause:
 
     def reset(self):
         self.reason = None  # None: not paused
+        self.import_since = None  # solar mode: importing since (reset by a pause or a resume)
         self.min_off.reset()
 
     def begin(self, now, reason, waive_min_off=False):
@@ -32,6 +35,7 @@ class Pause:
             # a shortage pause may be a load cycling around the limit: min_off backs off
             self.min_off.pause(now, reason == NO_HEADROOM, waive_min_off)
         self.reason = reason
+        self.import_since = None
         return new
 
     def data_stale(self):
@@ -57,7 +61,17 @@ class Pause:
 
     def resumed(self, now):
         self.reason = None
+        self.import_since = None
         self.min_off.resumed(now)
+
+    def import_lasted(self, now, importing, stop_ms):
+        """Solar mode: the charge has imported (on a car phase) for stop_ms without a break."""
+        if not importing:
+            self.import_since = None
+            return False
+        if self.import_since is None:
+            self.import_since = now
+        return ticks_diff(now, self.import_since) >= stop_ms
 
     def may_resume(self, now, min_off_ms):
         """The pause has lasted its minimum-off time (or waives it)."""
