@@ -586,3 +586,13 @@ def test_second_raise_waits_until_the_car_has_followed_the_first():
     assert [a for _, a in sc] == [16, 19]
     # the car follows 5 s after the first raise; two $GG at the command end the settling early
     assert sc[0][0] + 5000 <= sc[1][0] < sc[0][0] + hr.SETTLE_MS
+
+
+def test_phases_code_one_ct_detected_undetermined_and_no_car():
+    from dinamics.phase_detect import PhaseDetector
+    d = PhaseDetector()
+    assert d.code(7, False) == (0, 0)  # no car (or it never charged this session)
+    assert d.code(7, True) == (99, 0)  # charging, not yet determined
+    assert d.code(2, True) == hr.phases_code(2)  # one CT: that phase
+    d.mask = 5
+    assert d.code(7, True) == hr.phases_code(5)

@@ -86,3 +86,13 @@ def test_timer3_allows_the_old_value_while_the_car_follows_a_cut():
     assert got == (1000 + hr.SETTLE_MS + TIMERS[2], ci.STOP_OVER_DRAW)
     assert c.stop_reason == "car draws more than allowed (16.0 A > 8 A)"
     assert run(c, 0, 40000, draw=16.0, cmd=8) is None  # asleep now
+
+
+def test_the_reason_shown_while_charging_is_not_wanted():
+    c = ChargeIntent()
+    assert c.off_reason() == ci.R_SLEEP
+    c.command(ci.OFF)
+    assert c.off_reason() == ci.R_OFF
+    c.command(ci.ON)
+    c.stop("car draws < 0.5 A")
+    assert c.off_reason() == ci.R_STOPPED

@@ -65,3 +65,17 @@ def test_cycling_pauses_back_off_and_an_unplug_forgets_them():
     assert p.off_ms(MIN_OFF) == MIN_OFF
     p.reset()
     assert p.reason is None and p.min_off.paused_at is None
+
+
+def test_the_solar_import_timer_runs_across_the_wrap_and_a_pause_or_resume_restarts_it():
+    p = Pause()
+    assert not p.import_lasted(at(0), True, 20000)
+    assert not p.import_lasted(at(19999), True, 20000)
+    assert p.import_lasted(at(20000), True, 20000)
+    assert not p.import_lasted(at(20100), False, 20000)  # a break starts over
+    assert not p.import_lasted(at(20200), True, 20000) and p.import_since == at(20200)
+    p.begin(at(30000), pz.SOLAR_WAIT)
+    assert p.import_since is None
+    p.import_lasted(at(31000), True, 20000)
+    p.resumed(at(32000))
+    assert p.import_since is None
