@@ -9,9 +9,10 @@ cut at once, raise only when settled and confirmed, below the minimum drop to it
 timer4 (at once if far over), resume by itself; stale CT data pauses or holds the minimum.
 
 The state lives in holders without a clock (ticks passed in): dinamics.ct_readings (the CT
-readings), car_current ($GG), projection (what a reading leaves for the car), charge_intent
-(set_enable, plug&charge, auto-stops), pause (the only writer of a pause; min_off), evse_sync
-(what the controller was told), phase_detect; the arithmetic is dinamics.headroom. The actor
+readings), car_current ($GG), projection (what a reading leaves for the car), gg_waits
+(decisions waiting for a $GG), charge_intent (set_enable, plug&charge, auto-stops), pause (the
+only writer of a pause; min_off), evse_sync (what the controller was told), phase_detect; the
+arithmetic is dinamics.headroom. The actor
 keeps time and I/O: this file turns messages into state and sends the result (`_apply`); the
 regulation's named steps are its other half, actors.balancer_regulation. Every RAPI command
 goes out as rapi.request tagged REQUEST_TAG.
