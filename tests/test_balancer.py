@@ -4,6 +4,7 @@ from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import rapi
 from hil.ev_model import EvModel
+from dinamics.mailbox import Actor
 from hil.plant import HouseTrace, Plant
 
 DYN = {"dinamics": 1, "cte": 123, "breaker": 25, "c_limit": 32, "c_min_limit": 6,
@@ -27,6 +28,25 @@ def sc_after(p, t0):
 def car(**kw):
     kw.setdefault("max_amps", 32)
     return EvModel(**kw)
+
+
+class Faults(Actor):
+    """Keeps the balancer.fault messages (the plant's recorder hears `error` only)."""
+
+    name = "faults"
+    subscribes = (m.BALANCER_FAULT,)
+    inbox_size = 8
+
+    def __init__(self):
+        super().__init__()
+        self.got = []
+
+    def handle(self, kind, payload):
+        self.got.append(payload)
+
+
+def faults(p):
+    return p.sched.add(Faults())
 
 
 # --- static mode, enable intent, re-sync ------------------------------------------------------
@@ -416,23 +436,26 @@ def test_solar_stop_waits_for_min_on():
 
 def test_timer1_stops_when_the_car_draws_nothing():
     p = Plant({"plugandcharge": 0, "timer1": 10000}, ev=car(wants_charge=False))
+    f = faults(p)
     p.command(2)
     p.run_for(9000)
     assert cmds(p)[-1][1] == "FE"
     p.run_for(2000)
     assert cmds(p)[-1][1] == "FS"
-    assert "car draws < 0.5 A" in p.recorder.errors[-1][1][2]
+    assert f.got == [("enable", "timer1", "charging stopped: car draws < 0.5 A")]
+    assert not p.recorder.errors  # a domain fault, not an MQTT-shaped error
     assert p.recorder.targets[-1][1] == (0, "stopped")
 
 
 def test_timer2_stops_when_no_car_is_connected():
     p = Plant({"plugandcharge": 0, "timer2": 5000}, ev=None)
+    f = faults(p)
     p.command(2)
     p.run_for(4000)
     assert cmds(p)[-1][1] == "FE"
     p.run_for(2000)
     assert cmds(p)[-1][1] == "FS"
-    assert "no car connected" in p.recorder.errors[-1][1][2]
+    assert f.got == [("enable", "timer2", "charging stopped: no car connected")]
 
 
 def test_timers_1_and_2_do_not_apply_with_plug_and_charge():
@@ -443,11 +466,13 @@ def test_timers_1_and_2_do_not_apply_with_plug_and_charge():
 
 def test_timer3_stops_a_car_that_draws_more_than_allowed():
     p = Plant(dyn(breaker=100, c_limit=10, timer3=20000), ev=car(ignore_pilot=True, max_amps=16))
+    f = faults(p)
     p.run_for(15000)
     assert p.charging()
     p.run_for(20000)
     assert cmds(p)[-1][1] == "FS"
-    assert "more than allowed" in p.recorder.errors[-1][1][2]
+    assert [x[:2] for x in f.got] == [("enable", "timer3")]
+    assert "more than allowed" in f.got[-1][2]
 
 
 def test_car_ignoring_the_pilot_is_paused_by_the_escalation():
@@ -561,3 +586,13 @@ def test_second_raise_waits_until_the_car_has_followed_the_first():
     assert [a for _, a in sc] == [16, 19]
     # the car follows 5 s after the first raise; two $GG at the command end the settling early
     assert sc[0][0] + 5000 <= sc[1][0] < sc[0][0] + hr.SETTLE_MS
+
+
+def test_phases_code_one_ct_detected_undetermined_and_no_car():
+    from dinamics.phase_detect import PhaseDetector
+    d = PhaseDetector()
+    assert d.code(7, False) == (0, 0)  # no car (or it never charged this session)
+    assert d.code(7, True) == (99, 0)  # charging, not yet determined
+    assert d.code(2, True) == hr.phases_code(2)  # one CT: that phase
+    d.mask = 5
+    assert d.code(7, True) == hr.phases_code(5)

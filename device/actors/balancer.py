@@ -1,60 +1,54 @@
 """balancer: decides whether the EVSE is enabled and what pilot current it advertises, so that the
 house stays under its main breaker while the car charges as fast as the supply allows.
 
-See docs/balancer.md for the algorithm, the settings and the reaction budget. In short:
-- Static mode (set_dinamics 0): pilot = c_limit.
-- Dynamic mode: on every fresh, plausible ct.reading, headroom = min over the EV's phases of
-  breaker - max(0, house_p - ev) with ev the car's measured current ($GG, polled ~1/s while
-  charging); i.e. decisions are made on the projected steady state, so the car's ~5 s lag causes
-  neither double cuts nor oscillation. Cut at once, raise only when settled and confirmed
-  (rate-limited, hysteresis band), integer amps. Less than the minimum: drop to the minimum, pause
-  after timer4 (at once if far over), resume automatically after min_off_ms once minimum +
-  resume_margin fits for a confirmation period. Stale/implausible CT data: pause or minimum
-  (stale_action) plus one error message; the controller's $SY heartbeat covers a dead link.
-- Enable intent: set_enable (charge.command 1 off / 2 on / 3 sleep) is obeyed in every mode;
-  plug&charge (or no-WAN plug&charge while the broker is down) enables on plug-in; auto-stops of
-  timers 1-3; optional solar-surplus mode.
-The decision arithmetic lives in dinamics.headroom (pure, property-tested); this actor keeps time
-and state. Every RAPI command goes out as rapi.request with tag "balancer".
+See docs/balancer.md for the algorithm, the settings and the reaction budget. In short: static
+mode (set_dinamics 0) advertises c_limit; dynamic mode decides on every fresh, plausible
+ct.reading on the projected steady state (breaker - max(0, house_p - ev) over the car's phases,
+ev its measured $GG current), so the car's ~5 s lag causes neither double cuts nor oscillation:
+cut at once, raise only when settled and confirmed, below the minimum drop to it and pause after
+timer4 (at once if far over), resume by itself; stale CT data pauses or holds the minimum.
+
+The state lives in holders without a clock (ticks passed in): dinamics.ct_readings (the CT
+readings), car_current ($GG), projection (what a reading leaves for the car), gg_waits
+(decisions waiting for a $GG), charge_intent (set_enable, plug&charge, auto-stops), pause (the
+only writer of a pause; min_off), evse_sync (what the controller was told), phase_detect; the
+arithmetic is dinamics.headroom. The actor
+keeps time and I/O: this file turns messages into state and sends the result (`_apply`); the
+regulation's named steps are its other half, actors.balancer_regulation. Every RAPI command
+goes out as rapi.request tagged REQUEST_TAG.
 """
 
-from adafruit_ticks import ticks_add, ticks_diff
-
+from actors.balancer_regulation import (R_SOLAR_WAIT, R_STALE, R_STATIC, REQUEST_TAG, TICK_MS,
+                                        TIMER_SHORTAGE, Regulation)
+from dinamics import charge_intent as ci
 from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import rapi
-from dinamics.mailbox import Actor
-from dinamics.min_off import MinOff
+from dinamics.car_current import CarCurrent
+from dinamics.charge_intent import ChargeIntent
+from dinamics.ct_readings import CtReadings
+from dinamics.evse_sync import EvseSync
+from dinamics.gg_waits import GgWaits
+from dinamics.pause import Pause
 from dinamics.phase_detect import PhaseDetector
+from dinamics.projection import Projection
 
-ENABLE_OFF = 1
-ENABLE_ON = 2
-ENABLE_SLEEP = 3
+ENABLE_OFF = ci.OFF
+ENABLE_ON = ci.ON
+ENABLE_SLEEP = ci.SLEEP
 _ENABLE_CMD = {ENABLE_OFF: "FD", ENABLE_ON: "FE", ENABLE_SLEEP: "FS"}
 
-TICK_MS = 250  # housekeeping: stale check, $GG polling, timers 1-4
-_TAG = "balancer"
-_CT_PERIOD_DEFAULT = 300
+TIMER_TICK = "tick"  # the TICK_MS housekeeping timer (timer4: TIMER_SHORTAGE)
+FAULT_ENABLE = "enable"  # balancer.fault code of an auto-stop (details: charge_intent.STOP_*)
 
-# Reasons posted with balancer.target
-R_STATIC = "static"
-R_HEADROOM = "headroom"
-R_LIMIT = "limit"
-R_MINIMUM = "minimum"
-R_SOLAR = "solar"
-R_STALE = "stale CT"
-R_NO_HEADROOM = "paused: no headroom"
-R_SOLAR_WAIT = "paused: solar"
-R_WAIT_CT = "waiting for CT"
-R_OFF = "off"
-R_SLEEP = "sleep"
-R_STOPPED = "stopped"
+# Reasons posted with balancer.target besides the regulation's (actors.balancer_regulation)
+R_WAIT_CT = "waiting for CT"  # (off / sleep / stopped: dinamics.charge_intent)
 
 _DYNAMIC_SETTINGS = ("c_limit", "c_min_limit", "dinamics", "breaker", "cte", "solar", "neg_amp",
                      "stale_ms", "stale_action")
 
 
-class Balancer(Actor):
+class Balancer(Regulation):
     name = "balancer"
     subscribes = (m.LINK_STATUS, m.EVSE_STATE, m.EVSE_BOOT, m.CHARGE_COMMAND, m.SETTING_CHANGED,
                   m.RAPI_REPLY, m.CT_READING, m.EVSE_CURRENT, m.EVSE_PLUG, m.NET_STATUS)
@@ -63,93 +57,66 @@ class Balancer(Actor):
     def __init__(self, settings):
         super().__init__()
         self.settings = settings
-        self._base = [0.0, 0.0, 0.0]
+        self.ct = CtReadings()
+        self.car = CarCurrent()  # the car's current ($GG) and the estimates built on it
+        self.proj = Projection()
+        self.waits = GgWaits()  # decisions waiting for the $GG that settles them
+        self.charge = ChargeIntent()  # enable intent, plug&charge, auto-stops (timers 1-3)
+        self.pauses = Pause()  # the only writer of the pause and its reason
+        self.sync = EvseSync()
         self.phase_det = PhaseDetector()
-        self.min_off = MinOff()
         self.reset()
 
-    # --- state -----------------------------------------------------------------------------
+    # --- state -------------------------------------------------------------------------------
     def reset(self):
         s = self.settings
+        self.ct.reset()
+        self.car.reset()
+        self.proj.reset()
+        self.waits.reset()
+        self.pauses.reset()
+        self.sync.reset()
+        self.phase_det.reset()
+        self._reset_regulation()
+        self.charge.reset(s.get("plugandcharge"), self.cmd)
         self.link_up = False
         self.down_t = None  # tick the link went down (None: up, or never up yet)
         self.state = None  # EVSE state from $AT/$GS
         self.vflags = 0
         self.connected = None  # car plugged in: True / False / None unknown
         self.net_up = None  # broker: None unknown (treated as up), True, False
-        self.intent = ENABLE_ON if s.get("plugandcharge") else ENABLE_SLEEP
-        self.user_cmd = False  # a set_enable arrived during this plug session
-        self.auto_on = bool(s.get("plugandcharge"))  # intent ON set by (no-WAN) plug&charge
-        self.pause = None  # balancer pause reason (auto-resumes) or None
-        self.min_off.reset()
-        self.stop_reason = None
-        self.cmd = s.get("c_min_limit") if s.get("dinamics") else s.get("c_limit")
-        self.sent_amps = None
-        self.sent_enable = None
-        self.evse_cap = None  # the controller refused more than this ($NK to a volatile SC)
-        self.sc_inflight = False
+        self.ever_charged = False  # state C seen in this plug session
         self.target = None  # last posted balancer.target (amps, reason)
         self.reason_posted = None
-        self.reason = None  # why the command has its value (dynamic mode)
-        self.max_current = 0  # what the supply allows now (status: max_charging_current)
         self.phases = None  # last posted (active_phases, no_of_phases)
-        # CT readings
-        self.amps = (0.0, 0.0, 0.0)
-        self.valid = 0
-        self.flags = (0, 0, 0)
-        self.last_t = None  # tick of the last reading seen (dedupe)
-        self.good_t = None  # tick of the last good reading
-        self.ct_period = _CT_PERIOD_DEFAULT
-        self.stale = False
-        self.readings = 0
-        self.bad_readings = 0
-        # EV current ($GG)
-        self.gg = 0.0
-        self.gg_t = None
-        self.gg_session = False  # a $GG arrived since the EVSE entered state C
-        self.gg_before = 0.0  # the $GG value before the last change ...
-        self.gg_change_t = None  # ... and the tick of the $GG that first showed the change
-        self.gg_prior_t = None  # tick of the $GG before the last one (this session)
-        self.gg_req_t = None
-        self.c_since = None  # tick the EVSE entered state C
-        self.left_c_t = None
-        self.ever_charged = False  # state C seen in this plug session
-        # regulation
-        self.last_change = None  # tick of the last command change
-        self.last_cut = False  # ... and whether it was a cut
-        self.raise_since = None
-        self.steady = False
-        self.jump_t = None  # tick of the last reading in which a phase moved (not steady)
-        self._t4 = None
-        self.short_since = None
-        self.resume_since = None
-        self.defer_t = None
-        self.defer_ref = None
-        self.unsure_t = None  # tick a hard-over pause began waiting to know the car's current
-        self.over_since = None
-        self.fresh_start = True
-        self.on_since = None  # tick charging was (re)enabled: min_on_ms
-        self.hi_amps = self.cmd  # timer3: a cut is "allowed" until the car had time to follow
-        self.hi_until = None
-        self.import_since = None
-        self.t1_since = None
-        self.t2_since = None
-        self.t3_since = None
         self.boot_t = None
-        self._solar_warned = False
-        self.phase_det.reset()
         self.stats = {"cuts": 0, "raises": 0, "pauses": 0, "resumes": 0, "stale": 0,
                       "deferred": 0, "escalations": 0, "stops": 0, "gg_requests": 0}
+
+    @property
+    def pause(self):
+        """The balancer pause's reason (it auto-resumes), or None."""
+        return self.pauses.reason
+
+    @property
+    def good_t(self):
+        """Tick of the last good CT reading (None: none yet)."""
+        return self.ct.good_t
 
     def start(self):
         self.boot_t = self.now()
         self._t4 = None
-        self.every(TICK_MS, "tick")
+        self.every(TICK_MS, TIMER_TICK)
+
+    def status(self):
+        """Everything the mqtt `status` answer needs from the balancer."""
+        return {"max_charging_current": self.max_current, "target": self.target,
+                "reason": self.reason, "command": self.cmd, "enable": self.charge.intent,
+                "paused": self.pauses.reason, "stale": self.ct.stale,
+                "active_phases": self.phases[0] if self.phases else 0,
+                "no_of_phases": self.phases[1] if self.phases else 0}
 
     # --- helpers -----------------------------------------------------------------------------
-    def _dynamic(self):
-        return bool(self.settings.get("dinamics"))
-
     def _pc(self):
         """Plug&charge in effect: the setting, or no-WAN plug&charge while the broker is down."""
         s = self.settings
@@ -157,129 +124,15 @@ class Balancer(Actor):
             return True
         return bool(s.get("nwpc")) and self.net_up is False
 
-    def _fitted(self):
-        return hr.cte_mask(self.settings.get("cte"))
-
-    def _ev_mask(self):
-        fitted = self._fitted()
-        if hr.mask_count(fitted) <= 1:
-            return fitted
-        return (self.phase_det.mask & fitted) or fitted
-
-    def _ev_estimate(self, now):
-        """The EV's current per phase now (A). 0 when not in state C; the last $GG while fresh;
-        min($GG, command) when $GG is old; 0 for the first GG_STALE_MS of a session without any
-        $GG (conservative), then the command."""
-        if self.state != rapi.STATE_C:
-            return 0.0
-        if not self.link_up and self.down_t is not None:
-            # No $GG while the link is down; once the controller's $SY heartbeat fallback has
-            # had time to act (hb_interval) and the car to follow it, the car draws at most hb_amps
-            s = self.settings
-            hb = s.get("hb_interval")
-            if hb and ticks_diff(now, self.down_t) >= hb * 1000 + hr.EV_RESPONSE_MS:
-                cap = float(s.get("hb_amps"))
-                est = self.gg if self.gg_session else float(self.cmd)
-                return est if est < cap else cap
-        if self.gg_session:
-            if ticks_diff(now, self.gg_t) <= hr.GG_STALE_MS:
-                return self.gg
-            return self.gg if self.gg < self.cmd else float(self.cmd)
-        if self.c_since is not None and ticks_diff(now, self.c_since) < hr.GG_STALE_MS:
-            return 0.0
-        return float(self.cmd)
-
-    def _gg_fresh_for(self, t):
-        """A $GG arrived after the reading's window started (the two describe the same moment).
-        ct_meter posts after every CT, so the values in one reading span a whole round of the
-        fitted CTs: the window is ct_period x fitted CTs. (One ct_period alone is shorter than the
-        $GG period, and whether any reading qualified then hung on sub-ms ordering.)"""
-        if not self.gg_session or self.gg_t is None:
-            return False
-        n = hr.mask_count(self._fitted()) or 1
-        return ticks_diff(self.gg_t, ticks_add(t, -self.ct_period * n)) >= 0
-
-    def _car_known(self, now, t):
-        """The car's current during the reading is known: a $GG that matches the reading, or a
-        car that has long followed the last command, a $GG that did not move, taken after the
-        CTs last moved (a controller reboot or a car stopping on its own shows on the CTs first)."""
-        if self._gg_fresh_for(t):
-            return True
-        return (self.gg_session and self.gg_prior_t is not None
-                and (self.gg_change_t is None or ticks_diff(self.gg_change_t, self.gg_prior_t) <= 0)
-                and (self.jump_t is None or ticks_diff(self.gg_t, self.jump_t) > 0)
-                and ticks_diff(now, self.gg_t) <= hr.GG_STALE_MS
-                and (self.last_change is None
-                     or ticks_diff(now, self.last_change) >= hr.SETTLE_MS + hr.GG_PERIOD_MS))
-
-    def _car_followed(self, now):
-        """$GG shows the car at the command, twice in a row (no change between them), both taken
-        after the last command change: it has followed (ends SETTLE_MS early; a car that draws
-        less than offered waits SETTLE_MS)."""
-        if (self.state != rapi.STATE_C or not self.gg_session or self.gg_prior_t is None
-                or self.last_change is None
-                or ticks_diff(self.gg_prior_t, self.last_change) <= 0
-                or ticks_diff(now, self.gg_t) > hr.GG_PERIOD_MS):
-            return False
-        if self.gg_change_t is not None and ticks_diff(self.gg_change_t, self.gg_prior_t) > 0:
-            return False  # the last $GG moved
-        d = self.gg - self.cmd
-        return -hr.FOLLOWED_A < d < hr.FOLLOWED_A
-
-    def _car_may_draw(self, now):
-        """Not in state C, but the relay may still be closed (FS waits up to 3 s for the car)."""
-        return self.left_c_t is not None and ticks_diff(now, self.left_c_t) <= 4000
-
-    def _gg_after(self, t):
-        """A $GG arrived after the reading ended (requested because of it)."""
-        if not self.gg_session or self.gg_t is None:
-            return False
-        return ticks_diff(self.gg_t, t) > 0
-
-    def _active(self):
-        """Charging wanted now and regulated by the CT loop."""
-        return self.intent == ENABLE_ON and self.connected is not False
-
-    def _desired_enable(self):
-        if self.intent != ENABLE_ON:
-            return self.intent
-        if self.pause is not None:
-            return ENABLE_SLEEP
-        if self._dynamic() and self.good_t is None and not self.stale:
-            return None  # no CT data yet: leave the controller as it is until data or stale_ms
-        return ENABLE_ON
-
-    def _reason_for(self, amps):
-        if not self._dynamic():
-            return R_STATIC
-        if amps >= self.settings.get("c_limit"):
-            return R_LIMIT
-        return R_HEADROOM
-
-    def status(self):
-        """Everything the mqtt `status` answer needs from the balancer."""
-        return {"max_charging_current": self.max_current, "target": self.target,
-                "reason": self.reason, "command": self.cmd, "enable": self.intent,
-                "paused": self.pause, "stale": self.stale,
-                "active_phases": self.phases[0] if self.phases else 0,
-                "no_of_phases": self.phases[1] if self.phases else 0}
-
     # --- messages ----------------------------------------------------------------------------
     def handle(self, kind, payload):
         if kind == m.CT_READING:
             self._reading(payload)
         elif kind == m.TIMER:
-            if payload == "tick":
+            if payload == TIMER_TICK:
                 self._tick()
-            elif payload == "timer4":
-                self._t4 = None
-                if self.short_since is not None and self.good_t is not None and self._dynamic():
-                    # still short? decided on the next reading, with a $GG that matches it
-                    if self.state == rapi.STATE_C and self.link_up:
-                        self._request_gg(self.now())
-                    else:
-                        self._regulate(self.now(), self.good_t)
-                        self._apply()
+            elif payload == TIMER_SHORTAGE:
+                self._shortage_timer()  # (regulation)
         elif kind == m.EVSE_CURRENT:
             self._current(payload)
         elif kind == m.EVSE_STATE:
@@ -293,8 +146,7 @@ class Balancer(Actor):
         elif kind == m.LINK_STATUS:
             was = self.link_up
             self.link_up = payload[0]
-            self.sent_amps = None
-            self.sent_enable = None
+            self.sync.forget()
             if self.link_up:
                 self.down_t = None
                 self._apply()
@@ -302,9 +154,7 @@ class Balancer(Actor):
                 self.down_t = self.now()
         elif kind == m.EVSE_BOOT:
             # the controller forgot the volatile pilot and may be enabled or not: send both again
-            self.sent_amps = None
-            self.sent_enable = None
-            self.evse_cap = None
+            self.sync.controller_reset()
             self._apply()
         elif kind == m.CHARGE_COMMAND:
             self._command(payload)
@@ -316,45 +166,20 @@ class Balancer(Actor):
             if self._pc() and not was:
                 self._auto_enable()
             self._apply()
-        elif kind == m.RAPI_REPLY and payload[0] == _TAG:
-            self._reply(payload)
-
-    def _reply(self, payload):
-        _tag, ok, fields, text = payload
-        if ok is None or len(fields) == 1:
-            self.sc_inflight = False  # SC answers carry one field; failures end anything
-        if ok is None:
-            if text == "superseded":
-                return  # a newer SC of ours replaced it
-            # not acknowledged (timeout, link down, queue full): send again on the next event
-            self.sent_amps = None
-            self.sent_enable = None
-        elif ok is False and len(fields) == 1:
-            # $NK to SC: the controller set `a` instead (a volatile SC cannot exceed the saved max)
-            try:
-                a = int(fields[0])
-            except ValueError:
-                return
-            if self.sent_amps is not None and a < self.sent_amps:
-                if self.evse_cap != a:
-                    self.log(m.WARNING, "controller caps the pilot at %d A (asked %d)" % (a, self.sent_amps))
-                self.evse_cap = a
+        elif kind == m.RAPI_REPLY and payload[0] == REQUEST_TAG:
+            sync = self.sync
+            if sync.on_reply(payload[1], payload[2], payload[3]):
+                self.log(m.WARNING, "controller caps the pilot at %d A (asked %d)"
+                         % (sync.evse_cap, sync.sent_amps))
 
     def _command(self, enable):
         if enable not in _ENABLE_CMD:
             return
-        was = self.intent
-        self.intent = enable
-        self.user_cmd = True
-        self.auto_on = False
-        self.stop_reason = None
-        self.t1_since = self.t2_since = self.t3_since = None
-        if enable != ENABLE_ON:
-            if self.pause == R_SOLAR_WAIT:
-                self.pause = None
-            self.short_since = self.resume_since = self.raise_since = None
-        elif was != ENABLE_ON:
+        if self.charge.command(enable):
             self._activated()
+        elif enable != ENABLE_ON:
+            self.pauses.end_solar_wait()
+            self.short_since = self.resume_since = self.raise_since = None
         self._apply()
 
     def _setting(self, name, value):
@@ -363,8 +188,8 @@ class Balancer(Actor):
             if self._pc():
                 self._auto_enable()
         elif name == "dinamics":
-            self.pause = None
-            self.stale = False
+            self.pauses.cancel()
+            self.ct.forget_stale()
             self.short_since = self.resume_since = self.raise_since = None
             if value:
                 self.cmd = s.get("c_min_limit")
@@ -377,18 +202,14 @@ class Balancer(Actor):
             if (value and self._dynamic() and self._active() and self.pause is None
                     and self.state != rapi.STATE_C):
                 self._pause_now(R_SOLAR_WAIT, waive_min_off=True)
-            elif not value and self.pause == R_SOLAR_WAIT:
-                self.pause = None
+            elif not value and self.pauses.end_solar_wait():
                 self.fresh_start = True
         if name in ("c_limit", "c_min_limit"):
             if not self._dynamic():
                 self.cmd = s.get("c_limit")
             else:
-                c = self.cmd
-                if c > s.get("c_limit"):
-                    c = s.get("c_limit")  # a lower limit applies at once
-                if c < s.get("c_min_limit"):
-                    c = s.get("c_min_limit")  # the next reading checks it fits
+                # a lower limit applies at once; the next reading checks that the minimum fits
+                c = max(min(self.cmd, s.get("c_limit")), s.get("c_min_limit"))
                 if c != self.cmd:
                     self._set_cmd(self.now(), c, self._reason_for(c))
         if name in _DYNAMIC_SETTINGS or name in ("plugandcharge", "nwpc"):
@@ -396,10 +217,7 @@ class Balancer(Actor):
 
     def _auto_enable(self):
         """Plug&charge: a connected car charges unless set_enable said otherwise this session."""
-        if self.connected and not self.user_cmd and self.intent != ENABLE_ON:
-            self.intent = ENABLE_ON
-            self.auto_on = True
-            self.stop_reason = None
+        if self.charge.auto_enable(self.connected):
             self._activated()
 
     def _activated(self):
@@ -425,8 +243,7 @@ class Balancer(Actor):
         elif st == rapi.STATE_SLEEP and vflags is not None:
             self._set_connected(bool(vflags & rapi.VF_EV_CONNECTED))
         if st == rapi.STATE_C and prev != rapi.STATE_C:
-            self.c_since = now
-            self.gg_session = False
+            self.car.enter_c(now)
             self.phase_det.session_start()
             self.ever_charged = True
             if self.on_since is None:
@@ -435,582 +252,131 @@ class Balancer(Actor):
                 self._request_gg(now)
             self._post_phases()
         elif prev == rapi.STATE_C and st != rapi.STATE_C:
-            self.left_c_t = now
-            self.gg_session = False
+            self.car.leave_c(now)
             self.phase_det.session_end()
-        # The controller reports its advertised current; a difference means it was changed behind
-        # our back (heartbeat fallback, reboot, local menu): send ours again.
-        if (amps is not None and self.sent_amps is not None and amps != self.sent_amps
-                and not self.sc_inflight):
-            if st not in (0, rapi.STATE_DISABLED, rapi.STATE_SLEEP) and amps != self.evse_cap:
-                self.sent_amps = None
+        self.sync.advertised(st, amps)
         self._apply()
 
     def _set_connected(self, conn):
         if conn == self.connected:
             return
-        was = self.connected
         self.connected = conn
         if conn:
-            self.user_cmd = False
-            self.t2_since = None
-            if self._pc() and self.intent != ENABLE_ON:
-                self.intent = ENABLE_ON
-                self.auto_on = True
-                self.stop_reason = None
-            if self.intent == ENABLE_ON:
+            if self.charge.plugged_in(self._pc()):
                 self._activated()
         else:
             self.phase_det.reset()
             self.ever_charged = False
-            self.user_cmd = False
-            if self.auto_on and not self._pc() and self.intent == ENABLE_ON:
-                # an automatic enable ends with the car's session once plug&charge is off again
-                # (no-WAN plug&charge after the broker came back)
-                self.intent = ENABLE_SLEEP
-                self.auto_on = False
+            self.charge.unplugged(self._pc())
             self.on_since = None
-            self.min_off.forget()
-            if self.pause == R_SOLAR_WAIT:
-                self.pause = None
+            self.pauses.unplugged()
+            self.pauses.end_solar_wait()
             self._post_phases()
 
     def _current(self, payload):
-        ma = payload[0]
         now = self.now()
-        old = self.gg if self.gg_session else 0.0
-        self.gg_prior_t = self.gg_t if self.gg_session else None
-        self.gg = (ma if ma > 0 else 0) / 1000
-        self.gg_t = now
-        if self.state != rapi.STATE_C:
-            return
-        self.gg_session = True
-        d = self.gg - old
-        if d >= 0.5 or d <= -0.5:
-            self.gg_before = old  # the car changed somewhere since the previous $GG
-            self.gg_change_t = now
-        fitted = self._fitted()
-        if self.phase_det.on_gg(self.gg, now, fitted, self.amps, self._window_after):
+        if not self.car.on_gg(payload[0], now):
+            return  # not charging
+        if self.phase_det.on_gg(self.car.gg, now, self._fitted(), self.ct.amps,
+                                self.ct.window_after):
             self.log(m.INFO, "EV phases %d" % hr.phases_code(self.phase_det.mask)[0])
             self._post_phases()
-        if ((self.defer_t is not None or self.unsure_t is not None) and self._dynamic()
-                and self.good_t is not None):
-            self._regulate(now, self.good_t)  # the $GG a deferred cut was waiting for
+        if self.waits.waiting() and self._dynamic() and self.ct.good_t is not None:
+            self._regulate(now, self.ct.good_t)  # the $GG a deferred cut was waiting for
             self._apply()
 
-    def _gg_period(self, now):
-        """$GG every second; every tick (250 ms) while the car may still be following a command
-        change (SETTLE_MS after it, $GG still away from the command), so that the estimate of
-        the car's current is never more than a reading old when it moves."""
-        if (self.last_change is not None and ticks_diff(now, self.last_change) < hr.SETTLE_MS
-                and (self.gg - self.cmd > 0.5 or self.cmd - self.gg > 0.5)):
-            return TICK_MS
-        return hr.GG_PERIOD_MS
-
-    def _request_gg(self, now):
-        self.gg_req_t = now
-        self.stats["gg_requests"] += 1
-        self.post(m.RAPI_REQUEST, (_TAG, "GG", None))
-
-    # --- phase detection (dinamics.phase_detect) ----------------------------------------------
-    def _window_after(self, tick):
-        """The latest good reading's whole window lies after `tick`."""
-        if self.good_t is None or self.good_t != self.last_t:
-            return False
-        return ticks_diff(ticks_add(self.good_t, -self.ct_period), tick) >= 0
-
     def _post_phases(self):
-        if self.connected and self.ever_charged:
-            fitted = self._fitted()
-            if hr.mask_count(fitted) == 1:
-                code = hr.phases_code(fitted)
-            elif self.phase_det.mask:
-                code = hr.phases_code(self.phase_det.mask)
-            else:
-                code = (99, 0)
-        else:
-            code = (0, 0)
+        code = self.phase_det.code(self._fitted(), bool(self.connected and self.ever_charged))
         if code != self.phases:
             self.phases = code
             self.post(m.PHASES, code)
 
     # --- CT readings -------------------------------------------------------------------------
     def _reading(self, payload):
-        t, amps, valid, flags = payload
-        if self.last_t is not None:
-            d = ticks_diff(t, self.last_t)
-            if d <= 0:
-                return  # each reading once; never go back in time
-            if 50 <= d <= 2000:
-                self.ct_period = (self.ct_period * 3 + d) // 4
-        self.last_t = t
-        self.readings += 1
-        fitted = self._fitted()
-        if not fitted or (valid & fitted) != fitted:
-            self.bad_readings += 1
-            return  # implausible: not fresh; stale_ms decides
-        # steady: no phase moved by STEADY_A since the previous good reading
-        prev = self.amps
-        steady = True
-        for p in range(3):
-            if fitted & (1 << p):
-                d = amps[p] - prev[p]
-                if d > hr.STEADY_A or d < -hr.STEADY_A:
-                    steady = False
-        self.steady = steady
-        if not steady:
-            self.jump_t = t
-        self.amps = amps
-        self.valid = valid
-        self.flags = flags
-        self.good_t = t
+        t = payload[0]
+        if not self.ct.accept(t, payload[1], payload[2], payload[3], self._fitted()):
+            return  # seen already, or implausible (not fresh: stale_ms decides)
         now = self.now()
-        if self.stale:
-            self.stale = False
+        if self.ct.fresh_again():
             self.log(m.INFO, "CT data fresh again")
             self.post(m.ERROR, ("ct", "ok", "CT data fresh again"))
-        if self.state != rapi.STATE_C and (
-                self.left_c_t is None or ticks_diff(now, self.left_c_t) > 4000):
-            self.phase_det.baseline(amps, 0.0)  # the EV draws nothing: the reference
+        if not self.car.charging and not self.car.may_draw(now):
+            self.phase_det.baseline(self.ct.amps, 0.0)  # the EV draws nothing: the reference
         if self._dynamic():
             self._regulate(now, t)
         self._apply()
 
-    def _ev_range(self, now, t):
-        """(low, high) estimate of the EV current during the reading that ended at t. They differ
-        when the car's current changed between two $GG and that change may fall inside the
-        reading's window: some CTs may have seen the old value, some the new one."""
-        ev = self._ev_estimate(now)
-        if (self.state == rapi.STATE_C and self.gg_session and self.gg_change_t is not None
-                and ev == self.gg and self.link_up
-                and ticks_diff(self.gg_change_t, ticks_add(t, -self.ct_period)) > 0):
-            other = self.gg_before
-            if other < ev:
-                return other, ev
-            return ev, other
-        return ev, ev
-
-    def _decide(self, h_hi, h_lo, c_min, c_limit):
-        """Cuts are judged on the optimistic headroom (no double cut while the car follows an
-        earlier change), raises on the pessimistic one (never raise on a transient)."""
-        kind, a = hr.regulate(self.cmd, h_hi, c_min, c_limit)
-        if kind == hr.CUT or kind == hr.SHORT:
-            return kind, a
-        k2, a2 = hr.regulate(self.cmd, h_lo, c_min, c_limit)
-        if k2 == hr.RAISE:
-            return k2, a2
-        return hr.HOLD, self.cmd
-
-    def _regulate(self, now, t):
-        s = self.settings
-        breaker = s.get("breaker")
-        c_min = s.get("c_min_limit")
-        c_limit = s.get("c_limit")
-        solar = s.get("solar")
-        mask = self._ev_mask()
-        amps = self.amps
-        ev_lo, ev_hi = self._ev_range(now, t)
-        car_moved = ev_lo != ev_hi  # the car changed during the reading's window
-        over = hr.actual_over(breaker, amps, mask)
-        new_over = False
-        if over > 0.0:
-            new_over = (self.over_since is None or self.last_change is None
-                        or ticks_diff(self.last_change, self.over_since) < 0)
-            if self.over_since is None:
-                self.over_since = now
-        else:
-            self.over_since = None
-        if new_over and self.state == rapi.STATE_C:
-            # A new actual overload while the car may be following an earlier cut: take the
-            # car's present value ($GG that arrived during this reading), or, when $GG is older,
-            # assume it has followed. Once we cut for this overload, the optimistic estimate
-            # rules again, so the car's lag never causes a second cut.
-            if self._gg_fresh_for(t):
-                if ev_hi > self.gg:
-                    ev_hi = self.gg
-            elif ev_hi > self.cmd:
-                ev_hi = float(self.cmd)
-            if ev_lo > ev_hi:
-                ev_lo = ev_hi
-        if ev_lo == ev_hi:
-            h_hi = hr.headroom(breaker, amps, ev_hi, mask)
-            if self.steady and (self._car_known(now, t) if self.state == rapi.STATE_C
-                                else not self._car_may_draw(now)):
-                b = self._base  # unambiguous EV-less load per phase, for mixed readings
-                b[0] = amps[0] - ev_hi
-                b[1] = amps[1] - ev_hi
-                b[2] = amps[2] - ev_hi
-        else:
-            h_hi = hr.headroom_mixed(breaker, amps, ev_lo, ev_hi, mask, self._base)
-        # Relaxing (raise, the end of a shortage, max_current) uses the low estimate, and never
-        # more than the command for the car: coming down to it, it may be there before $GG shows
-        # it, and the CTs would show a house load that is not there.
-        if self.state == rapi.STATE_C and ev_lo > self.cmd:
-            ev_lo = float(self.cmd)
-        h_lo = h_hi if ev_lo == ev_hi else hr.headroom(breaker, amps, ev_lo, mask)
-        a = hr.allowed(h_lo, c_limit)
-        self.max_current = a if a > 0 else 0
-        if not self._active():
-            self.short_since = self.raise_since = self.resume_since = self.defer_t = None
-            self.over_since = self.unsure_t = None
-            return
-        if self.pause is not None:
-            self._maybe_resume(now, h_lo, amps, mask, solar)
-            return
-        if self.fresh_start and self.state != rapi.STATE_C:
-            # nothing drawn yet, so the projection is exact: start at what fits
-            self.fresh_start = False
-            a = hr.start_amps(h_lo, c_min, c_limit)
-            if a is None:
-                self._pause_now(R_NO_HEADROOM)
-                return
-            reason = self._reason_for(a)
-            if solar:
-                room = hr.floor_amps(hr.solar_room(amps, 0.0, mask))
-                if room < a:
-                    a = room if room >= c_min else c_min
-                    reason = R_SOLAR
-            self._set_cmd(now, a, reason)
-            return
-        self.fresh_start = False
-        kind, a = hr.regulate(self.cmd, h_hi, c_min, c_limit)
-        if kind == hr.SHORT and self._defer(now, t, over, new_over):
-            return
-        if kind == hr.SHORT:
-            # not even the minimum fits: drop to it now, pause after timer4 (at once if far over)
-            self.raise_since = None
-            if self.short_since is None:
-                self.short_since = now
-                self.cancel(self._t4)
-                self._t4 = self.after(s.get("timer4"), "timer4")  # re-check exactly then
-            if hr.deficit_at_min(h_hi, c_min) > hr.hard_over(breaker):
-                if self._car_unsure(now, t, car_moved):
-                    # the car may be following an earlier cut (its $GG is older than the reading,
-                    # or it changed during the reading): drop to the minimum now, decide the
-                    # pause on the $GG that answers or the next reading
-                    self._set_cmd(now, c_min, R_MINIMUM)
-                    return
-                self._pause_now(R_NO_HEADROOM)
-                return
-            if ticks_diff(now, self.short_since) >= s.get("timer4"):
-                # still short after timer4: pause, judged on a reading whose $GG matches it (the
-                # car's own change after a stale $GG must not make the shortage look over / worse)
-                if (self.state != rapi.STATE_C or self._gg_fresh_for(t)
-                        or ticks_diff(now, self.short_since) >= s.get("timer4") + hr.GG_DEFER_MAX_MS):
-                    self._pause_now(R_NO_HEADROOM)
-                    return
-                if self.gg_req_t is None or ticks_diff(now, self.gg_req_t) >= TICK_MS:
-                    self._request_gg(now)
-            self._set_cmd(now, c_min, R_MINIMUM)
-            return
-        self.unsure_t = None
-        if self.short_since is not None:
-            if h_lo < c_min + hr.HOLD_A - hr.EPS:
-                return  # not sure the shortage is over yet: stay at the minimum
-            self.short_since = None
-        reason = None
-        if solar:
-            if not s.get("neg_amp") and not self._solar_warned:
-                self._solar_warned = True
-                self.post(m.ERROR, ("set_solar", "1", "solar mode needs set_neg_amp 1 (signed CT data)"))
-            hs_hi = hr.solar_room(amps, ev_hi, mask) + hr.MARGIN_A
-            hs_lo = hr.solar_room(amps, ev_lo, mask) + hr.MARGIN_A
-            if hs_hi < h_hi:
-                h_hi = hs_hi
-                reason = R_SOLAR
-            if hs_lo < h_lo:
-                h_lo = hs_lo
-                reason = R_SOLAR
-            kind, a = self._decide(h_hi, h_lo, c_min, c_limit)
-            if kind == hr.SHORT:  # the export does not cover the minimum: hold it
-                kind, a = (hr.CUT if self.cmd > c_min else hr.HOLD), c_min
-            if self._solar_import(now, amps, mask):
-                return
-        else:
-            kind, a = self._decide(h_hi, h_lo, c_min, c_limit)
-        if reason is None:
-            reason = self._reason_for(a)
-        # Safety net: an actual overload that outlives the last change by ESCALATE_MS means the
-        # model is wrong (car ignores the pilot, undetected phase, bad $GG): cut by the excess.
-        escalated = False
-        if over > 0.0:
-            if (ticks_diff(now, self.over_since) >= hr.ESCALATE_MS
-                  and (self.last_change is None
-                       or ticks_diff(now, self.last_change) >= hr.ESCALATE_MS)):
-                self.over_since = now
-                self.stats["escalations"] += 1
-                a2 = hr.floor_amps(self.cmd - over - hr.MARGIN_A)
-                self.log(m.WARNING, "still %.1f A over the breaker after a cut: cutting by the excess"
-                         % over)
-                if a2 < c_min:
-                    self._pause_now(R_NO_HEADROOM)
-                    return
-                if kind != hr.CUT or a2 < a:
-                    kind, a, reason = hr.CUT, a2, R_HEADROOM
-                escalated = True
-        if kind == hr.CUT:
-            self.raise_since = None
-            if not escalated and self._defer(now, t, over, new_over):
-                return
-            self._set_cmd(now, a, reason)
-            return
-        self.defer_t = None
-        if kind == hr.RAISE:
-            # applied on a steady reading only: a load step half-way through a reading's window
-            # shows as part of itself, so a reading that moved tells less than the next one
-            if self.raise_since is None:
-                self.raise_since = now
-            settled = (self.last_change is None or self.last_cut
-                       or ticks_diff(now, self.last_change) >= hr.SETTLE_MS
-                       or self._car_followed(now))
-            if settled and self.steady and ticks_diff(now, self.raise_since) >= hr.RAISE_CONFIRM_MS:
-                if self.state != rapi.STATE_C or self._gg_fresh_for(t):
-                    self.raise_since = None
-                    self._set_cmd(now, a, reason)
-                elif self.gg_req_t is None or ticks_diff(now, self.gg_req_t) >= TICK_MS:
-                    # the periodic $GG may keep landing just before the readings' windows: ask
-                    # now, so that the next reading has a $GG that matches it
-                    self._request_gg(now)
-            return
-        # HOLD
-        self.raise_since = None
-        if self.cmd >= c_limit:
-            self._set_reason(R_LIMIT)
-        elif solar and reason == R_SOLAR:
-            self._set_reason(R_SOLAR)
-        elif self.reason != R_MINIMUM or self.cmd != c_min:
-            self._set_reason(R_HEADROOM)
-
-    def _defer(self, now, t, over, new_over):
-        """While the car charges, a cut (or shortage) is decided at once only for a NEW actual
-        overload. Otherwise (only projected, or an overload we already cut for) the car may have
-        changed after the last $GG -- following an earlier command, still within its ~5 s lag --
-        which shows on the CTs but not yet in $GG and looks like a house load step. Ask for a
-        fresh $GG; its reply re-runs the decision (one round trip, not a reading period).
-        True = wait. Bounded by GG_DEFER_MAX_MS."""
-        if (over > 0.0 and new_over) or self.state != rapi.STATE_C:
-            self.defer_t = None
-            return False
-        if self._gg_after(t if self.defer_t is None else self.defer_ref):
-            self.defer_t = None
-            return False
-        if self.defer_t is None:
-            self.defer_ref = t
-        self.defer_t = self._await_gg(now, self.defer_t)
-        return self.defer_t is not None
-
-    def _car_unsure(self, now, t, mixed):
-        """Charging, and no $GG during or since the reading, or the car changed during it
-        (mixed): ask for a $GG (its reply re-runs the decision) and wait for it or for a reading
-        that is not mixed, at most GG_DEFER_MAX_MS. False = decide now."""
-        if self.state != rapi.STATE_C or not self.link_up:
-            self.unsure_t = None
-            return False
-        if not mixed and (self._gg_fresh_for(t) or self._gg_after(t)):
-            self.unsure_t = None
-            return False
-        self.unsure_t = self._await_gg(now, self.unsure_t)
-        return self.unsure_t is not None
-
-    def _await_gg(self, now, since):
-        """A wait for the $GG that settles a decision: begun now (asking for one) when `since`
-        is None, over after GG_DEFER_MAX_MS. Returns the wait's start, or None once it is over."""
-        if since is None:
-            since = now
-            self.stats["deferred"] += 1
-            self._request_gg(now)
-        return since if ticks_diff(now, since) < hr.GG_DEFER_MAX_MS else None
-
-    def _solar_import(self, now, amps, mask):
-        """Solar mode: importing (> SOLAR_IMPORT_A on an EV phase) for solar_stop_ms pauses the
-        charge, but never before it ran min_on_ms. True when it paused."""
-        s = self.settings
-        if hr.max_import(amps, mask) > hr.SOLAR_IMPORT_A:
-            if self.import_since is None:
-                self.import_since = now
-            on_long = self.on_since is None or ticks_diff(now, self.on_since) >= s.get("min_on_ms")
-            if ticks_diff(now, self.import_since) >= s.get("solar_stop_ms") and on_long:
-                self.log(m.INFO, "solar: importing for solar_stop_ms, pausing")
-                self._pause_now(R_SOLAR_WAIT)
-                return True
-        else:
-            self.import_since = None
-        return False
-
-    def _maybe_resume(self, now, h, amps, mask, solar):
-        """Automatic restart after a balancer pause: min_off_ms over (waived for the first solar
-        start), then minimum + resume_margin must fit on every fresh reading for
-        RESUME_CONFIRM_MS (solar: export >= solar_start as well)."""
-        s = self.settings
-        c_min = s.get("c_min_limit")
-        ok = hr.resume_ok(h, c_min, s.get("resume_margin"))
-        export = -hr.max_import(amps, mask)
-        if ok and solar:
-            ok = export >= s.get("solar_start")
-        if ok and not self.min_off.over(now, s.get("min_off_ms")):
-            ok = False
-        if not ok:
-            self.resume_since = None
-            if self.pause == R_STALE:
-                self.pause = R_NO_HEADROOM  # data is back; now it waits for room
-            return
-        if self.resume_since is None:
-            self.resume_since = now
-            return
-        if ticks_diff(now, self.resume_since) < hr.RESUME_CONFIRM_MS:
-            return
-        a = hr.start_amps(h, c_min, s.get("c_limit"))
-        if a is None:  # cannot happen after resume_ok; never start below the minimum anyway
-            return
-        reason = self._reason_for(a)
-        if solar:
-            room = hr.floor_amps(export)
-            if room < a:
-                a = room if room >= c_min else c_min
-                reason = R_SOLAR
-        self.pause = None
-        self.min_off.resumed(now)
-        self.resume_since = self.short_since = self.import_since = self.over_since = None
-        self.fresh_start = False
-        self.on_since = now
-        self.stats["resumes"] += 1
-        self.log(m.INFO, "resuming at %d A" % a)
-        self._set_cmd(now, a, reason)
-
-    def _pause_now(self, reason, waive_min_off=False):
-        """Balancer pause (FS); it resumes by itself (see _maybe_resume)."""
-        now = self.now()
-        if self.pause is None:
-            self.stats["pauses"] += 1
-            # a shortage pause may be a load cycling around the limit: min_off backs off
-            self.min_off.pause(now, reason == R_NO_HEADROOM, waive_min_off)
-            if not waive_min_off:
-                self.log(m.WARNING, "pause: %s (restart after >= %d s)"
-                         % (reason, self.min_off.ms(self.settings.get("min_off_ms")) // 1000))
-        self.pause = reason
-        self.short_since = self.raise_since = self.resume_since = self.defer_t = None
-        self.unsure_t = None
-        self.import_since = self.over_since = None
-        self.on_since = None
-
-    def _set_cmd(self, now, amps, reason):
-        if amps != self.cmd:
-            if amps < self.cmd:
-                self.stats["cuts"] += 1
-                # timer3: until the car had time to follow, the old value still counts as allowed
-                if self.hi_until is None or ticks_diff(now, self.hi_until) >= 0 or self.cmd > self.hi_amps:
-                    self.hi_amps = self.cmd
-                self.hi_until = ticks_add(now, hr.SETTLE_MS)
-            else:
-                self.stats["raises"] += 1
-            self.last_cut = amps < self.cmd
-            self.cmd = amps
-            self.last_change = now
-        self._set_reason(reason)
-
-    def _set_reason(self, reason):
-        self.reason = reason
-
-    # --- housekeeping --------------------------------------------------------------------------
+    # --- housekeeping ------------------------------------------------------------------------
     def _tick(self):
         now = self.now()
-        s = self.settings
-        self.min_off.tick(now)
+        self.pauses.tick(now)
         if self._dynamic():
             self._check_stale(now)
-            if (self.link_up and self.state == rapi.STATE_C and self.intent == ENABLE_ON
+            if (self.link_up and self.state == rapi.STATE_C and self.charge.intent == ENABLE_ON
                     and self.pause is None
-                    and (self.gg_req_t is None
-                         or ticks_diff(now, self.gg_req_t) >= self._gg_period(now))):
+                    and not self.car.asked_within(now, self._gg_period(now))):
                 self._request_gg(now)
-        self._auto_stops(now, s)
+        self._auto_stops(now)
         self._apply()
+
+    def _gg_period(self, now):
+        """$GG every second; every tick (250 ms) while the car may still be following a command
+        change, so that the estimate of the car's current is never more than a reading old
+        when it moves."""
+        if self.car.following(now, self.cmd, self.last_change):
+            return TICK_MS
+        return hr.GG_PERIOD_MS
 
     def _check_stale(self, now):
         s = self.settings
-        ref = self.good_t if self.good_t is not None else self.boot_t
-        if ref is None or ticks_diff(now, ref) <= s.get("stale_ms"):
+        age = self.ct.went_stale(now, self.boot_t, s.get("stale_ms"))
+        if age is None:
             return
-        if self.stale:
-            return
-        self.stale = True
         self.stats["stale"] += 1
         if not self._fitted():
             text = "no CT fitted (set_cte 0): dynamic mode cannot measure"
         else:
             text = "CT data stale"
-        age = ticks_diff(now, ref)
         self.log(m.WARNING, "%s (%d ms): %s" % (text, age, "pause" if s.get("stale_action") == 0
                                                  else "minimum current"))
         self.post(m.ERROR, ("ct", str(age), text))
-        self.raise_since = self.short_since = self.resume_since = self.defer_t = None
-        self.unsure_t = None
+        self.raise_since = self.short_since = self.resume_since = None
+        self.waits.reset()
         if s.get("stale_action") == 0:
             if self.pause is None:
                 self._pause_now(R_STALE)
             else:
-                self.pause = R_STALE  # already paused: stays paused, now for this reason
-                self.min_off.waived = False
+                self.pauses.data_stale()  # already paused: stays paused, now for this reason
         elif self.pause is None:
             self._set_cmd(now, s.get("c_min_limit"), R_STALE)
         # (action 1 while paused: stay paused, nothing can show that the minimum fits)
 
-    def _draw(self):
-        """The car's current now (A), or None when unknown."""
-        if self.state != rapi.STATE_C:
-            return 0.0
-        if not self.gg_session:
-            return None
-        return self.gg
-
-    def _auto_stops(self, now, s):
-        pc = self._pc()
-        on = self.intent == ENABLE_ON and self.pause is None and self.link_up
-        draw = self._draw()
-        # timer1: car draws < 0.5 A this long (P&C off)
-        if (not pc and on and self.connected and self.sent_enable == ENABLE_ON
-                and draw is not None and draw < hr.DRAW_LOW_A):
-            if self.t1_since is None:
-                self.t1_since = now
-            elif ticks_diff(now, self.t1_since) >= s.get("timer1"):
-                self._stop("timer1", "car draws < 0.5 A")
-                return
-        else:
-            self.t1_since = None
-        # timer2: no car connected this long (P&C off)
-        if not pc and on and self.connected is False:
-            if self.t2_since is None:
-                self.t2_since = now
-            elif ticks_diff(now, self.t2_since) >= s.get("timer2"):
-                self._stop("timer2", "no car connected")
-                return
-        else:
-            self.t2_since = None
-        # timer3: car draws more than allowed + 0.5 A this long
-        allowed = self.cmd
-        if self.hi_until is not None and ticks_diff(now, self.hi_until) < 0 and self.hi_amps > allowed:
-            allowed = self.hi_amps
-        if on and self.state == rapi.STATE_C and draw is not None and draw > allowed + hr.OVER_DRAW_A:
-            if self.t3_since is None:
-                self.t3_since = now
-            elif ticks_diff(now, self.t3_since) >= s.get("timer3"):
-                self._stop("timer3", "car draws more than allowed (%.1f A > %d A)" % (draw, allowed))
-                return
-        else:
-            self.t3_since = None
-
-    def _stop(self, timer, why):
-        """Auto-stop (FS): the intent becomes sleep until set_enable 2 or (P&C) the next plug-in."""
-        self.intent = ENABLE_SLEEP
-        self.stop_reason = why
-        self.pause = None
-        self.t1_since = self.t2_since = self.t3_since = None
+    def _auto_stops(self, now):
+        """Timers 1-3 (dinamics.charge_intent): an expired one stops the charge (FS)."""
+        s = self.settings
+        timer = self.charge.auto_stop(
+            now, self.pause is None and self.link_up, self._pc(), self.connected,
+            self.sync.sent_enable == ENABLE_ON, self.state == rapi.STATE_C, self.car.draw(),
+            self.cmd, (s.get("timer1"), s.get("timer2"), s.get("timer3")))
+        if timer is None:
+            return
+        why = self.charge.stop_reason
+        self.pauses.cancel()
         self.stats["stops"] += 1
         self.log(m.WARNING, "auto-stop (%s): %s" % (timer, why))
-        self.post(m.ERROR, ("enable", timer, "charging stopped: " + why))
+        self.post(m.BALANCER_FAULT, (FAULT_ENABLE, timer, "charging stopped: " + why))
         self._apply()
 
     # --- output ------------------------------------------------------------------------------
+    def _desired_enable(self):
+        if self.charge.intent != ENABLE_ON:
+            return self.charge.intent
+        if self.pause is not None:
+            return ENABLE_SLEEP
+        if self._dynamic() and self.ct.good_t is None and not self.ct.stale:
+            return None  # no CT data yet: leave the controller as it is until data or stale_ms
+        return ENABLE_ON
+
     def _apply(self):
         """Send what differs from what the controller was last told; post balancer.target."""
         if not self._dynamic():
@@ -1025,11 +391,8 @@ class Balancer(Actor):
             t_amps = 0
             if want is None:
                 reason = R_WAIT_CT
-            elif self.intent != ENABLE_ON:
-                if self.stop_reason:
-                    reason = R_STOPPED
-                else:
-                    reason = R_OFF if self.intent == ENABLE_OFF else R_SLEEP
+            elif self.charge.intent != ENABLE_ON:
+                reason = self.charge.off_reason()
             else:
                 reason = self.pause
         if self.target != t_amps or self.reason_posted != reason:
@@ -1039,10 +402,7 @@ class Balancer(Actor):
         if not self.link_up:
             return
         # pilot first: the controller applies it before the car may start on FE
-        if amps != self.sent_amps:
-            self.sent_amps = amps
-            self.sc_inflight = True
-            self.post(m.RAPI_REQUEST, (_TAG, "SC", (amps, "V")))
-        if want is not None and want != self.sent_enable:
-            self.sent_enable = want
-            self.post(m.RAPI_REQUEST, (_TAG, _ENABLE_CMD[want], None))
+        if self.sync.pilot_due(amps):
+            self.post(m.RAPI_REQUEST, (REQUEST_TAG, "SC", (amps, "V")))
+        if want is not None and self.sync.enable_due(want):
+            self.post(m.RAPI_REQUEST, (REQUEST_TAG, _ENABLE_CMD[want], None))

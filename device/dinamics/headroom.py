@@ -167,6 +167,19 @@ def regulate(cmd, h, c_min, c_limit):
     return HOLD, cmd
 
 
+def decide(cmd, h_hi, h_lo, c_min, c_limit):
+    """`regulate` over a range of headrooms: cuts are judged on the optimistic one (no double
+    cut while the car follows an earlier change), raises on the pessimistic one (never raise on
+    a transient). Returns (kind, amps); HOLD keeps cmd."""
+    kind, a = regulate(cmd, h_hi, c_min, c_limit)
+    if kind == CUT or kind == SHORT:
+        return kind, a
+    k2, a2 = regulate(cmd, h_lo, c_min, c_limit)
+    if k2 == RAISE:
+        return k2, a2
+    return HOLD, cmd
+
+
 def start_amps(h, c_min, c_limit):
     """Command to (re)start charging with, or None if even c_min does not fit with MARGIN_A."""
     a = allowed(h, c_limit)

@@ -43,7 +43,7 @@ _TABLE = (
     ("evse.pilot", LATEST),     # rapi_link -> mqtt_bridge, balancer: amps the controller accepted/advertises
     ("evse.slow_reply", LATEST),  # rapi_link -> mqtt_bridge: round trip ms of a reply slower than timer13/2
     ("actor.stopped", COMMAND),  # scheduler -> mqtt_bridge: actor name (str) supervision stopped for good (> 5 crashes in 60 s, or a failed restart); the port's fatal hook follows
-    ("balancer.fault", COMMAND),  # balancer -> mqtt_bridge: (code, detail, text) auto-stop or refusal
+    ("balancer.fault", COMMAND),  # balancer -> mqtt_bridge: (code, detail, text) e.g. ("enable", "timer3", why)
 )
 
 NAMES = tuple(row[0] for row in _TABLE)

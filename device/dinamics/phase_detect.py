@@ -29,6 +29,17 @@ class PhaseDetector:
         self.prev = None  # the previous $GG in this session ...
         self.prev_t = None  # ... and its tick
 
+    def code(self, fitted, present):
+        """(active_phases, no_of_phases) to publish. present: a car is plugged in and has charged
+        in this session. One CT: that phase; 99 = charging, not yet determined; 0 = no car."""
+        if not present:
+            return (0, 0)
+        if hr.mask_count(fitted) == 1:
+            return hr.phases_code(fitted)
+        if self.mask:
+            return hr.phases_code(self.mask)
+        return (99, 0)
+
     def session_start(self):
         """The car (re)entered state C: $GG history restarts."""
         self.prev = None
