@@ -31,7 +31,7 @@ from dinamics.rapi_wire import Wire
 
 # request tags the link uses for itself (never answered with rapi.reply)
 _INTERNAL = (POLL, LINK, PROBE)
-# timer tags (T_HB and the poll commands belong to evse_sync)
+# timer tags (T_HB and the poll commands belong to rapi_evse)
 _T_PROBE = "probe"
 _T_TIMEOUT = "timeout"
 _T_SILENCE = "silence"
