@@ -1,5 +1,4 @@
 """Command line of the HIL rig: python -m hil {demo,evse,unit,…} --help"""
-import argparse
 import sys
 
 import hil  # noqa: F401  (puts device/ on sys.path)
@@ -9,8 +8,10 @@ def main(argv=None):
     from hil import demo, evse_cli, mqtt_traffic, rtt_bench, unit_cli
     from hil import bench, ct_cli, scenario_cli
 
-    parser = argparse.ArgumentParser(prog="python -m hil", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    from hil.cli import OneLineParser
+
+    parser = OneLineParser(prog="python -m hil", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     modules = {}
     for mod in (demo, evse_cli, mqtt_traffic, rtt_bench, unit_cli, ct_cli, scenario_cli, bench):
         p = mod.add_parser(sub)

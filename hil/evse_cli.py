@@ -63,8 +63,8 @@ def run(args, out=None):
     try:
         ser = serial.Serial(args.port, args.baud, timeout=0)
     except (serial.SerialException, OSError, ValueError) as e:
-        print("evse: cannot open %s: %s" % (args.port, e), file=sys.stderr)
-        return 1
+        print("python -m hil evse: error: cannot open %s: %s" % (args.port, e), file=sys.stderr)
+        return 2
 
     stop, restore_signals = catch_stop()
 

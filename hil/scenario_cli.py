@@ -141,7 +141,9 @@ def make_bench_rig(args, out):
         evse, ct = unit.evse_path, unit.ct_path
     else:
         if not args.evse_port or not args.ct_port:
-            raise SystemExit("--bench needs --evse-port and --ct-port (or --host-unit)")
+            from hil.cli import fail
+
+            fail("python -m hil scenario", "--bench needs --evse-port and --ct-port (or --host-unit)")
         evse, ct = args.evse_port, args.ct_port
     rig = BenchRig(evse, ct, baud=args.baud, mqtt=mqtt, serial_number=serial, broker=broker,
                       out=out, configure=unit.configure if unit is not None else None)

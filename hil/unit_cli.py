@@ -45,12 +45,21 @@ def run(args):
 
     from dinamics.mqtt_topics import valid_serial
 
-    broker = parse_broker(args.broker) if args.broker else None
+    from hil.cli import fail
+
+    prog = "python -m hil unit"
+    try:
+        broker = parse_broker(args.broker) if args.broker else None
+    except ValueError as e:
+        fail(prog, "--broker: %s" % e)
     if args.serial is not None and not valid_serial(args.serial):
-        raise SystemExit("--serial: 1-12 letters, digits, '-' or '_' (it becomes a topic level)")
+        fail(prog, "--serial: 1-12 letters, digits, '-' or '_' (it becomes a topic level)")
     state_dir = args.state_dir or tempfile.mkdtemp(prefix="dinamics-")
     os.makedirs(state_dir, exist_ok=True)
-    port = HostPort(args.evse_port, state_dir, mqtt=True, serial=args.serial)
+    try:
+        port = HostPort(args.evse_port, state_dir, mqtt=True, serial=args.serial)
+    except (OSError, ValueError) as e:  # serial.SerialException is an OSError
+        fail(prog, "--evse-port: cannot open %s: %s" % (args.evse_port, getattr(e, "strerror", None) or e))
     app = App(port)
     if not configure(app, broker, args.serial):
         port.console(40, "bad --broker or --serial (see the error above)")

@@ -64,3 +64,21 @@ def test_demo_shows_the_session_and_stops_on_sigint():
     assert p.wait(timeout=15) == 0
     text = "".join(seen)
     assert "plugging in a car" in text
+
+
+@pytest.mark.parametrize("argv", [
+    ["unit", "--evse-port", "/dev/nonexistent"],
+    ["unit", "--evse-port", "/dev/null", "--broker", "nohost:abc"],
+    ["unit", "--evse-port", "/dev/null", "--serial", "bad/serial"],
+    ["unit"],
+    ["evse", "--port", "/dev/nonexistent"],
+    ["ct", "--port", "/dev/nonexistent", "--profile", "oven"],
+    ["scenario", "oven", "--bench"],
+    ["nosuch"],
+])
+def test_bad_arguments_and_missing_ports_give_one_line_and_exit_2(argv):
+    p = subprocess.run([sys.executable, "-m", "hil"] + argv, cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    lines = [x for x in (p.stdout + p.stderr).splitlines() if x.strip()]
+    assert len(lines) == 1 and "error:" in lines[0], lines
