@@ -1,7 +1,8 @@
 """`python -m hil demo`: the firmware on this PC, an emulated OpenEVSE with a car behind it,
 joined by a pseudo-terminal pair; readable, timestamped log lines of what happens. The unit is on
-an MQTT broker: --broker HOST:PORT, or an embedded one (amqtt) started here, so its topics can be
-watched and driven with any MQTT client while the demo runs."""
+an MQTT broker: --broker HOST:PORT, or a mosquitto started here (the embedded amqtt broker only when
+mosquitto is missing), so its topics can be watched and driven with any MQTT client (the docs'
+mosquitto_sub / mosquitto_pub commands) while the demo runs."""
 from hil.signals import catch_stop
 
 
@@ -9,25 +10,27 @@ def add_parser(sub):
     p = sub.add_parser("demo", help="run firmware + emulated EVSE + car, with readable logs")
     p.add_argument("--seconds", type=float, default=80.0, help="how long to run (default 80)")
     p.add_argument("--broker", default=None, metavar="HOST:PORT",
-                   help="MQTT broker to use (default: start an embedded one on 127.0.0.1:1883, "
-                        "or a free port if 1883 is taken)")
+                   help="MQTT broker to use (default: start mosquitto on 127.0.0.1:1883, or a free "
+                        "port if 1883 is taken; the embedded amqtt broker if mosquitto is missing)")
     p.add_argument("--no-mqtt", action="store_true", help="run without any broker")
     p.add_argument("--serial", default="DEMO00000001", metavar="SN",
                    help="device serial, i.e. topic prefix Dinamics/<SN>/ (default DEMO00000001)")
     return p
 
 
-def start_broker(text):
-    """-> (host, port, embedded broker or None)."""
+def start_broker(text, say=print):
+    """-> (host, port, broker we started or None). Without --broker: mosquitto (the broker the
+    docs' commands are written for) on 127.0.0.1:1883, or a free port if 1883 is taken; the
+    embedded amqtt broker only when mosquitto is not installed, with a warning."""
     from hil.unit_cli import parse_broker
 
     if text:
         host, port = parse_broker(text)
         return host, port, None
-    from hil.broker import EmbeddedBroker
-
     import socket
+
     s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT is no listener
     try:
         s.bind(("127.0.0.1", 1883))
         port = 1883
@@ -35,6 +38,15 @@ def start_broker(text):
         port = 0
     finally:
         s.close()
+    from hil.broker import EmbeddedBroker, Mosquitto, MosquittoMissing
+
+    try:
+        b = Mosquitto(port=port or None).start()
+        return b.address[0], b.port, b
+    except MosquittoMissing:
+        say("WARNING: mosquitto is not installed (scripts/setup installs it): using the embedded "
+            "amqtt broker, which may drop a QoS 0 message from a client that disconnects at "
+            "once (mosquitto_pub: add -q 1)")
     b = EmbeddedBroker(port=port).start()
     return b.host, b.port, b
 
@@ -115,5 +127,5 @@ def run(args):
                    w.sched.worst_pass_us / 1000))
         w.close()
         if embedded is not None:
-            embedded.stop()
+            getattr(embedded, "close", embedded.stop)()
     return 0
