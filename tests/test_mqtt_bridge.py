@@ -37,12 +37,19 @@ def test_serial_is_the_factory_mac_reversed_like_the_seed():
     assert r3.bridge.sn == "CCBBAA286F24"
 
 
-def test_every_setting_and_command_topic_is_subscribed_once():
-    r = BridgeRig()
-    topics = r.bridge._command_topics()
-    assert len(topics) == len(set(topics))
-    assert {row[st.TOPIC] for row in st.TABLE if row[st.TOPIC]} <= set(topics)
-    assert {c[1] for c in mt.COMMANDS} <= set(topics)
+def test_one_wildcard_subscription_and_own_telemetry_is_not_a_command():
+    # Defect: set_foo, SET_C_LIMIT, set_c_limit/extra got no error reply (only known topics were
+    # subscribed). Now everything under the prefix arrives; the unit's own topics are dropped.
+    r = BridgeRig(serial="S1")
+    assert tuple(r.bridge._command_topics()) == ("#",)
+    r.connect()
+    for sub in ("set_foo", "SET_C_LIMIT", "set_c_limit/extra"):
+        r.send(sub, "10")
+    for row in mt.RESPONSES:
+        r.send(row[0], "1")
+    errs = [json.loads(p) for p in r.published("error")]
+    assert sorted(e["topic"] for e in errs) == sorted(["set_foo", "SET_C_LIMIT", "set_c_limit/extra"])
+    assert all(e["error"] == "unknown topic" for e in errs)
 
 
 def test_connect_publishes_the_retained_snapshot():
@@ -539,3 +546,15 @@ def test_the_bridge_reads_log_messages_and_leaves_the_console_alone():
     assert r.logs[-1] == (m.WARNING, "a warning")  # the console still gets every line at once
     r.run(5100)
     assert any("a warning" in p for p in r.published("debug_log"))
+
+
+def test_every_accepted_setting_is_acknowledged_on_its_report_topic():
+    # Defect: set_timer* and set_debug were stored but published no acknowledgement.
+    r = BridgeRig(serial="S1")
+    r.connect()
+    for sub, value, topic in (("set_timer7", "2000", "timers"), ("set_debug", "1" + "0" * 39, "debug"),
+                              ("set_c_limit", "10", "settings")):
+        n = len(r.published(topic))
+        r.send(sub, value)
+        r.run(2000)
+        assert len(r.published(topic)) > n, sub

@@ -124,9 +124,10 @@ class MqttBridge(Actor):
         self.session.connect(self.config(), self.prefix, self._command_topics())
 
     def _command_topics(self):
-        out = [r[st.TOPIC] for r in st.TABLE if r[st.TOPIC]]
-        out.extend(r[1] for r in mt.COMMANDS)
-        return out
+        # One wildcard: an unknown or misspelt topic under the prefix gets an error reply (the
+        # unit also hears its own telemetry back and drops it by name), and the SUBSCRIBE packet
+        # is a few bytes instead of one entry per setting (~1.5 KB to build at every connect).
+        return ("#",)
 
     def _on_connected(self):
         # A snapshot of everything a late subscriber needs, then whatever waited.
@@ -193,7 +194,10 @@ class MqttBridge(Actor):
         try:
             pre = self.prefix
             if topic.startswith(pre):
-                self._do(inb.translate(topic[len(pre):], payload, retained), retained)
+                sub = topic[len(pre):]
+                if mt.published(sub):
+                    return  # our own telemetry, heard back through the wildcard
+                self._do(inb.translate(sub, payload, retained), retained)
         except Exception as e:  # noqa: BLE001 - a bad message must not cost the connection
             self.stats["handler_errors"] += 1
             self.log(m.ERROR_LEVEL, "handling %s failed: %s %s" % (topic, type(e).__name__, e))
@@ -382,9 +386,7 @@ class MqttBridge(Actor):
         r = st.row(name)
         if r[st.FLAGS] & st.ECHO:
             self._pub(name, str(value))
-        group = mt.group_of(name)
-        if group == "settings" or group == "wifi":
-            self._report(group)
+        self._report(mt.group_of(name))  # the acknowledgement: settings/timers/debug/wifi JSON
         if name == "timer":
             self._arm("tele", "timer")
         elif name == "timer10":

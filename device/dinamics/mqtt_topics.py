@@ -95,6 +95,12 @@ RESPONSES = (
 )
 
 RETAINED = tuple(r[0] for r in RESPONSES if r[1])
+_PUBLISHED = tuple(r[0] for r in RESPONSES)
+
+
+def published(sub):
+    """A topic the unit publishes itself (under its prefix): not a command."""
+    return sub in _PUBLISHED
 
 # Debug switches (set_debug, 40 digits: d1, d1_MQTT, d2, d2_MQTT, … d20, d20_MQTT).
 DBG_TIMEOUT = 1  # d1_MQTT: publish `timeout`
