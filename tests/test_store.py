@@ -431,3 +431,33 @@ def test_dirfs_write_error_is_store_error(tmp_path):
     with pytest.raises(StoreError):
         fs.write(A, b"data")
     assert fs.read(A) is None
+
+
+def test_a_corrupt_slot_is_reported_once_on_the_console_and_the_error_topic(tmp_path):
+    # Defect: a corrupt or hand-edited settings file was silently replaced by the other slot.
+    from dinamics import messages as m
+    from dinamics.store import SlotStore as Store
+    from hil.host_fs import DirFs
+    from hil.recorder import Recorder
+    from hil.world import World
+
+    fs = DirFs(str(tmp_path))
+    st_ = Store(fs)
+    st_.save({"breaker": 20})
+    st_.save({"breaker": 25})  # newest in .b
+    with open(str(tmp_path / "settings.b"), "r+b") as f:
+        f.seek(20)
+        f.write(b"\xff\xff")  # a flipped byte: .b is no longer valid
+    w = World(state_dir=str(tmp_path), latency=False, stalls=False)
+    try:
+        rec = w.sched.add(Recorder("errs", (m.ERROR,)))
+        w.run_for(100)
+        assert w.app.settings.get("breaker") == 20  # the older, valid record
+        lines = [x for x in w.console.lines if "settings.b corrupt" in x]
+        assert len(lines) == 1 and "loaded settings.a (seq 1)" in lines[0]
+        errs = [p for p in rec.of(m.ERROR) if p[0] == "settings"]
+        assert errs == [("settings", "settings.b", "corrupt slot ignored; loaded settings.a (seq 1)")]
+        w.run_for(10000)
+        assert len([p for p in rec.of(m.ERROR) if p[0] == "settings"]) == 1  # once
+    finally:
+        w.close()

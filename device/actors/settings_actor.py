@@ -10,6 +10,8 @@ from dinamics.mailbox import Actor
 
 _COALESCE_MS = 1000  # gather a burst of changes into one write
 _MIN_WRITE_GAP_MS = 5000  # at most one flash write per 5 s
+_T_FLUSH = "flush"  # timer tags
+_T_REPORT = "report"
 
 
 class SettingsActor(Actor):
@@ -40,6 +42,11 @@ class SettingsActor(Actor):
             for name, stored, used in self.settings.fixes:
                 self.log(m.WARNING, "stored %s=%r refused: using %r" % (name, stored, used))
                 self._dirty = True
+            for slot in self.store.corrupt:
+                self.log(m.WARNING, "%s corrupt, ignored: %s" % (slot, self._loaded()))
+            if self.settings.fixes or self.store.corrupt:
+                # on the error topic too, once the bridge is there (it is registered after us)
+                self.after(1, _T_REPORT)
         if self._dirty:
             self._timer = None
             self._mark_dirty()
@@ -48,9 +55,22 @@ class SettingsActor(Actor):
         if kind == m.SETTING_SET:
             name, raw, source = payload
             self.set(name, raw, source)
-        elif kind == m.TIMER and payload == "flush":
+        elif kind == m.TIMER and payload == _T_FLUSH:
             self._timer = None
             self.flush()
+        elif kind == m.TIMER and payload == _T_REPORT:
+            for slot in self.store.corrupt:
+                self.post(m.ERROR, ("settings", slot, "corrupt slot ignored; " + self._loaded()))
+            for name, stored, used in self.settings.fixes:
+                r = st.row(name)
+                self.post(m.ERROR, (r[st.TOPIC] or name, str(stored),
+                                    "stored value refused at start: using %r" % (used,)))
+
+    def _loaded(self):
+        s = self.store
+        if s.slot is None:
+            return "no valid record: defaults loaded"
+        return "loaded %s (seq %d)" % (s.names[s.slot], s.seq)
 
     def set(self, name, raw, source="mqtt"):
         """Validate and apply. Returns the new value, or None after replying on the error topic.
@@ -102,7 +122,7 @@ class SettingsActor(Actor):
                 gap = _MIN_WRITE_GAP_MS - ticks_diff(self.now(), self._last_write)
                 if gap > wait:
                     wait = gap
-            self._timer = self.after(wait, "flush")
+            self._timer = self.after(wait, _T_FLUSH)
 
     def flush(self):
         if not self._dirty:
@@ -114,7 +134,7 @@ class SettingsActor(Actor):
         except Exception as e:  # noqa: BLE001 - a read-only drive must not kill the actor
             self.write_errors += 1
             self.log(m.ERROR_LEVEL, "settings not stored: %s" % e)
-            self._timer = self.after(_MIN_WRITE_GAP_MS * 6, "flush")
+            self._timer = self.after(_MIN_WRITE_GAP_MS * 6, _T_FLUSH)
         self._last_write = self.now()
 
 

@@ -94,6 +94,7 @@ class SlotStore:
         self.seq = 0
         self.slot = None
         self.stats = {"loads": 0, "saves": 0, "corrupt_slots_seen": 0}
+        self.corrupt = []  # slot files load() found present but invalid (to be reported once)
 
     # --- record codec --------------------------------------------------------------------------
     def _parse(self, data):
@@ -140,6 +141,7 @@ class SlotStore:
             if r is False:
                 if count:
                     self.stats["corrupt_slots_seen"] += 1
+                    self.corrupt.append(self.names[i])
                 continue
             if r is None:
                 continue
