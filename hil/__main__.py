@@ -15,6 +15,7 @@ def main(argv=None):
     for mod in (demo, evse_cli, mqtt_traffic, rtt_bench, unit_cli, ct_cli, scenario_cli, bench):
         p = mod.add_parser(sub)
         modules[p.prog.split()[-1]] = mod
+    modules.update((m.add_parser(sub).prog.split()[-1], m) for m in (__import__("hil." + n, fromlist=[n]) for n in ("vm_gate", "heap_bench")))  # noqa: E501
     args = parser.parse_args(argv)
     return modules[args.command].run(args) or 0
 

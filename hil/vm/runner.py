@@ -47,6 +47,11 @@ if app is not None:
     out.update(app.sched.stats())
     out["actors"] = [a.name for a in app.sched.actors]
     out["mqtt_connected"] = bool(getattr(app.mqtt, "connected", False)) if app.mqtt else False
+    ct = getattr(app, "ct", None)
+    if ct is not None:
+        out["ct_readings"] = ct.readings
+        dec = getattr(ct, "decoder", None)
+        out["ct_feed_errors"] = getattr(dec, "errors", None)
     import microcontroller
 
     out["wd_feeds"] = microcontroller.watchdog.feeds
