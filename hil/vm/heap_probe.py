@@ -9,7 +9,7 @@ import gc
 import os
 import sys
 
-if os.getenv("DINAMICS_VM_DRIVE"):
+if getattr(os, "getenv", None) and os.getenv("DINAMICS_VM_DRIVE"):  # unix port (not wasm)
     os.umount("/")
     os.mount(os.VfsPosix(os.getenv("DINAMICS_VM_DRIVE")), "/")
     os.mount(os.VfsPosix("/dev"), "/dev")
@@ -98,7 +98,9 @@ class _Frozen:
         return 0
 
 
-n = int(os.getenv("DINAMICS_HEAP_PASSES") or 1000)
+import os as _shim_os  # noqa: E402  (the shim's getenv works on wasm too)
+
+n = int(_shim_os.getenv("DINAMICS_HEAP_PASSES") or 1000)
 if n:  # 0: boot and construction only (the heap bisect)
     class _Quiet:
         """A stream with nothing to read and no allocation (the shims' pty polling would allocate)."""

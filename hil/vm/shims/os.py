@@ -9,12 +9,18 @@ listdir = _os.listdir
 stat = _os.stat
 mkdir = _os.mkdir
 sep = "/"
-urandom = _os.urandom
+urandom = getattr(_os, "urandom", None)
 uname = getattr(_os, "uname", None)
+try:
+    _get = _os.getenv
+except AttributeError:  # the wasm port has no environment: the host writes _vmenv.py
+    from _vmenv import ENV
+
+    _get = ENV.get
 
 
 def getenv(name, default=None):
-    v = _os.getenv(name)
+    v = _get(name)
     if v is None:
         return default
     try:
