@@ -34,10 +34,16 @@ try { mp.FS.mkdir("/.vmw"); } catch (e) { /* exists */ }
 copy(path.join(here, "shims_wasm"), "/.vmw");
 mp.FS.writeFile("/.vmw/_vmenv.py",
   `ENV = {"DINAMICS_HIL": "1", "DINAMICS_HEAP_PASSES": "${passes}"}\n`);
+mp.FS.writeFile("/.vmw/_vmstepwise.py", "# the probe's steps are run call by call\n");
 mp.runPython(`import sys\nsys.path[:] = ["/.vmw", "/.vm", "/", "/lib", ".frozen"]\n`);
 const probe = fs.readFileSync(path.join(here, "heap_probe.py"), "utf8");
 try {
-  mp.runPython(probe);
+  mp.runPython(probe);  // defines step() and finish(); each step runs in its own call
+  for (let i = 0; i < 100; i++) {
+    mp.runPython("if not step(): print('STEPS-DONE')");
+    if (out.includes("STEPS-DONE")) break;
+  }
+  mp.runPython("finish()");
 } catch (e) {
   console.log("WASM-ERROR " + String(e).split("\n").slice(-3).join(" | "));
 }
