@@ -83,6 +83,8 @@ def run_scenario(broker, mode="py", seconds=60.0, heap="2M", drive=None, out=pri
                     emu.plug(EvModel(max_amps=32, phases=1, response_s=2.0))
                 elif step[1] == "load":
                     house.set(t, step[2])
+                elif step[1] == "raw":  # bytes straight onto the line, as noise would arrive
+                    evse_serial.write(step[2])
                 else:
                     c.publish(pre + step[2], step[3], qos=1)
                 out("vm-gate %s %6.1f s: %s" % (mode, t / 1000, " ".join(repr(x) for x in step[1:])))
@@ -112,7 +114,7 @@ def run_scenario(broker, mode="py", seconds=60.0, heap="2M", drive=None, out=pri
         ct_modem.close()
     with open(os.path.join(drive, "vm.log"), "rb") as f:
         log = f.read().decode("utf-8", "replace")
-    checks = evaluate(log, proc.returncode, rx, caps, got, pre, seconds)
+    checks = evaluate(log, proc.returncode, rx, caps, got, pre, seconds, drive)
     failed = sorted(k for k, (ok, _d) in checks.items() if not ok)
     return {"checks": checks, "failed": failed, "log": log, "rx": rx, "caps": caps, "got": got,
             "drive": drive}
@@ -124,11 +126,13 @@ PLAN = [(6000, "plug"), (10000, "mqtt", "set_c_limit", "10"), (18000, "load", (1
         (28000, "load", (2.0, 2.0, 2.0)), (32000, "mqtt", "get_status", "1"),
         (34000, "mqtt", "set_c_limit", "16"), (40000, "load", (8.0, 2.0, 2.0)),
         (44000, "mqtt", "rapi_request", "GV"), (48000, "load", (2.0, 2.0, 2.0)),
-        (50000, "mqtt", "set_breaker", "272"), (52000, "mqtt", "set_c_limit", b"\xff\xfe")]
+        (50000, "mqtt", "set_breaker", "272"), (52000, "mqtt", "set_c_limit", b"\xff\xfe"),
+        (54000, "raw", b"$AT 03 03 16 \xff\xfe^00\r")]
 ERROR_272 = '{"topic": "set_breaker", "value": "272", "error": "out of range 6-100"}'
 # Crash blocks (a `crashed` line and the traceback after it) that belong to a check listed in
 # KNOWN: matched by these patterns, they are reported under that check, not under no_crash.
-SIGNATURES = {"non_utf8_payload": re.compile(r"UnicodeError")}
+SIGNATURES = {"non_utf8_payload": re.compile(r"mqtt_bridge crashed: UnicodeError"),
+              "rapi_line_noise": re.compile(r"rapi_link crashed: UnicodeError")}
 
 
 def crash_blocks(log):
@@ -147,7 +151,7 @@ def crash_blocks(log):
     return ["\n".join(b) for b in blocks]
 
 
-def evaluate(log, status, rx, caps, got, pre, seconds):
+def evaluate(log, status, rx, caps, got, pre, seconds, drive=None):
     """name -> (ok, detail). Each check could fail; see the module docstring."""
     end = None
     for line in log.splitlines():
@@ -207,6 +211,20 @@ def evaluate(log, status, rx, caps, got, pre, seconds):
         utf = [p for p in errs if '"not UTF-8 text"' in p]
         check("non_utf8_payload", utf and not owned["non_utf8_payload"],
               " ".join(b.splitlines()[0] for b in owned["non_utf8_payload"][:1]) + " " + str(utf[:1]))
+    if seconds > 56:
+        noise = owned["rapi_line_noise"]
+        check("rapi_line_noise", not noise, " ".join(b.splitlines()[0] for b in noise[:1]))
+    if seconds > 40 and drive is not None:
+        from dinamics.store import SlotStore
+        from hil.host_fs import DirFs
+
+        store = SlotStore(DirFs(drive))
+        stored = store.load() or {}
+        # seeded as record 1; set_c_limit 10 and 16 are written by the VM (16 is the default,
+        # so it is not kept): records the VM wrote must read back on CPython, CRC and all
+        check("settings_stored", (store.seq or 0) >= 3 and stored.get("dinamics") == 1
+              and stored.get("c_limit", 16) == 16,
+              "read on CPython: seq %r, %r" % (store.seq, stored))
     return checks
 
 

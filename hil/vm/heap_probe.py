@@ -21,7 +21,8 @@ if getattr(os, "getenv", None) and os.getenv("DINAMICS_VM_DRIVE"):  # unix port 
 
 import os as _shim_os  # noqa: E402  (builtins are not cached: this is the shim, on wasm too)
 
-PASSES = int(_shim_os.getenv("DINAMICS_HEAP_PASSES") or 1000)
+PASSES = _shim_os.getenv("DINAMICS_HEAP_PASSES")
+PASSES = 1000 if PASSES is None else int(PASSES)
 gc.collect()
 out = {"start": gc.mem_alloc(), "maxsize_bits": 32 if sys.maxsize < 2 ** 32 else 64}
 costs = []
