@@ -37,9 +37,10 @@ def test_evaluate_fails_on_a_traceback_and_attributes_known_crashes():
     checks = vm_gate.evaluate(log, 0, [], [], [], "p/", 10)
     assert not checks["no_crash"][0] and "balancer crashed" in checks["no_crash"][1]
     assert not checks["scheduler_clean"][0]
-    log2 = log.replace("KeyError", "UnicodeError")
-    checks2 = vm_gate.evaluate(log2, 0, [], [], [], "p/", 10)
-    assert checks2["no_crash"][0]
+    log2 = log.replace("balancer crashed: KeyError", "rapi_link crashed: UnicodeError")
+    checks2 = vm_gate.evaluate(log2, 0, [], [], [], "p/", 60)
+    assert checks2["no_crash"][0] and checks2["scheduler_clean"][0]
+    assert not checks2["rapi_line_noise"][0]
     assert not vm_gate.evaluate(log, 1, [], [], [], "p/", 10)["vm_exit_ok"][0]
 
 
