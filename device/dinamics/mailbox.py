@@ -22,6 +22,23 @@ _CRASH_LIMIT = 5
 MAX_TIMER_MS = (1 << 28) - 1
 
 
+def _exception_printer():
+    """Traceback printer for the console: sys.print_exception on MicroPython; CircuitPython 10
+    removed it, traceback.print_exception takes its place there; None on CPython (the host logs)."""
+    pe = getattr(sys, "print_exception", None)
+    if pe is None and sys.implementation.name == "circuitpython":
+        try:
+            import traceback
+
+            pe = traceback.print_exception
+        except ImportError:
+            pe = None
+    return pe
+
+
+_print_exception = _exception_printer()
+
+
 class Actor:
     """Base class. Subclasses set `name`, `subscribes` (kinds) and override the hooks."""
 
@@ -264,9 +281,15 @@ class Scheduler:
 
     def _crashed(self, actor, exc):
         actor.crashes += 1
-        self.log(m.ERROR_LEVEL, "%s crashed: %s %s" % (actor.name, type(exc).__name__, exc))
-        if self.console is not None and hasattr(sys, "print_exception"):
-            sys.print_exception(exc)  # CircuitPython: traceback on the serial console
+        try:  # building the text (str(exc)) may itself fail, e.g. MemoryError: never escape
+            self.log(m.ERROR_LEVEL, "%s crashed: %s %s" % (actor.name, type(exc).__name__, exc))
+            if self.console is not None and _print_exception is not None:
+                _print_exception(exc)  # board: traceback on the serial console
+        except Exception:  # noqa: BLE001 - supervision boundary
+            try:
+                self.log(m.ERROR_LEVEL, "crashed (no details: out of memory?)")
+            except Exception:  # noqa: BLE001
+                pass
         now = self.clock.now()
         times = actor._crash_times
         times.append(now)

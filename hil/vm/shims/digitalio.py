@@ -1,0 +1,17 @@
+"""VM shim: boot.py reads the BOOT button; here it is never pressed."""
+
+
+class Pull:
+    UP = 1
+    DOWN = 2
+
+
+class DigitalInOut:
+    def __init__(self, pin):
+        self.value = True
+
+    def switch_to_input(self, pull=None):
+        pass
+
+    def deinit(self):
+        pass

@@ -1,0 +1,9 @@
+"""VM shim: boot.py's storage calls do nothing (the VM's drive is a host directory)."""
+
+
+def remount(path, readonly=False, disable_concurrent_write_protection=False):
+    pass
+
+
+def disable_usb_drive():
+    pass

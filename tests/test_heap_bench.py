@@ -1,0 +1,64 @@
+"""python -m hil heap: the probe on the unix VM (and on wasm32 when Node and the npm package are
+installed), and the bisection it uses."""
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from hil import heap_bench, vm
+
+PIECES = ["board_port (BoardPort, clock, console, fs, uart)", "core (messages, mailbox, settings, store)",
+          "ct_meter", "uart_link", "rapi_link", "balancer", "settings", "mqtt_bridge", "watchdog"]
+
+
+def test_bisect_finds_the_smallest_passing_size():
+    calls = []
+
+    def ok(n):
+        calls.append(n)
+        return n >= 300_000
+
+    assert heap_bench.bisect(ok, 16 * 1024, 2 * 1024 * 1024, 1024) - 300_000 in range(0, 1024)
+    assert len(calls) <= 12
+
+
+@pytest.fixture(scope="module")
+def drive_mpy():
+    d = tempfile.mkdtemp(prefix="dinamics-heap-test-")
+    vm.build_drive(d, mpy=True)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _check(f, bits):
+    assert f["maxsize_bits"] == bits
+    assert [c[0] for c in f["costs"]] == PIECES
+    assert all(c[1] > 0 for c in f["costs"]), f["costs"]
+    assert f["built"] > sum(c[1] for c in f["costs"])
+    assert f["idle_passes"] == 1000 and f["idle_delivered"] == 0
+    parts = dict(f["idle_parts_per_pass"])
+    # The firmware's own idle pass allocates nothing: every byte comes from time.monotonic_ns()
+    # (two calls per pass in Scheduler.run_once; a long int each on a board too).
+    assert parts["deliver"] == 0 and parts["fire_timers"] == 0
+    assert all(v == 0 for k, v in parts.items() if k.startswith("poll ")), parts
+    assert f["idle_alloc_bytes"] == 2 * parts["time.monotonic_ns"] * 1000
+
+
+@pytest.mark.skipif(vm.interpreter() is None, reason="no micropython interpreter (scripts/setup)")
+def test_unix_probe(drive_mpy):
+    f = heap_bench.probe(drive_mpy)
+    _check(f, 64)
+    boot = heap_bench.probe(drive_mpy, "2M", 0)  # what the bisect runs: no idle passes
+    assert "idle_passes" not in boot and boot["built"] > 0
+    assert heap_bench.probe(drive_mpy, "64K", 0) is None  # too small to boot: the bisect's "no"
+
+
+@pytest.mark.skipif(not heap_bench.wasm_available(), reason="no node or hil/vm/node_modules "
+                                                            "(scripts/setup installs it)")
+def test_wasm32_probe(drive_mpy):
+    f = heap_bench.probe_wasm(drive_mpy)
+    _check(f, 32)
+    assert f["heap_total"] >= f["used"] > 0
+    unix = heap_bench.probe(drive_mpy)
+    assert f["built"] < unix["built"]  # 32-bit objects are smaller
