@@ -240,11 +240,7 @@ def evaluate(log, status, rx, caps, got, pre, seconds, drive=None):
 
 # Checks expected to FAIL on the VM until the named device patches land (docs/heap.md lists
 # them with their patches). Empty this as they land: the gate then requires them to pass.
-KNOWN = {
-    "error_json_key_order": "mqtt_topics.error_json: dict order (MicroPython dicts are unordered)",
-    "non_utf8_payload": "mqtt_topics.error_json: bytes.decode(errors=) raises UnicodeError",
-    "rapi_line_noise": "rapi_link._async/_reply: line.decode('ascii', 'replace') raises UnicodeError",
-}
+KNOWN = {}  # checks expected to fail until a device patch lands (none left)
 
 
 def run(args):

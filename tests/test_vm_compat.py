@@ -65,3 +65,32 @@ def test_crash_report_out_of_memory_does_not_escape_the_loop():
     s.run_once()
     assert a.crashes == 2 and a.starts == 3  # counted and restarted each time
     assert lines.count("crashed (no details: out of memory?)") == 2
+
+
+def test_error_json_key_order_does_not_depend_on_dict_order(monkeypatch):
+    # On MicroPython/CircuitPython dicts keep no insertion order: the seed's key order (topic,
+    # value, error) must come from the construction, not from a dict. Stand-in: a json.dumps
+    # that writes dict keys in reverse.
+    import json as _json
+
+    from dinamics import mqtt_topics as mt
+
+    real = _json.dumps
+
+    def reversing(obj, *a, **k):
+        if isinstance(obj, dict):
+            obj = dict(reversed(list(obj.items())))
+        return real(obj, *a, **k)
+
+    monkeypatch.setattr(mt.json, "dumps", reversing)
+    out = mt.error_json("set_c_limit", b"\xff10", "expected a whole number")
+    assert out.index('"topic"') < out.index('"value"') < out.index('"error"')
+    assert _json.loads(out) == {"topic": "set_c_limit", "value": "\ufffd10",
+                                "error": "expected a whole number"}
+
+
+def test_rapi_text_never_needs_decode_errors():
+    from dinamics import rapi
+
+    assert rapi.text(b"$AT 03 03 16 0540\xff") == "$AT 03 03 16 0540?"
+    assert rapi.text(b"$OK") == "$OK"

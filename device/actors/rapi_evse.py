@@ -76,7 +76,7 @@ class EvseSync:
 
     def _async(self, kind, fields, line):
         self.stats["async"] += 1
-        text = line.decode("ascii", "replace")
+        text = rapi.text(line)
         try:
             if kind == rapi.AT:
                 st, pilot, amps, vflags = rapi.parse_at(fields)

@@ -270,7 +270,7 @@ class RapiLink(EvseSync, Actor):
                 return
         elif ok or (cmd == "SY" and fields):  # an SY NK still carries the heartbeat fields
             self._route(cmd, fields, r.args)
-        text = line.decode("ascii", "replace") if isinstance(line, (bytes, bytearray)) else line
+        text = rapi.text(line)
         self._answer(r.tag, ok, fields, text)
 
     def _drop_inflight(self):

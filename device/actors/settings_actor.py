@@ -139,6 +139,4 @@ class SettingsActor(Actor):
 
 
 def _text(raw):
-    if isinstance(raw, (bytes, bytearray)):
-        return bytes(raw).decode("utf-8", "replace")
-    return raw
+    return st.text_of(raw)

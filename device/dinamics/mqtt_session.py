@@ -70,6 +70,7 @@ class Session:
         self._backoff = BACKOFF_FIRST_MS
         self._failing = False
         self._latest = {}  # topic suffix -> (payload, retain): newest wins
+        self._latest_order = []  # its keys in first-insert order (a board's dict has none)
         self._fifo = []  # (topic suffix, payload, retain) in order
         self._read_at = 0
         self._sent_at = 0
@@ -242,6 +243,8 @@ class Session:
                 self.stats["fifo_dropped"] += 1
             self._fifo.append((sub, payload, retain))
         else:
+            if sub not in self._latest:
+                self._latest_order.append(sub)
             self._latest[sub] = (payload, retain)
 
     def send(self, topic, payload, retain):
@@ -260,12 +263,15 @@ class Session:
             fifo.pop(0)
             n -= 1
         latest = self._latest
-        while latest and n > 0:
-            sub, item = latest.popitem()
+        order = self._latest_order
+        while order and n > 0:
+            sub = order.pop()  # newest first, the same on every VM
+            item = latest.pop(sub)
             try:
                 self.send(pre + sub, item[0], item[1])
             except Exception:
                 latest[sub] = item  # keep it for the next connection
+                order.append(sub)
                 raise
             n -= 1
         if n > 0:

@@ -204,13 +204,12 @@ def report_json(name, settings, fw, ip, sn):
 
 def error_json(topic, value, text):
     """Payload for Dinamics/<SN>/error. The offending value is cut to 64 characters."""
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).decode("utf-8", "replace")
-    elif not isinstance(value, str):
-        value = str(value)
+    value = st.text_of(value)
     if len(value) > 64:
         value = value[:64] + "..."
-    return json.dumps({"topic": topic, "value": value, "error": text})
+    # built in the seed's key order (a board's dicts keep no order)
+    return '{"topic": %s, "value": %s, "error": %s}' % (json.dumps(topic), json.dumps(value),
+                                                         json.dumps(text))
 
 
 def escape_log(text):

@@ -111,6 +111,17 @@ def build_raw(text, seq=0):
     return build(toks[0], toks[1:], seq)
 
 
+def text(line):
+    """A line as str for logs and replies; a non-ASCII byte (line noise) becomes '?'.
+    (CircuitPython ignores decode's `errors=` and raises UnicodeError.)"""
+    if isinstance(line, str):
+        return line
+    try:
+        return bytes(line).decode("ascii")
+    except UnicodeError:
+        return "".join([chr(c) if c < 128 else "?" for c in line])
+
+
 def _hex2(line, i):
     h = line[i:i + 2]
     if len(h) != 2:

@@ -145,6 +145,17 @@ def parse(r, raw):
     return v
 
 
+def text_of(raw):
+    """A received payload as text for a reply: UTF-8, or with each non-ASCII byte shown as
+    U+FFFD when it is not UTF-8. (CircuitPython ignores decode's `errors=` and raises.)"""
+    if not isinstance(raw, (bytes, bytearray)):
+        return raw if isinstance(raw, str) else str(raw)
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeError:
+        return "".join([chr(c) if c < 128 else "\ufffd" for c in raw])
+
+
 def _digits(s):
     """ASCII digits only (str.isdigit also takes '²' and other scripts' digits on CPython)."""
     if not s or len(s) > 12:

@@ -17,3 +17,13 @@ watchdog = _WatchDog()
 def reset():
     print("microcontroller.reset()")
     raise SystemExit(3)
+
+
+class _Pins:
+    """microcontroller.pin: GPIO0..GPIO48 as plain strings (what busio/analogbufio shims take)."""
+
+
+pin = _Pins()
+for _i in range(49):
+    setattr(pin, "GPIO%d" % _i, "GPIO%d" % _i)
+del _i
