@@ -1,6 +1,7 @@
 """settings: the only writer of the live settings. Validates every `setting.set` against the one
 table, stores accepted values (coalesced and rate-limited to spare the flash), then announces
-`setting.changed`. Bad input gets an `error` reply and changes nothing."""
+`setting.changed`. Bad input is answered with `setting.rejected` (name, value, why) and changes
+nothing; the MQTT bridge reports it on the error topic under the setting's topic."""
 
 from adafruit_ticks import ticks_diff
 
@@ -10,6 +11,7 @@ from dinamics.mailbox import Actor
 
 _COALESCE_MS = 1000  # gather a burst of changes into one write
 _MIN_WRITE_GAP_MS = 5000  # at most one flash write per 5 s
+_T_FLUSH = "flush"  # timer tag: store the dirty settings
 
 
 class SettingsActor(Actor):
@@ -48,12 +50,12 @@ class SettingsActor(Actor):
         if kind == m.SETTING_SET:
             name, raw, source = payload
             self.set(name, raw, source)
-        elif kind == m.TIMER and payload == "flush":
+        elif kind == m.TIMER and payload == _T_FLUSH:
             self._timer = None
             self.flush()
 
     def set(self, name, raw, source="mqtt"):
-        """Validate and apply. Returns the new value, or None after replying on the error topic.
+        """Validate and apply. Returns the new value, or None after posting setting.rejected.
         The reserved names st.RESET_SETTINGS / st.RESET_WIFI restore defaults (delete_settings /
         delete_wifi): applied at once and stored, no reboot (the seed rebooted, and a retained
         delete message then looped)."""
@@ -62,17 +64,17 @@ class SettingsActor(Actor):
             self.post(m.SETTINGS_RESET, name)
             return True
         if name not in st.NAMES:
-            self.post(m.ERROR, (source, raw, "unknown setting"))
+            self.post(m.SETTING_REJECTED, (name, raw, "unknown setting"))
             return None
         r = st.row(name)
         try:
             value = st.parse(r, raw)
         except ValueError as e:
-            self.post(m.ERROR, (r[st.TOPIC] or name, _text(raw), str(e)))
+            self.post(m.SETTING_REJECTED, (name, _text(raw), str(e)))
             return None
         problem = st.check_together(self.settings.values, name, value)
         if problem:
-            self.post(m.ERROR, (r[st.TOPIC] or name, _text(raw), problem))
+            self.post(m.SETTING_REJECTED, (name, _text(raw), problem))
             return None
         old = self.settings.get(name)
         self.settings.apply(name, value)
@@ -102,7 +104,7 @@ class SettingsActor(Actor):
                 gap = _MIN_WRITE_GAP_MS - ticks_diff(self.now(), self._last_write)
                 if gap > wait:
                     wait = gap
-            self._timer = self.after(wait, "flush")
+            self._timer = self.after(wait, _T_FLUSH)
 
     def flush(self):
         if not self._dirty:
@@ -114,7 +116,7 @@ class SettingsActor(Actor):
         except Exception as e:  # noqa: BLE001 - a read-only drive must not kill the actor
             self.write_errors += 1
             self.log(m.ERROR_LEVEL, "settings not stored: %s" % e)
-            self._timer = self.after(_MIN_WRITE_GAP_MS * 6, "flush")
+            self._timer = self.after(_MIN_WRITE_GAP_MS * 6, _T_FLUSH)
         self._last_write = self.now()
 
 
