@@ -27,7 +27,7 @@ class Monitor(Actor):
             return
         self.last[kind] = payload
         if kind == m.LINK_STATUS:
-            self.say("link %s: %s" % ("up" if payload[0] else "DOWN", payload[1]))
+            self.say("link up: OK" if payload[0] else "link DOWN: CON_ERROR_FAILED_COM :" + payload[1])
         elif kind == m.EVSE_STATE:
             st, pilot, amps, vflags = payload
             extra = "" if amps is None else ", pilot %d A" % amps

@@ -113,7 +113,7 @@ class FakeEvse(Actor):
 
     def start(self):
         if self.link_up:
-            self.post(m.LINK_STATUS, (True, "OK"))
+            self.post(m.LINK_STATUS, (True, ""))
 
     def ms(self):
         return self.plant.clock.ms

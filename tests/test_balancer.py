@@ -98,8 +98,8 @@ def test_link_up_and_controller_boot_resend_pilot_and_enable():
     p.run_for(500)
     assert [c for _, c, _ in cmds(p)[n:]] == ["SC", "FE"]
     n = len(cmds(p))
-    p.sched.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :GS"))
-    p.sched.post(m.LINK_STATUS, (True, "OK"))
+    p.sched.post(m.LINK_STATUS, (False, "GS"))
+    p.sched.post(m.LINK_STATUS, (True, ""))
     p.run_for(500)
     assert [c for _, c, _ in cmds(p)[n:]] == ["SC", "FE"]
 

@@ -252,7 +252,7 @@ def test_get_status_publishes_everything_it_lists():
     r.sched.post(m.EVSE_PLUG, 1)
     r.sched.post(m.BALANCER_TARGET, (16, "static"))
     r.sched.post(m.PHASES, (1, 1))
-    r.sched.post(m.LINK_STATUS, (True, "OK"))
+    r.sched.post(m.LINK_STATUS, (True, ""))
     r.run()
     r.client.sent.clear()
     r.send("get_status", "1")
@@ -278,7 +278,7 @@ def test_telemetry_deadbands_and_link_down_state():
     r.sched.post(m.CT_READING, (0, (10.3, 0.0, 0.0), 0b001, (0, 0, 0)))
     r.run(2100)
     assert r.published("current1") == ["10.00", "10.30"]
-    r.sched.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :GS"))
+    r.sched.post(m.LINK_STATUS, (False, "GS"))
     r.sched.post(m.EVSE_PLUG, 2)  # rapi_link decides the plug state (unknown while the link is down)
     r.run()
     assert r.published("connection")[-1] == "CON_ERROR_FAILED_COM :GS"
@@ -537,7 +537,7 @@ def test_state_comes_only_from_evse_plug_and_enable_from_evse_state():
     r = BridgeRig()
     r.connect()
     r.sched.post(m.EVSE_STATE, (3, 3, 16, 0x0140))  # charging, but no plug decision yet
-    r.sched.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :GS"))
+    r.sched.post(m.LINK_STATUS, (False, "GS"))
     r.run()
     assert r.published("state") == [] and r.published("enable") == ["2"]
     r.sched.post(m.EVSE_PLUG, 1)

@@ -271,8 +271,8 @@ class MqttBridge(Actor):
             if payload != self.plug:
                 self.plug = payload
                 self._pub("state", str(payload))
-        elif kind == m.LINK_STATUS:
-            self._connection(payload[1])
+        elif kind == m.LINK_STATUS:  # (up, the command left unanswered when down)
+            self._connection("OK" if payload[0] else "CON_ERROR_FAILED_COM :" + payload[1])
         elif kind == m.EVSE_ASYNC:
             self._pub("state_change", payload, True)
         elif kind == m.BALANCER_TARGET:

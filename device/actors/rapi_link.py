@@ -364,7 +364,7 @@ class RapiLink(EvseSync, Actor):
         self.cancel(self._probe_timer)
         self._probe_timer = None
         self.log(m.INFO, "link up")
-        self.post(m.LINK_STATUS, (True, "OK"))
+        self.post(m.LINK_STATUS, (True, ""))
         self._resync(have_version)
 
     def _resync(self, have_version=False):
@@ -400,6 +400,6 @@ class RapiLink(EvseSync, Actor):
         self.quiet_since = None
         self.wire.clear()
         self.dialect.reset()
-        self.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :" + cmd))
+        self.post(m.LINK_STATUS, (False, cmd))  # the bridge says CON_ERROR_FAILED_COM :<cmd>
         self._set_plug(2)  # unknown until the controller answers again
         self._schedule_probe()

@@ -46,7 +46,7 @@ _TABLE = (
     ("rapi.reply", COMMAND, (_LINK,), REQUESTER),        # (tag, ok, fields, text) ok None = failed (timeout, link down, superseded ...)
     ("rapi.tx_line", COMMAND, (_LINK,), (_UART,)),       # bytes of one line incl. CR
     ("rapi.rx_line", COMMAND, (_UART,), (_LINK,)),       # bytes of one line ($ .. before CR)
-    ("link.status", COMMAND, (_LINK,), (_BAL, _MQTT)),   # (up, text) text "OK" / "CON_ERROR_FAILED_COM :GS"
+    ("link.status", COMMAND, (_LINK,), (_BAL, _MQTT)),   # (up, cmd): cmd "" when up, else the command left unanswered (the bridge: OK / CON_ERROR_FAILED_COM :GS)
     ("balancer.target", LATEST, (_BAL,), (_MQTT,)),      # (amps, reason) what it commands now
     ("charge.command", COMMAND, (_MQTT,), (_BAL,)),      # enable 1 off, 2 on, 3 sleep
     ("setting.set", COMMAND, (_MQTT,), (_SET,)),         # (name, raw value, source)
