@@ -22,11 +22,21 @@ ON_BEHALF = {
 SENT_TO_ONE = (m.REQUESTER, m.OWNER)
 
 
-def device_actors():
-    """{name: class} of the actor classes in device/actors (not the mixins)."""
-    out = {}
+def _actor_modules():
+    """device/actors/*, and the device/dinamics modules that define an actor (the watchdog)."""
     for path in sorted((DEVICE / "actors").glob("*.py")):
-        mod = importlib.import_module("actors." + path.stem)
+        yield "actors." + path.stem
+    for path in sorted((DEVICE / "dinamics").glob("*.py")):
+        src = path.read_text()
+        if path.stem != "mailbox" and ("(Actor)" in src or ", Actor)" in src):
+            yield "dinamics." + path.stem
+
+
+def device_actors():
+    """{name: class} of the device's actor classes (not the mixins)."""
+    out = {}
+    for modname in _actor_modules():
+        mod = importlib.import_module(modname)
         for _, cls in inspect.getmembers(mod, inspect.isclass):
             if cls.__module__ == mod.__name__ and issubclass(cls, Actor) and "name" in cls.__dict__:
                 assert cls.name not in out, cls.name
