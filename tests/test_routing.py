@@ -142,3 +142,16 @@ def test_requests_name_their_requester_and_replies_go_back_to_it():
     assert not link.up
     assert asker.of(m.RAPI_REPLY) == [("mine", None, (), "link down")]
     assert not bystander.of(m.RAPI_REPLY)
+
+
+def test_the_routing_table_in_architecture_md_is_current():
+    import os
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    tool = root / "tools" / "gen_routing.py"
+    out = subprocess.run([sys.executable, str(tool)], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1")).stdout
+    doc = (root / "docs" / "architecture.md").read_text()
+    assert "\n" + out in doc, "run: .venv/bin/python tools/gen_routing.py --write"

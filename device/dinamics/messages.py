@@ -58,7 +58,7 @@ _TABLE = (
     ("evse.pilot", LATEST, (_LINK,), (_MQTT,)),          # amps the controller accepted / advertises
     ("evse.slow_reply", LATEST, (_LINK,), (_MQTT,)),     # round trip ms of a reply slower than timer13/2
     ("actor.stopped", COMMAND, (_SCHED,), (_MQTT,)),     # actor name: supervision stopped it for good; the port's fatal hook follows
-    ("balancer.fault", COMMAND, (_BAL,), (_MQTT,)),      # (code, detail, text): FAULT_ENABLE ("enable", "timer3", why) / FAULT_CT ("ct", age ms or "ok", text)
+    ("balancer.fault", COMMAND, (_BAL,), (_MQTT,)),      # (code, detail, text): "auto_stop" (timer1-3), "ct" (age ms / "ok"), "solar"; the bridge picks the error topic
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
