@@ -1,4 +1,5 @@
-"""A host-only observer actor: turns firmware messages into readable log lines (demo, tests)."""
+"""A host-only observer actor: turns firmware messages into readable log lines (demo, tests).
+rapi.reply is sent to its requester only, so the monitor does not see replies."""
 from dinamics import messages as m
 from dinamics import rapi
 from dinamics.mailbox import Actor
@@ -7,7 +8,7 @@ from dinamics.mailbox import Actor
 class Monitor(Actor):
     name = "monitor"
     subscribes = (m.LINK_STATUS, m.EVSE_STATE, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_BOOT,
-                  m.BALANCER_TARGET, m.RAPI_REPLY, m.ERROR, m.EVSE_PLUG)
+                  m.BALANCER_TARGET, m.BALANCER_FAULT, m.SETTING_REJECTED, m.EVSE_PLUG)
     inbox_size = 64
 
     def __init__(self):
@@ -22,11 +23,11 @@ class Monitor(Actor):
         self.sched.log(m.INFO, text)
 
     def handle(self, kind, payload):
-        if self.last.get(kind) == payload and kind != m.RAPI_REPLY:
+        if self.last.get(kind) == payload:
             return
         self.last[kind] = payload
         if kind == m.LINK_STATUS:
-            self.say("link %s: %s" % ("up" if payload[0] else "DOWN", payload[1]))
+            self.say("link up: OK" if payload[0] else "link DOWN: CON_ERROR_FAILED_COM :" + payload[1])
         elif kind == m.EVSE_STATE:
             st, pilot, amps, vflags = payload
             extra = "" if amps is None else ", pilot %d A" % amps
@@ -39,12 +40,9 @@ class Monitor(Actor):
             self.say("controller booted (post %s, fw %s)" % payload)
         elif kind == m.BALANCER_TARGET:
             self.say("balancer target %s A (%s)" % payload)
-        elif kind == m.RAPI_REPLY:
-            tag, ok, fields, text = payload
-            if ok and tag == "balancer":
-                return  # its $GG polls (1-4 a second) and $SC acks; the target line says it
-            self.say("%s: %s %s" % (tag, "ok" if ok else ("NK" if ok is False else "failed"), text))
-        elif kind == m.ERROR:
-            self.say("error on %s (%r): %s" % payload)
+        elif kind == m.BALANCER_FAULT:
+            self.say("balancer fault %s (%r): %s" % payload)
+        elif kind == m.SETTING_REJECTED:
+            self.say("setting %s (%r) rejected: %s" % payload)
         elif kind == m.EVSE_PLUG:
             self.say("vehicle %s" % ("connected" if payload == 1 else "not connected" if payload == 0 else "unknown"))

@@ -27,12 +27,15 @@ Used by tests/test_balancer*.py and reusable by HIL scenarios and the benchmark.
 
 import random
 
+from actors.balancer import FAULT_CT
 from dinamics import messages as m
 from dinamics import rapi
 from dinamics.mailbox import Actor, Scheduler
 from dinamics.settings import Settings
 from hil.budget import RELAY_OPEN_MS  # FS: the relay opens when the car stops, <= 3 s
 from hil.clock import VirtualClock
+
+_T_REPLY = "reply"  # FakeEvse's timer: the controller's answer is due
 
 
 class HouseTrace:
@@ -106,38 +109,44 @@ class FakeEvse(Actor):
         self.busy = False
         self.log = []
         self.sent_states = []
+        self.plug_posted = None  # last evse.plug posted
 
     def start(self):
         if self.link_up:
-            self.post(m.LINK_STATUS, (True, "OK"))
+            self.post(m.LINK_STATUS, (True, ""))
 
     def ms(self):
         return self.plant.clock.ms
 
     # --- requests ----------------------------------------------------------------------------
     def handle(self, kind, payload):
-        if kind == m.RAPI_REQUEST:
+        if kind == m.RAPI_REQUEST:  # (requester, tag, cmd, args), answered to the requester
             if not self.link_up:
-                self.post(m.RAPI_REPLY, (payload[0], None, (), "link down"))
+                self._answer(payload[:2], None, (), "link down")
                 return
             self.queue.append(payload)
             self._pump()
-        elif kind == m.TIMER and payload == "reply":
+        elif kind == m.TIMER and payload == _T_REPLY:
             self.busy = False
-            tag, cmd, args = self.queue.pop(0)
-            self._execute(tag, cmd, args)
+            requester, tag, cmd, args = self.queue.pop(0)
+            self._execute((requester, tag), cmd, args)
             self._pump()
 
     def _pump(self):
         if not self.busy and self.queue:
             self.busy = True
-            self.after(self.reply_ms, "reply")
+            self.after(self.reply_ms, _T_REPLY)
 
-    def _reply(self, tag, ok, fields):
+    def _answer(self, who, ok, fields, text):
+        """rapi.reply to the requester alone, as rapi_link does. who: (requester, tag)."""
+        if who[0] is not None:
+            self.sched.send(who[0], m.RAPI_REPLY, (who[1], ok, fields, text))
+
+    def _reply(self, who, ok, fields):
         text = "$%s %s" % ("OK" if ok else "NK", " ".join(str(f) for f in fields))
-        self.post(m.RAPI_REPLY, (tag, ok, tuple(str(f) for f in fields), text.strip()))
+        self._answer(who, ok, tuple(str(f) for f in fields), text.strip())
 
-    def _execute(self, tag, cmd, args):
+    def _execute(self, who, cmd, args):
         now = self.ms()
         if cmd in self.ignore:
             return
@@ -147,7 +156,7 @@ class FakeEvse(Actor):
             a = 6 if want < 6 else (self.hw_max if want > self.hw_max else want)
             self.pilot = a
             self.update()
-            self._reply(tag, a == want, (a,))
+            self._reply(who, a == want, (a,))
         elif cmd in ("FE", "FS", "FD"):
             new = {"FE": "on", "FS": "sleep", "FD": "off"}[cmd]
             if new != self.enabled:
@@ -155,13 +164,13 @@ class FakeEvse(Actor):
                 if new == "sleep" and self.relay:
                     self.relay_deadline = now + RELAY_OPEN_MS
             self.update()
-            self._reply(tag, True, ())
+            self._reply(who, True, ())
         elif cmd == "GG":
             ma = int(round(self.draw(now) * 1000))
             self.post(m.EVSE_CURRENT, (ma, 230000))
-            self._reply(tag, True, (ma, 230000))
+            self._reply(who, True, (ma, 230000))
         else:
-            self._reply(tag, True, ())
+            self._reply(who, True, ())
 
     # --- controller state machine ------------------------------------------------------------
     def draw(self, now):
@@ -217,6 +226,10 @@ class FakeEvse(Actor):
             self.state = report
             self.sent_states.append((now, report))
             self.post(m.EVSE_STATE, report)
+            plug = rapi.plug_of(st, vflags)  # evse.plug after evse.state, as rapi_link decides it
+            if plug is not None and plug != self.plug_posted:
+                self.plug_posted = plug
+                self.post(m.EVSE_PLUG, plug)
 
     def next_event_ms(self, now):
         if self.relay_deadline is not None and self.relay_deadline > now and self.relay:
@@ -228,22 +241,25 @@ class Recorder(Actor):
     """Keeps what the balancer publishes."""
 
     name = "recorder"
-    subscribes = (m.BALANCER_TARGET, m.ERROR, m.PHASES, m.LOG)
+    subscribes = (m.BALANCER_TARGET, m.BALANCER_FAULT, m.PHASES, m.LOG)
     inbox_size = 256
 
     def __init__(self, plant):
         super().__init__()
         self.plant = plant
         self.targets = []
-        self.errors = []
+        self.faults = []  # (ms, balancer.fault payload)
+        self.ct_faults = []  # the CT ones: (ms, (FAULT_CT, age ms or "ok", text))
         self.phases = []
 
     def handle(self, kind, payload):
         now = self.plant.clock.ms
         if kind == m.BALANCER_TARGET:
             self.targets.append((now, payload))
-        elif kind == m.ERROR:
-            self.errors.append((now, payload))
+        elif kind == m.BALANCER_FAULT:
+            self.faults.append((now, payload))
+            if payload[0] == FAULT_CT:
+                self.ct_faults.append((now, payload))
         elif kind == m.PHASES:
             self.phases.append((now, payload))
 

@@ -8,6 +8,10 @@ import threading
 import time
 
 
+TAG = "rtt"  # rapi.request tag of the probe's $GS
+T_GO = "go"  # the probe's timer: start asking
+
+
 def add_parser(sub):
     p = sub.add_parser("rtt", help="measure the RAPI round trip over a pty pair (real time)")
     p.add_argument("--count", type=int, default=300)
@@ -44,18 +48,18 @@ def measure(count=300):
 
     class Probe(Actor):
         name = "probe"
-        subscribes = (m.RAPI_REPLY, m.LINK_STATUS)
+        subscribes = (m.LINK_STATUS,)  # rapi.reply is sent to it: it asked
 
         def ask(self):
             self.t = time.perf_counter()
-            self.post(m.RAPI_REQUEST, ("rtt", "GS", None))
+            self.post(m.RAPI_REQUEST, (self, TAG, "GS", None))
 
         def handle(self, kind, payload):
             if kind == m.LINK_STATUS and payload[0]:
-                self.after(1500, "go")  # let the link-up re-sync burst finish
+                self.after(1500, T_GO)  # let the link-up re-sync burst finish
             elif kind == m.TIMER:
                 self.ask()
-            elif kind == m.RAPI_REPLY and payload[0] == "rtt":
+            elif kind == m.RAPI_REPLY and payload[0] == TAG:
                 if payload[1]:
                     samples.append((time.perf_counter() - self.t) * 1000)
                 if len(samples) >= count:

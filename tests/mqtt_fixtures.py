@@ -209,6 +209,19 @@ class BridgeRig:
     def prefix(self):
         return self.bridge.prefix
 
+    def requests(self):
+        """The rapi.requests the bridge posted, as (tag, cmd, args): each names the bridge as
+        its requester (the reply is sent back to it)."""
+        out = []
+        for p in self.sink.of(self.m.RAPI_REQUEST):
+            assert p[0] is self.bridge
+            out.append(p[1:])
+        return out
+
+    def reply(self, tag, ok, fields, text):
+        """rapi_link's answer to one of the bridge's requests: sent to the bridge alone."""
+        self.sched.send(self.bridge, self.m.RAPI_REPLY, (tag, ok, fields, text))
+
     def connect(self):
         self.client = FakeClient(self.prefix + "availability")
         s = self.bridge.session

@@ -1,5 +1,6 @@
 """Balancer unit tests: scripted situations in the closed-loop plant (hil/plant.py: the balancer,
 a fake controller + car, a house load trace, CT readings every 300 ms), virtual clock."""
+from actors.balancer import FAULT_CT, FAULT_ENABLE, REQUEST_TAG
 from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import rapi
@@ -31,7 +32,7 @@ def car(**kw):
 
 
 class Faults(Actor):
-    """Keeps the balancer.fault messages (the plant's recorder hears `error` only)."""
+    """Keeps the balancer.fault messages."""
 
     name = "faults"
     subscribes = (m.BALANCER_FAULT,)
@@ -97,8 +98,8 @@ def test_link_up_and_controller_boot_resend_pilot_and_enable():
     p.run_for(500)
     assert [c for _, c, _ in cmds(p)[n:]] == ["SC", "FE"]
     n = len(cmds(p))
-    p.sched.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :GS"))
-    p.sched.post(m.LINK_STATUS, (True, "OK"))
+    p.sched.post(m.LINK_STATUS, (False, "GS"))
+    p.sched.post(m.LINK_STATUS, (True, ""))
     p.run_for(500)
     assert [c for _, c, _ in cmds(p)[n:]] == ["SC", "FE"]
 
@@ -124,7 +125,7 @@ def test_failed_request_is_sent_again():
     p = Plant({"c_limit": 16}, ev=car())
     p.run_for(1000)
     n = len(cmds(p))
-    p.sched.post(m.RAPI_REPLY, ("balancer", None, (), "timeout"))
+    p.sched.send(p.balancer, m.RAPI_REPLY, (REQUEST_TAG, None, (), "timeout"))  # to the requester
     p.run_for(500)
     assert [c for _, c, _ in cmds(p)[n:]] == ["SC", "FE"]
 
@@ -289,14 +290,14 @@ def test_stale_ct_pauses_once_and_recovers():
     p.run_for(5000)
     fs = [t for t, c, _ in cmds(p, last) if c == "FS"]
     assert fs and fs[0] <= last + 3000 + 300 + 100
-    errs = [e for _, e in p.recorder.errors if e[0] == "ct"]
+    errs = [e for _, e in p.recorder.ct_faults if e[0] == FAULT_CT]
     assert len(errs) == 1 and errs[0][2] == "CT data stale"
     assert p.recorder.targets[-1][1] == (0, "stale CT")
     p.run_for(10000)
-    assert len([e for _, e in p.recorder.errors if e[0] == "ct"]) == 1  # once
+    assert len([e for _, e in p.recorder.ct_faults if e[0] == FAULT_CT]) == 1  # once
     p.start_ct()
     p.run_for(15000)
-    assert p.recorder.errors[-1][1][2] == "CT data fresh again"
+    assert p.recorder.ct_faults[-1][1][2] == "CT data fresh again"
     assert cmds(p)[-1][1] == "FE" and p.charging()
 
 
@@ -325,7 +326,7 @@ def test_dynamic_with_no_ct_fitted_falls_back():
     p = Plant(dyn(cte=0, stale_ms=1000), ev=car())
     p.run_for(3000)
     assert cmds(p)[-1][1] == "FS"
-    assert "no CT fitted" in p.recorder.errors[-1][1][2]
+    assert "no CT fitted" in p.recorder.ct_faults[-1][1][2]
 
 
 def test_c_limit_caps_and_c_min_floors_every_command():
@@ -442,8 +443,8 @@ def test_timer1_stops_when_the_car_draws_nothing():
     assert cmds(p)[-1][1] == "FE"
     p.run_for(2000)
     assert cmds(p)[-1][1] == "FS"
-    assert f.got == [("enable", "timer1", "charging stopped: car draws < 0.5 A")]
-    assert not p.recorder.errors  # a domain fault, not an MQTT-shaped error
+    assert f.got == [(FAULT_ENABLE, "timer1", "charging stopped: car draws < 0.5 A")]
+    assert not p.recorder.ct_faults  # a domain fault, not an MQTT-shaped error
     assert p.recorder.targets[-1][1] == (0, "stopped")
 
 
@@ -455,7 +456,7 @@ def test_timer2_stops_when_no_car_is_connected():
     assert cmds(p)[-1][1] == "FE"
     p.run_for(2000)
     assert cmds(p)[-1][1] == "FS"
-    assert f.got == [("enable", "timer2", "charging stopped: no car connected")]
+    assert f.got == [(FAULT_ENABLE, "timer2", "charging stopped: no car connected")]
 
 
 def test_timers_1_and_2_do_not_apply_with_plug_and_charge():
@@ -471,7 +472,7 @@ def test_timer3_stops_a_car_that_draws_more_than_allowed():
     assert p.charging()
     p.run_for(20000)
     assert cmds(p)[-1][1] == "FS"
-    assert [x[:2] for x in f.got] == [("enable", "timer3")]
+    assert [x[:2] for x in f.got] == [(FAULT_ENABLE, "timer3")]
     assert "more than allowed" in f.got[-1][2]
 
 

@@ -248,8 +248,8 @@ def test_stale_ct_falls_back_within_stale_ms_plus_one_reading(action, stale_s, s
         else:
             fb = [t for t, c, a in after if c == "SC" and a[0] == 6]
         assert fb and fb[0] <= deadline, after
-        assert [e[1][2] for e in p.recorder.errors].count("CT data stale") == 1
+        assert [e[1][2] for e in p.recorder.ct_faults].count("CT data stale") == 1
     p.start_ct()
     p.run_for(15000)
     assert p.charging()
-    assert p.recorder.errors[-1][1][2] == "CT data fresh again"
+    assert p.recorder.ct_faults[-1][1][2] == "CT data fresh again"

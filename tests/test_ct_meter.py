@@ -333,9 +333,9 @@ def test_stream_garbage_is_ignored_and_resyncs():
     assert r.meter.decoder.errors == 2
 
 
-def test_ct_sample_message_injects_a_reading():
+def test_inject_puts_in_a_reading():
     r, _s = stream_rig(cte=123)
-    r.s.post(m.CT_SAMPLE, (5, (1.0, 2.0, None), (CT_OK, CT_OK, CT_NO_DATA)))
+    r.meter.inject((5, (1.0, 2.0, None), (CT_OK, CT_OK, CT_NO_DATA)))
     r.polls(1)
     t, amps, valid, flags = r.sink.got[-1]
     assert amps == (1.0, 2.0, 0.0) and valid == 0b011
@@ -363,10 +363,10 @@ def test_stream_repeating_one_seq_is_not_fresh():
     assert len(r.sink.got) == 4
 
 
-def test_ct_sample_with_a_repeated_seq_is_not_fresh():
+def test_injected_reading_with_a_repeated_seq_is_not_fresh():
     r, _s = stream_rig(cte=1)
     for _ in range(3):
-        r.s.post(m.CT_SAMPLE, (5, (1.0, None, None), (CT_OK, CT_NO_DATA, CT_NO_DATA)))
+        r.meter.inject((5, (1.0, None, None), (CT_OK, CT_NO_DATA, CT_NO_DATA)))
         r.polls(1)
     assert len(r.sink.got) == 1 and r.meter.repeats == 2
 
@@ -380,4 +380,4 @@ def test_balancer_goes_stale_while_the_feed_repeats_one_line():
     for _ in range(30):  # 3 s of one repeated line
         s.write(line)
         r.polls(5)
-    assert bal.stale and bal.stats["stale"] == 1
+    assert bal.ct.stale and bal.stats["stale"] == 1

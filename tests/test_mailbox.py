@@ -22,14 +22,14 @@ def make():
 
 def test_post_reaches_every_subscriber_in_order():
     _, s, _ = make()
-    a = s.add(Recorder("a", (m.STATUS_REQUEST, m.ERROR)))
-    b = s.add(Recorder("b", (m.ERROR,)))
-    s.post(m.STATUS_REQUEST, 1)
-    s.post(m.ERROR, 2)
-    s.post(m.STATUS_REQUEST, 3)
+    a = s.add(Recorder("a", (m.CHARGE_COMMAND, m.SETTING_REJECTED)))
+    b = s.add(Recorder("b", (m.SETTING_REJECTED,)))
+    s.post(m.CHARGE_COMMAND, 1)
+    s.post(m.SETTING_REJECTED, 2)
+    s.post(m.CHARGE_COMMAND, 3)
     s.run_once()
-    assert a.seen == [(m.STATUS_REQUEST, 1), (m.ERROR, 2), (m.STATUS_REQUEST, 3)]
-    assert b.seen == [(m.ERROR, 2)]
+    assert a.seen == [(m.CHARGE_COMMAND, 1), (m.SETTING_REJECTED, 2), (m.CHARGE_COMMAND, 3)]
+    assert b.seen == [(m.SETTING_REJECTED, 2)]
 
 
 def test_run_to_completion_posts_during_handle_are_queued_not_reentrant():
@@ -38,16 +38,16 @@ def test_run_to_completion_posts_during_handle_are_queued_not_reentrant():
 
     class Chain(Actor):
         name = "chain"
-        subscribes = (m.STATUS_REQUEST,)
+        subscribes = (m.CHARGE_COMMAND,)
 
         def handle(self, kind, payload):
             order.append(("start", payload))
             if payload < 3:
-                self.post(m.STATUS_REQUEST, payload + 1)
+                self.post(m.CHARGE_COMMAND, payload + 1)
             order.append(("end", payload))
 
     s.add(Chain())
-    s.post(m.STATUS_REQUEST, 1)
+    s.post(m.CHARGE_COMMAND, 1)
     s.run_once()
     assert order == [("start", 1), ("end", 1), ("start", 2), ("end", 2), ("start", 3), ("end", 3)]
 
@@ -137,7 +137,7 @@ def test_crashing_actor_is_restarted_and_loop_survives():
 
     class Fragile(Actor):
         name = "fragile"
-        subscribes = (m.STATUS_REQUEST,)
+        subscribes = (m.CHARGE_COMMAND,)
 
         def __init__(self):
             super().__init__()
@@ -154,16 +154,16 @@ def test_crashing_actor_is_restarted_and_loop_survives():
             self.handled.append(payload)
 
     f = s.add(Fragile())
-    other = s.add(Recorder("other", (m.STATUS_REQUEST,)))
-    s.post(m.STATUS_REQUEST, "boom")
-    s.post(m.STATUS_REQUEST, "after")
+    other = s.add(Recorder("other", (m.CHARGE_COMMAND,)))
+    s.post(m.CHARGE_COMMAND, "boom")
+    s.post(m.CHARGE_COMMAND, "after")
     s.run_once()
     assert f.crashes == 1 and f.starts == 2
     assert any("fragile crashed: RuntimeError bad input" in t for t in logs)
     assert [p for _, p in other.seen] == ["boom", "after"]
     # Its old timer was dropped with the crash; the restart armed exactly one new one.
     assert sum(1 for t in s._timers if t.owner is f) == 1
-    s.post(m.STATUS_REQUEST, "later")
+    s.post(m.CHARGE_COMMAND, "later")
     s.run_once()
     assert f.handled[-1] == "later"
 
@@ -175,18 +175,18 @@ def test_actor_that_keeps_crashing_is_stopped_and_escalated():
 
     class Bad(Actor):
         name = "bad"
-        subscribes = (m.STATUS_REQUEST,)
+        subscribes = (m.CHARGE_COMMAND,)
 
         def handle(self, kind, payload):
             raise ValueError("always")
 
     b = s.add(Bad())
     for _ in range(10):
-        s.post(m.STATUS_REQUEST, 1)
+        s.post(m.CHARGE_COMMAND, 1)
         s.run_once()
     assert fatal == [b]
     assert b.crashes == 6
-    s.post(m.STATUS_REQUEST, 1)  # no longer subscribed; nothing raises
+    s.post(m.CHARGE_COMMAND, 1)  # no longer subscribed; nothing raises
     s.run_once()
 
 
@@ -218,13 +218,13 @@ def test_delivery_budget_bounds_one_pass():
 
     class Flood(Actor):
         name = "flood"
-        subscribes = (m.STATUS_REQUEST,)
+        subscribes = (m.CHARGE_COMMAND,)
 
         def handle(self, kind, payload):
-            self.post(m.STATUS_REQUEST, payload)  # infinite chain
+            self.post(m.CHARGE_COMMAND, payload)  # infinite chain
 
     s.add(Flood())
-    s.post(m.STATUS_REQUEST, 0)
+    s.post(m.CHARGE_COMMAND, 0)
     s.run_once()  # must return despite the endless chain
     assert s.delivered <= 2 * 10
 

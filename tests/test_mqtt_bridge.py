@@ -130,7 +130,7 @@ def test_retained_one_shot_commands_are_refused_and_retained_settings_applied():
         err = r.errors(r.send(sub, raw, retained=True))
         assert err and "retained" in err[0]["error"], sub
     assert r.settings.get("breaker") == 30  # delete_settings did not run
-    assert not r.sink.of(m.CHARGE_COMMAND) and not r.sink.of(m.RAPI_REQUEST)
+    assert not r.sink.of(m.CHARGE_COMMAND) and not r.requests()
     out = r.send("set_breaker", "20", retained=True)  # a retained value is idempotent: applied
     assert r.settings.get("breaker") == 20 and not r.errors(out)
 
@@ -162,9 +162,9 @@ def test_time_and_energy_limits_need_a_connected_vehicle():
     r.run()
     assert not r.errors(r.send("set_t_limit", "4"))
     assert not r.errors(r.send("set_e_limit", "10"))
-    assert r.sink.of(m.RAPI_REQUEST) == [("mqtt:S3", "S3", (4,)), ("mqtt:SH", "SH", (10,))]
-    r.sched.post(m.RAPI_REPLY, ("mqtt:S3", True, [], "$OK :41^xx"))
-    r.sched.post(m.RAPI_REPLY, ("mqtt:SH", False, [], "$NK :42^xx"))
+    assert r.requests() == [("mqtt:S3", "S3", (4,)), ("mqtt:SH", "SH", (10,))]
+    r.reply("mqtt:S3", True, [], "$OK :41^xx")
+    r.reply("mqtt:SH", False, [], "$NK :42^xx")
     r.run()
     assert r.published("responseST") == ["$OK"]
     assert r.published("responseSH") == ["$NK"]
@@ -178,15 +178,15 @@ def test_rapi_request_passes_the_allow_list_only():
     r.connect()
     for ok in ("GV", "GS", "GG", "SL 2", "SA 220 0", "S2 1", "T0 20", "FP 0 0 Hi", "G0"):
         assert not r.errors(r.send("rapi_request", ok)), ok
-    assert [p[1] for p in r.sink.of(m.RAPI_REQUEST)] == ["GV", "GS", "GG", "SL", "SA", "S2", "T0", "FP", "G0"]
-    assert r.sink.of(m.RAPI_REQUEST)[3] == ("mqtt:rapi", "SL", ("2",))
+    assert [p[1] for p in r.requests()] == ["GV", "GS", "GG", "SL", "SA", "S2", "T0", "FP", "G0"]
+    assert r.requests()[3] == ("mqtt:rapi", "SL", ("2",))
     for bad in ("SC 32", "FE", "FD", "FS", "FR", "FF G 0", "SY 0 0", "Z0 1 2", "SK 0", "$GV", "gv",
                 "GV^35", "G", "GV :01", "FP 0 0 " + "x" * 30, "S4 0"):
         err = r.errors(r.send("rapi_request", bad))
         assert err and err[0]["topic"] == "rapi_request", bad
-    assert len(r.sink.of(m.RAPI_REQUEST)) == 9
-    r.sched.post(m.RAPI_REPLY, ("mqtt:rapi", True, ["8.2.3", "5.2.1"], "$OK 8.2.3 5.2.1 :41^12"))
-    r.sched.post(m.RAPI_REPLY, ("mqtt:rapi", None, (), "link down"))
+    assert len(r.requests()) == 9
+    r.reply("mqtt:rapi", True, ["8.2.3", "5.2.1"], "$OK 8.2.3 5.2.1 :41^12")
+    r.reply("mqtt:rapi", None, (), "link down")
     r.run()
     assert r.published("rapi_response") == ["$OK 8.2.3 5.2.1", "No response from EVSE (link down)"]
 
@@ -196,21 +196,21 @@ def test_set_lcd_writes_fp_lines_that_fit_and_answers_once():
     r.connect()
     text = "Charging at 16 A  tariff: low"
     assert not r.errors(r.send("set_lcd", text))
-    reqs = r.sink.of(m.RAPI_REQUEST)
+    reqs = r.requests()
     assert reqs and all(q[0] == "mqtt:lcd" and q[1] == "FP" for q in reqs)
     for q in reqs:
         assert len(rapi.build(q[1], q[2], 0xFF)) <= rapi.MAX_LINE + 1  # + CR
     for q in reqs[:-1]:
-        r.sched.post(m.RAPI_REPLY, ("mqtt:lcd", True, [], "$OK"))
+        r.reply("mqtt:lcd", True, [], "$OK")
     r.run()
     assert r.published("responseLCD") == []  # one reply for the whole text
-    r.sched.post(m.RAPI_REPLY, ("mqtt:lcd", True, [], "$OK"))
+    r.reply("mqtt:lcd", True, [], "$OK")
     r.run()
     assert r.published("responseLCD") == ["$OK"]
     assert r.errors(r.send("set_lcd", "x" * 33))
-    n = len(r.sink.of(m.RAPI_REQUEST))
+    n = len(r.requests())
     assert not r.errors(r.send("erase_lcd", "1"))
-    assert len(r.sink.of(m.RAPI_REQUEST)) == n + len(rapi.erase_commands())
+    assert len(r.requests()) == n + len(rapi.erase_commands())
 
 
 def test_delete_settings_restores_defaults_at_once_keeps_the_network_and_answers():
@@ -259,7 +259,7 @@ def test_get_status_publishes_everything_it_lists():
     r.sched.post(m.EVSE_PLUG, 1)
     r.sched.post(m.BALANCER_TARGET, (16, "static"))
     r.sched.post(m.PHASES, (1, 1))
-    r.sched.post(m.LINK_STATUS, (True, "OK"))
+    r.sched.post(m.LINK_STATUS, (True, ""))
     r.run()
     r.client.sent.clear()
     r.send("get_status", "1")
@@ -285,7 +285,7 @@ def test_telemetry_deadbands_and_link_down_state():
     r.sched.post(m.CT_READING, (0, (10.3, 0.0, 0.0), 0b001, (0, 0, 0)))
     r.run(2100)
     assert r.published("current1") == ["10.00", "10.30"]
-    r.sched.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :GS"))
+    r.sched.post(m.LINK_STATUS, (False, "GS"))
     r.sched.post(m.EVSE_PLUG, 2)  # rapi_link decides the plug state (unknown while the link is down)
     r.run()
     assert r.published("connection")[-1] == "CON_ERROR_FAILED_COM :GS"
@@ -497,15 +497,31 @@ def test_slow_reply_publishes_timeout_only_with_the_debug_switch():
     assert r.published("timeout") == ["612"]
 
 
-def test_balancer_fault_gives_the_same_error_json_as_the_old_error_kind():
+def test_balancer_fault_codes_map_to_the_error_json_topics():
+    """The balancer speaks the domain (auto_stop, ct, solar); the bridge picks the topic."""
+    from actors.balancer import FAULT_CT, FAULT_ENABLE
+    from actors.balancer_regulation import FAULT_SOLAR
+
     r = BridgeRig()
     r.connect()
-    r.sched.post(m.ERROR, ("enable", 1800, "auto-stop: timer1 expired"))
-    r.sched.post(m.BALANCER_FAULT, ("enable", 1800, "auto-stop: timer1 expired"))
+    r.sched.post(m.BALANCER_FAULT, (FAULT_ENABLE, 1800, "auto-stop: timer1 expired"))
+    r.sched.post(m.BALANCER_FAULT, (FAULT_CT, "3000", "CT data stale"))
+    r.sched.post(m.BALANCER_FAULT, (FAULT_SOLAR, "1", "solar mode needs set_neg_amp 1"))
     r.run()
     errs = r.errors()
-    assert len(errs) == 2 and errs[0] == errs[1]
-    assert errs[0] == {"topic": "enable", "value": "1800", "error": "auto-stop: timer1 expired"}
+    assert errs == [{"topic": "enable", "value": "1800", "error": "auto-stop: timer1 expired"},
+                    {"topic": "ct", "value": "3000", "error": "CT data stale"},
+                    {"topic": "set_solar", "value": "1", "error": "solar mode needs set_neg_amp 1"}]
+
+
+def test_a_rejected_setting_is_reported_under_its_topic():
+    r = BridgeRig()
+    r.connect()
+    r.sched.post(m.SETTING_REJECTED, ("TFO", "1000", "too big"))
+    r.sched.post(m.SETTING_REJECTED, ("nosuch", "1", "unknown setting"))
+    r.run()
+    assert r.errors() == [{"topic": "set_TFO", "value": "1000", "error": "too big"},
+                          {"topic": "nosuch", "value": "1", "error": "unknown setting"}]
 
 
 def test_actor_stopped_is_an_error_and_a_link_actor_also_sets_connection():
@@ -528,7 +544,7 @@ def test_state_comes_only_from_evse_plug_and_enable_from_evse_state():
     r = BridgeRig()
     r.connect()
     r.sched.post(m.EVSE_STATE, (3, 3, 16, 0x0140))  # charging, but no plug decision yet
-    r.sched.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :GS"))
+    r.sched.post(m.LINK_STATUS, (False, "GS"))
     r.run()
     assert r.published("state") == [] and r.published("enable") == ["2"]
     r.sched.post(m.EVSE_PLUG, 1)

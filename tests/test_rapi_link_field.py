@@ -17,7 +17,7 @@ class Pilot(Actor):
 
     def handle(self, kind, payload):
         if kind == m.EVSE_BOOT or (kind == m.LINK_STATUS and payload[0]):
-            self.post(m.RAPI_REQUEST, ("bal", "SC", (self.amps, "V")))
+            self.post(m.RAPI_REQUEST, (None, "bal", "SC", (self.amps, "V")))  # fire and forget
 
 
 def answer_all(r, script, limit=40):
@@ -91,7 +91,7 @@ def test_pilot_goes_during_the_controllers_post_so_it_never_offers_its_saved_cur
 def test_late_reply_while_down_brings_the_link_up():
     r = Rig()
     r.bring_up()
-    r.s.post(m.RAPI_REQUEST, ("user", "GE", None))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "user", "GE", None))
     r.run()
     _, _, seq = r.last()
     r.run(3500)
@@ -106,7 +106,7 @@ def test_stall_of_1300_ms_at_plug_in_is_not_a_link_fault():
     r = Rig(timer13=500)
     r.bring_up()
     answer_all(r, STOCK)
-    r.s.post(m.RAPI_REQUEST, ("user", "GE", None))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "user", "GE", None))
     r.run(1300)
     assert r.link.up
     # the controller wakes up and answers what waited in its buffer, in order
@@ -125,7 +125,7 @@ def test_no_more_than_the_controllers_64_byte_buffer_goes_unanswered():
     r.bring_up()
     answer_all(r, STOCK)
     for i in range(10):
-        r.s.post(m.RAPI_REQUEST, ("u%d" % i, "GE", None))
+        r.s.post(m.RAPI_REQUEST, (r.sink, "u%d" % i, "GE", None))
     r.run(5000)  # a long stall: retries pile up in the controller's RX buffer
     assert r.link.wire.bytes <= 64
     assert sum(len(l) for l in r.wire.sent[-20:]) > 64  # there was more to send
@@ -153,7 +153,7 @@ def test_unsupported_command_is_not_a_link_fault_and_stops_being_polled():
     r.bring_up()
     answer_all(r, STOCK)
     for _ in range(3):
-        r.s.post(m.RAPI_REQUEST, ("poll", "G0", None))
+        r.s.post(m.RAPI_REQUEST, (r.sink, "poll", "G0", None))
         r.run()
         r.answer("$NK")  # with our id: the command is not compiled in
     assert not r.link.dialect.supports("G0")
@@ -167,7 +167,7 @@ def test_reported_pilot_is_what_the_controller_accepted():
     # Defect: max_charging_current showed the request ($SC 32 V -> $NK 24 reported 32).
     r = Rig(c_limit=32, breaker=40)
     r.bring_up()
-    r.s.post(m.RAPI_REQUEST, ("bal", "SC", (32, "V")))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "bal", "SC", (32, "V")))
     r.run()
     r.answer("$NK 24")
     assert r.sink.of(m.EVSE_PILOT)[-1] == 24
@@ -188,7 +188,7 @@ def test_bare_nk_to_a_pilot_cut_is_sent_again_until_it_runs():
     r = Rig()
     r.bring_up()
     answer_all(r, STOCK)
-    r.s.post(m.RAPI_REQUEST, ("bal", "SC", (12, "V")))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "bal", "SC", (12, "V")))
     r.run()
     r.s.post(m.RAPI_RX_LINE, b"$NK^21")
     r.run()
@@ -202,7 +202,7 @@ def test_bare_nk_to_sleep_is_sent_again():
     r = Rig()
     r.bring_up()
     answer_all(r, STOCK)
-    r.s.post(m.RAPI_REQUEST, ("bal", "FS", None))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "bal", "FS", None))
     r.run()
     r.s.post(m.RAPI_RX_LINE, b"$NK^21")
     r.run()
@@ -213,7 +213,7 @@ def test_sleep_that_does_not_show_in_the_state_is_sent_again():
     r = Rig()
     r.bring_up()
     answer_all(r, STOCK)
-    r.s.post(m.RAPI_REQUEST, ("bal", "FS", None))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "bal", "FS", None))
     r.run()
     r.answer("$OK")
     assert r.last()[0] == "GS"  # its effect is read back
@@ -225,7 +225,7 @@ def test_sleep_on_the_controllers_own_limit_is_not_undone():
     r = Rig()
     r.bring_up()
     answer_all(r, STOCK)
-    r.s.post(m.RAPI_REQUEST, ("bal", "FE", None))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "bal", "FE", None))
     r.run()
     r.answer("$OK")
     r.answer("$OK 03 10 03 0540")
@@ -239,7 +239,7 @@ def test_pilot_above_the_request_in_a_reply_is_sent_again():
     r = Rig()
     r.bring_up()
     answer_all(r, STOCK)
-    r.s.post(m.RAPI_REQUEST, ("bal", "SC", (10, "V")))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "bal", "SC", (10, "V")))
     r.run()
     r.answer("$OK 19")
     assert [parse_sent(l)[:2] for l in r.wire.sent].count(("SC", ["10", "V"])) == 2
@@ -250,7 +250,7 @@ def test_bare_ok_to_a_pilot_change_is_read_back_and_corrected():
     r = Rig()
     r.bring_up()
     answer_all(r, STOCK)
-    r.s.post(m.RAPI_REQUEST, ("bal", "SC", (10, "V")))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "bal", "SC", (10, "V")))
     r.run()
     r.answer("$OK")
     assert r.last()[0] == "GC"
@@ -262,7 +262,7 @@ def test_async_pilot_that_differs_from_the_target_is_corrected_at_once():
     r = Rig()
     r.bring_up()
     answer_all(r, STOCK)
-    r.s.post(m.RAPI_REQUEST, ("bal", "SC", (10, "V")))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "bal", "SC", (10, "V")))
     r.run()
     r.answer("$OK 10")
     r.s.post(m.RAPI_RX_LINE, reply("$AT 03 03 19 0540"))  # raised behind our back
@@ -275,7 +275,7 @@ def test_controller_ceiling_is_not_fought():
     r = Rig()
     r.bring_up()
     answer_all(r, STOCK)
-    r.s.post(m.RAPI_REQUEST, ("bal", "SC", (16, "V")))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "bal", "SC", (16, "V")))
     r.run()
     r.answer("$NK 12")
     n = len(r.wire.sent)
@@ -293,12 +293,12 @@ def test_every_sc_passes_the_gate_whatever_the_settings():
     # with breaker 10 sent $SC 32.
     r = Rig(c_limit=10, c_min_limit=20, breaker=25)
     r.bring_up()
-    r.s.post(m.RAPI_REQUEST, ("bal", "SC", (20, "V")))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "bal", "SC", (20, "V")))
     r.run()
     assert r.last()[:2] == ("SC", ["10", "V"])
     r2 = Rig(c_limit=32, breaker=10)
     r2.bring_up()
-    r2.s.post(m.RAPI_REQUEST, ("bal", "SC", (32,)))  # and never to EEPROM
+    r2.s.post(m.RAPI_REQUEST, (r2.sink, "bal", "SC", (32,)))  # and never to EEPROM
     r2.run()
     assert r2.last()[:2] == ("SC", ["10", "V"])
 

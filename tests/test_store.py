@@ -450,14 +450,14 @@ def test_a_corrupt_slot_is_reported_once_on_the_console_and_the_error_topic(tmp_
         f.write(b"\xff\xff")  # a flipped byte: .b is no longer valid
     w = World(state_dir=str(tmp_path), latency=False, stalls=False)
     try:
-        rec = w.sched.add(Recorder("errs", (m.ERROR,)))
+        rec = w.sched.add(Recorder("errs", (m.SETTING_REJECTED,)))
         w.run_for(100)
         assert w.app.settings.get("breaker") == 20  # the older, valid record
         lines = [x for x in w.console.lines if "settings.b corrupt" in x]
         assert len(lines) == 1 and "loaded settings.a (seq 1)" in lines[0]
-        errs = [p for p in rec.of(m.ERROR) if p[0] == "settings"]
+        errs = [p for p in rec.of(m.SETTING_REJECTED) if p[0] == "settings"]
         assert errs == [("settings", "settings.b", "corrupt slot ignored; loaded settings.a (seq 1)")]
         w.run_for(10000)
-        assert len([p for p in rec.of(m.ERROR) if p[0] == "settings"]) == 1  # once
+        assert len([p for p in rec.of(m.SETTING_REJECTED) if p[0] == "settings"]) == 1  # once
     finally:
         w.close()

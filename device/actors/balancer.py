@@ -15,7 +15,9 @@ only writer of a pause; min_off), evse_sync (what the controller was told), phas
 arithmetic is dinamics.headroom. The actor
 keeps time and I/O: this file turns messages into state and sends the result (`_apply`); the
 regulation's named steps are its other half, actors.balancer_regulation. Every RAPI command
-goes out as rapi.request tagged REQUEST_TAG.
+goes out as rapi.request (self, REQUEST_TAG, cmd, args): rapi_link sends the rapi.reply back to
+the balancer alone. The plug comes from evse.plug only (rapi_link decides it, dinamics.rapi.plug_of);
+evse.state gives the state (C: a session) and the advertised pilot.
 """
 
 from actors.balancer_regulation import (R_SOLAR_WAIT, R_STALE, R_STATIC, REQUEST_TAG, TICK_MS,
@@ -39,7 +41,8 @@ ENABLE_SLEEP = ci.SLEEP
 _ENABLE_CMD = {ENABLE_OFF: "FD", ENABLE_ON: "FE", ENABLE_SLEEP: "FS"}
 
 TIMER_TICK = "tick"  # the TICK_MS housekeeping timer (timer4: TIMER_SHORTAGE)
-FAULT_ENABLE = "enable"  # balancer.fault code of an auto-stop (details: charge_intent.STOP_*)
+FAULT_ENABLE = "auto_stop"  # balancer.fault code of an auto-stop (details: charge_intent.STOP_*)
+FAULT_CT = "ct"  # balancer.fault code of stale CT data: detail the age in ms, or "ok" when fresh again
 
 # Reasons posted with balancer.target besides the regulation's (actors.balancer_regulation)
 R_WAIT_CT = "waiting for CT"  # (off / sleep / stopped: dinamics.charge_intent)
@@ -51,7 +54,7 @@ _DYNAMIC_SETTINGS = ("c_limit", "c_min_limit", "dinamics", "breaker", "cte", "so
 class Balancer(Regulation):
     name = "balancer"
     subscribes = (m.LINK_STATUS, m.EVSE_STATE, m.EVSE_BOOT, m.CHARGE_COMMAND, m.SETTING_CHANGED,
-                  m.RAPI_REPLY, m.CT_READING, m.EVSE_CURRENT, m.EVSE_PLUG, m.NET_STATUS)
+                  m.CT_READING, m.EVSE_CURRENT, m.EVSE_PLUG, m.NET_STATUS)  # + rapi.reply, sent
     inbox_size = 32
 
     def __init__(self, settings):
@@ -166,7 +169,7 @@ class Balancer(Regulation):
             if self._pc() and not was:
                 self._auto_enable()
             self._apply()
-        elif kind == m.RAPI_REPLY and payload[0] == REQUEST_TAG:
+        elif kind == m.RAPI_REPLY and payload[0] == REQUEST_TAG:  # (sent to us: our requests)
             sync = self.sync
             if sync.on_reply(payload[1], payload[2], payload[3]):
                 self.log(m.WARNING, "controller caps the pilot at %d A (asked %d)"
@@ -236,12 +239,6 @@ class Balancer(Regulation):
         if vflags is not None:
             self.vflags = vflags
         now = self.now()
-        if st == rapi.STATE_A:
-            self._set_connected(False)
-        elif st in (rapi.STATE_B, rapi.STATE_C, rapi.STATE_D):
-            self._set_connected(True)
-        elif st == rapi.STATE_SLEEP and vflags is not None:
-            self._set_connected(bool(vflags & rapi.VF_EV_CONNECTED))
         if st == rapi.STATE_C and prev != rapi.STATE_C:
             self.car.enter_c(now)
             self.phase_det.session_start()
@@ -264,6 +261,7 @@ class Balancer(Regulation):
         if conn:
             if self.charge.plugged_in(self._pc()):
                 self._activated()
+            self._post_phases()  # evse.plug follows evse.state: a session may have begun already
         else:
             self.phase_det.reset()
             self.ever_charged = False
@@ -299,7 +297,7 @@ class Balancer(Regulation):
         now = self.now()
         if self.ct.fresh_again():
             self.log(m.INFO, "CT data fresh again")
-            self.post(m.ERROR, ("ct", "ok", "CT data fresh again"))
+            self.post(m.BALANCER_FAULT, (FAULT_CT, "ok", "CT data fresh again"))
         if not self.car.charging and not self.car.may_draw(now):
             self.phase_det.baseline(self.ct.amps, 0.0)  # the EV draws nothing: the reference
         if self._dynamic():
@@ -339,7 +337,7 @@ class Balancer(Regulation):
             text = "CT data stale"
         self.log(m.WARNING, "%s (%d ms): %s" % (text, age, "pause" if s.get("stale_action") == 0
                                                  else "minimum current"))
-        self.post(m.ERROR, ("ct", str(age), text))
+        self.post(m.BALANCER_FAULT, (FAULT_CT, str(age), text))
         self.raise_since = self.short_since = self.resume_since = None
         self.waits.reset()
         if s.get("stale_action") == 0:
@@ -403,6 +401,6 @@ class Balancer(Regulation):
             return
         # pilot first: the controller applies it before the car may start on FE
         if self.sync.pilot_due(amps):
-            self.post(m.RAPI_REQUEST, (REQUEST_TAG, "SC", (amps, "V")))
+            self.post(m.RAPI_REQUEST, (self, REQUEST_TAG, "SC", (amps, "V")))
         if want is not None and self.sync.enable_due(want):
-            self.post(m.RAPI_REQUEST, (REQUEST_TAG, _ENABLE_CMD[want], None))
+            self.post(m.RAPI_REQUEST, (self, REQUEST_TAG, _ENABLE_CMD[want], None))

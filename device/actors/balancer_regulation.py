@@ -15,7 +15,7 @@ from dinamics.mailbox import Actor
 TICK_MS = 250  # housekeeping: stale check, $GG polling, timers 1-3
 REQUEST_TAG = "balancer"  # rapi.request / rapi.reply tag of every command the balancer sends
 TIMER_SHORTAGE = "timer4"  # a shortage pause is re-checked exactly timer4 after it began
-FAULT_SOLAR = "set_solar"  # balancer.fault: a solar mode that cannot work (no signed CT data)
+FAULT_SOLAR = "solar"  # balancer.fault: a solar mode that cannot work (no signed CT data)
 
 # Reasons posted with balancer.target
 R_STATIC = "static"
@@ -86,7 +86,7 @@ class Regulation(Actor):
     def _request_gg(self, now):
         self.car.asked(now)
         self.stats["gg_requests"] += 1
-        self.post(m.RAPI_REQUEST, (REQUEST_TAG, "GG", None))
+        self.post(m.RAPI_REQUEST, (self, REQUEST_TAG, "GG", None))
 
     def _ask_gg_again(self, now):
         """Ask for a $GG unless one was asked for within a tick."""

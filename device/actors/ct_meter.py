@@ -28,8 +28,8 @@ from dinamics.ct_math (ulab where present), calibration from the `calibration` s
 HIL mode (`port.ct_stream`: usb_cdc.data with timeout 0 on a board, a pyserial port on the host):
 bytes go to dinamics.ct_feed.CtFeedDecoder. An `R` line is a whole reading; `S` blocks (one CT
 each, analysed like a capture) are collected until every fitted CT has a fresh value. Readings
-can also be injected in-process with a `ct.sample` message carrying the decoder's tuple
-(seq, (a1, a2, a3), (f1, f2, f3)) (a None amp = no data).
+can also be injected in-process with inject() and the decoder's tuple (seq, (a1, a2, a3),
+(f1, f2, f3)) (a None amp = no data).
 A reading whose seq equals the previous one's is NOT fresh: a feed that keeps repeating one line
 (a stuck rig, a replayed buffer) posts nothing, counts `repeats` and logs once per run of
 repeats, so the balancer's stale_ms fallback triggers as if the feed had stopped.
@@ -101,7 +101,7 @@ class _Window:
 
 class CtMeter(Actor):
     name = "ct_meter"
-    subscribes = (m.SETTING_CHANGED, m.CT_SAMPLE)
+    subscribes = (m.SETTING_CHANGED,)
     inbox_size = 8
     polls = True
 
@@ -124,7 +124,7 @@ class CtMeter(Actor):
         self._got = 0
         self._last_empty = None
         self._adc_error_logged = False
-        self.repeats = 0  # R lines / ct.sample readings with the previous seq: not fresh
+        self.repeats = 0  # R lines / injected readings with the previous seq: not fresh
         self._last_seq = None
         self._repeat_logged = False
         self._configure()
@@ -175,8 +175,10 @@ class CtMeter(Actor):
         if kind == m.SETTING_CHANGED:
             if payload[0] in ("cte", "calibration", "mains_hz", "ct_cycles", "neg_amp"):
                 self._configure()
-        elif kind == m.CT_SAMPLE:
-            self._decoded(payload)
+
+    def inject(self, sample):
+        """A decoded HIL reading (seq, (a1, a2, a3), (f1, f2, f3)) as if the feed had sent it."""
+        self._decoded(sample)
 
     # --- the loop ----------------------------------------------------------------------------
     def poll(self, budget_ms):

@@ -6,8 +6,8 @@ dinamics.mqtt_inbound.translate (set_* -> setting.set for the settings actor, co
 or reports, anything rejected -> a JSON reply on Dinamics/<SN>/error, nothing changed).
 
 Out: telemetry from the firmware's messages, state topics retained (state, enable, connection,
-breaker, fwversion, settings, availability), responses, errors (error, balancer.fault,
-actor.stopped), debug_log from `log` messages, synctime/freeRAM/ip on timer12, Home Assistant
+breaker, fwversion, settings, availability), responses, errors (setting.rejected, balancer.fault,
+actor.stopped: the lower layers speak the domain, the topic names are chosen here), debug_log from `log` messages, synctime/freeRAM/ip on timer12, Home Assistant
 discovery. `state` is the plug state rapi_link decides (evse.plug); `enable` follows evse.state;
 `max_charging_current` is 0 while the balancer's target is 0, else what the controller accepted
 (evse.pilot), or the target until the controller has told.
@@ -17,6 +17,8 @@ mac = wifi.radio.mac_address (or microcontroller.cpu.uid), mem_free = gc.mem_fre
 ip() = str(wifi.radio.ipv4_address). The host port provides the same from the stdlib.
 """
 
+from actors.balancer import FAULT_ENABLE
+from actors.balancer_regulation import FAULT_SOLAR
 from dinamics import ha_discovery as ha
 from dinamics import messages as m
 from dinamics import mqtt_inbound as inb
@@ -24,7 +26,7 @@ from dinamics import mqtt_topics as mt
 from dinamics import rapi
 from dinamics import settings as st
 from dinamics.mailbox import Actor
-from dinamics.mqtt_session import Session
+from dinamics.mqtt_session import T_CONNECT, Session
 from dinamics.version import VERSION
 
 RECONFIG_DELAY_MS = 200
@@ -36,14 +38,20 @@ _CT_TOPICS = ("current1", "current2", "current3")
 _NET_NAMES = ("serial", "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_pass", "mqtt_tls")
 _LINK_ACTORS = ("rapi_link", "uart_link")
 _ENABLE_OF_STATE = {rapi.STATE_DISABLED: 1, rapi.STATE_SLEEP: 3}
+# balancer.fault code -> the "topic" of its error JSON (any other code: the code itself, e.g. "ct")
+_FAULT_TOPIC = {FAULT_ENABLE: "enable", FAULT_SOLAR: "set_solar"}
+# timer tags (T_CONNECT: the session's connect attempt)
+_T_TELE = "tele"  # telemetry every `timer`
+_T_SYNC = "sync"  # synctime / freeRAM / ip every `timer12`
+_T_DLOG = "dlog"  # debug_log flush every `timer10`
 
 
 class MqttBridge(Actor):
     name = "mqtt_bridge"
-    subscribes = (m.LOG, m.SETTING_CHANGED, m.ERROR, m.MQTT_OUT, m.CT_READING, m.EVSE_STATE,
+    subscribes = (m.LOG, m.SETTING_CHANGED, m.SETTING_REJECTED, m.CT_READING, m.EVSE_STATE,
                   m.EVSE_ASYNC, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_PLUG, m.EVSE_PILOT,
                   m.EVSE_SLOW_REPLY, m.LINK_STATUS, m.BALANCER_TARGET, m.BALANCER_FAULT,
-                  m.ACTOR_STOPPED, m.RAPI_REPLY, m.PHASES, m.SETTINGS_RESET)
+                  m.ACTOR_STOPPED, m.PHASES, m.SETTINGS_RESET)  # + rapi.reply, sent to it
     polls = True
     inbox_size = 48
 
@@ -87,9 +95,9 @@ class MqttBridge(Actor):
 
     def start(self):
         self._identity()
-        self._arm("tele", "timer")
-        self._arm("sync", "timer12")
-        self._arm("dlog", "timer10")
+        self._arm(_T_TELE, "timer")
+        self._arm(_T_SYNC, "timer12")
+        self._arm(_T_DLOG, "timer10")
         if self.settings.get("mqtt_host"):
             self.session.schedule(1)
 
@@ -220,12 +228,12 @@ class MqttBridge(Actor):
         elif act == inb.CHARGE:
             self._post_or_reject(sub, text, m.CHARGE_COMMAND, arg)
         elif act == inb.RAPI:
-            self._post_or_reject(sub, text, m.RAPI_REQUEST, arg)
+            self._post_or_reject(sub, text, m.RAPI_REQUEST, (self,) + arg)
         elif act == inb.LIMIT:
             if self.plug != 1:
                 why = "link to the EVSE is down" if self.plug == 2 or self.plug is None else "no vehicle connected"
                 self._reject(sub, text, "only with a vehicle connected: " + why)
-            elif self._post_or_reject(sub, text, m.RAPI_REQUEST, arg):
+            elif self._post_or_reject(sub, text, m.RAPI_REQUEST, (self,) + arg):
                 self._replies.sent(arg[0], text)
         elif act == inb.LCD:
             self._lcd_write(sub, text, arg[0], arg[1])
@@ -241,7 +249,7 @@ class MqttBridge(Actor):
 
     def _lcd_write(self, sub, text, tag, cmds):
         for cmd, args in cmds:
-            if not self.post(m.RAPI_REQUEST, (tag, cmd, args)):
+            if not self.post(m.RAPI_REQUEST, (self, tag, cmd, args)):
                 self._reject(sub, text, "busy: LCD text incomplete, send it again")
                 break
             self._replies.sent(tag)
@@ -267,8 +275,8 @@ class MqttBridge(Actor):
             if payload != self.plug:
                 self.plug = payload
                 self._pub("state", str(payload))
-        elif kind == m.LINK_STATUS:
-            self._connection(payload[1])
+        elif kind == m.LINK_STATUS:  # (up, the command left unanswered when down)
+            self._connection("OK" if payload[0] else "CON_ERROR_FAILED_COM :" + payload[1])
         elif kind == m.EVSE_ASYNC:
             self._pub("state_change", payload, True)
         elif kind == m.BALANCER_TARGET:
@@ -288,8 +296,10 @@ class MqttBridge(Actor):
             self._setting_changed(payload[0], payload[1])
         elif kind == m.SETTINGS_RESET:
             self._report("settings" if payload == st.RESET_SETTINGS else "wifi")
-        elif kind == m.ERROR or kind == m.BALANCER_FAULT:
-            self._reject(payload[0], payload[1], payload[2])  # code, detail, text
+        elif kind == m.BALANCER_FAULT:  # (code, detail, text)
+            self._reject(_FAULT_TOPIC.get(payload[0], payload[0]), payload[1], payload[2])
+        elif kind == m.SETTING_REJECTED:  # (name, raw value, why)
+            self._reject(_setting_topic(payload[0]), payload[1], payload[2])
         elif kind == m.ACTOR_STOPPED:
             self._reject("actor", payload, "stopped after repeated crashes")
             if payload in _LINK_ACTORS:
@@ -297,23 +307,18 @@ class MqttBridge(Actor):
         elif kind == m.EVSE_SLOW_REPLY:
             if mt.debug_on(self.settings, mt.DBG_TIMEOUT):
                 self._pub("timeout", str(payload))
-        elif kind == m.MQTT_OUT:
-            sub, text, retain = payload
-            if sub == "timeout" and not mt.debug_on(self.settings, mt.DBG_TIMEOUT):
-                return
-            self._pub(sub, text, False, bool(retain))
 
     def _timer(self, tag):
-        if tag == "connect":
+        if tag == T_CONNECT:
             self._connect()
-        elif tag == "tele":
+        elif tag == _T_TELE:
             self._status(False)
-        elif tag == "sync":
+        elif tag == _T_SYNC:
             self._pub("synctime", str(self.sched.clock.epoch()))
             mem = getattr(self.port, "mem_free", None)
             self._pub("freeRAM", str((mem() if mem else 0) // 1024))
             self._pub("ip", self._ip())
-        elif tag == "dlog":
+        elif tag == _T_DLOG:
             self._ring.due = True
 
     def _ip(self):
@@ -388,11 +393,11 @@ class MqttBridge(Actor):
             self._pub(name, str(value))
         self._report(mt.group_of(name))  # the acknowledgement: settings/timers/debug/wifi JSON
         if name == "timer":
-            self._arm("tele", "timer")
+            self._arm(_T_TELE, "timer")
         elif name == "timer10":
-            self._arm("dlog", "timer10")
+            self._arm(_T_DLOG, "timer10")
         elif name == "timer12":
-            self._arm("sync", "timer12")
+            self._arm(_T_SYNC, "timer12")
         elif name == "ha_discovery":
             self._ha_next = 0
             self._ha_remove = not value
@@ -400,3 +405,10 @@ class MqttBridge(Actor):
             self._identity()
             if self.config() != self.session.cfg:
                 self._reconfigure()
+
+
+def _setting_topic(name):
+    """The topic a rejected setting is reported under: its set_* topic, else its name."""
+    if name in st.NAMES:
+        return st.row(name)[st.TOPIC] or name
+    return name

@@ -16,6 +16,7 @@ from dinamics.mailbox import Actor
 
 TICK_MS = 10000
 NO_BROKER_EVERY = 6  # ticks: the "no broker" line once a minute
+_T_TICK = "tick"  # timer tag: look at the settings and the IP every TICK_MS
 
 
 class NetConsole(Actor):
@@ -36,7 +37,7 @@ class NetConsole(Actor):
         self._ticks = 0
 
     def start(self):
-        self.every(TICK_MS, "tick")
+        self.every(TICK_MS, _T_TICK)
         self._check_config()
         self.report()
 

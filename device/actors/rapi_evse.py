@@ -9,7 +9,7 @@ from dinamics import messages as m
 from dinamics import rapi
 from dinamics.evse_watch import GIVE_UP
 
-POLL = "poll"  # request tags the link uses for itself (never answered with rapi.reply)
+POLL = "poll"  # request tags the link uses for itself (requester None: never answered)
 LINK = "link"
 PROBE = "probe"
 T_HB = "hb"  # timer tag of the heartbeat pulse
@@ -47,8 +47,7 @@ class EvseSync:
             elif cmd == "GU":
                 self.post(m.EVSE_ENERGY, d.parse_gu(fields))
             elif cmd == "GC":
-                c = rapi.parse_gc(fields)
-                self.post(m.EVSE_CAPACITY, c)
+                c = rapi.parse_gc(fields)  # the pilot it shows; (min, hmax) nobody needs
                 if c[2] is not None and not d.variant():  # emulators put other things there
                     self._pilot_seen(c[2])
                     self._check_pilot()
@@ -56,8 +55,7 @@ class EvseSync:
                 self._set_plug(rapi.parse_g0(fields))
             elif cmd == "GV":
                 fw, ver = rapi.parse_gv(fields)
-                d.on_version(fw, ver)
-                self.post(m.EVSE_VERSION, (fw, ver))
+                d.on_version(fw, ver)  # the dialect; logged once per controller below
                 if d.should_report():
                     self.log(m.INFO, "controller dialect: " + d.describe())
             elif cmd == "SY":
@@ -122,12 +120,9 @@ class EvseSync:
         was = self.state
         self.state = state
         self.post(m.EVSE_STATE, (state, pilot, amps, vflags))
-        if state in (rapi.STATE_B, rapi.STATE_C, rapi.STATE_D):
-            self._set_plug(1)
-        elif state == rapi.STATE_A:
-            self._set_plug(0)
-        elif vflags is not None and state in (rapi.STATE_SLEEP, rapi.STATE_DISABLED):
-            self._set_plug(1 if vflags & rapi.VF_EV_CONNECTED else 0)
+        plug = rapi.plug_of(state, vflags)
+        if plug is not None:
+            self._set_plug(plug)  # after evse.state: its receivers see the state first
         charging = state == rapi.STATE_C
         if charging != self.charging:
             self.charging = charging

@@ -29,7 +29,7 @@ from dinamics.rapi_dialect import Dialect, fits
 from dinamics.rapi_queue import Req, RequestQueue
 from dinamics.rapi_wire import Wire
 
-# request tags the link uses for itself (never answered with rapi.reply)
+# request tags the link uses for itself (requester None: never answered)
 _INTERNAL = (POLL, LINK, PROBE)
 # timer tags (T_HB and the poll commands belong to rapi_evse)
 _T_PROBE = "probe"
@@ -86,8 +86,8 @@ class RapiLink(EvseSync, Actor):
     def handle(self, kind, payload):
         if kind == m.RAPI_RX_LINE:
             self._rx(payload)
-        elif kind == m.RAPI_REQUEST:
-            self.request(payload[0], payload[1], payload[2])
+        elif kind == m.RAPI_REQUEST:  # (requester, tag, cmd, args)
+            self.request(payload[1], payload[2], payload[3], requester=payload[0])
         elif kind == m.TIMER:
             self._timer(payload)
         elif kind == m.SETTING_CHANGED and self.up:
@@ -97,10 +97,11 @@ class RapiLink(EvseSync, Actor):
             elif name == "TFO" or name in ("timer5", "timer6", "timer7", "timer8", "timer9"):
                 self._arm_polls()
 
-    def request(self, tag, cmd, args=None, head=False):
-        """Queue a command. Safety commands go first; a refusal is answered, never silent."""
+    def request(self, tag, cmd, args=None, head=False, requester=None):
+        """Queue a command. Safety commands go first; a refusal is answered, never silent. The
+        answer (rapi.reply) is sent to `requester` alone; None: the link's own, nobody is told."""
         if not self.up:
-            self._answer(tag, None, (), "link down")
+            self._answer(Req(requester, tag, cmd, args), None, (), "link down")
             return
         if tag == POLL and self.queue.has_poll(POLL, cmd):
             return
@@ -110,13 +111,15 @@ class RapiLink(EvseSync, Actor):
             amps = gate_sc(args[0] if args else None, self.settings)
             args = (amps, "V")
             self.watch.pilot_want = amps
-        for r, why in self.queue.add(Req(tag, cmd, args), head):
-            self._answer(r.tag, None, (), why)
+        for r, why in self.queue.add(Req(requester, tag, cmd, args), head):
+            self._answer(r, None, (), why)
         self._pump()
 
-    def _answer(self, tag, ok, fields, text):
-        if tag not in _INTERNAL:
-            self.post(m.RAPI_REPLY, (tag, ok, fields, text))
+    def _answer(self, r, ok, fields, text):
+        """rapi.reply (tag, ok, fields, text) to the requester of r: sent, not broadcast."""
+        a = r.requester
+        if a is not None and not a.stopped:
+            self.sched.send(a, m.RAPI_REPLY, (r.tag, ok, fields, text))
 
     def _queued(self, cmd):
         return (self.inflight is not None and self.inflight.cmd == cmd) or self.queue.has(cmd)
@@ -133,7 +136,7 @@ class RapiLink(EvseSync, Actor):
                 line = rapi.build(r.cmd, r.args, seq)
             except ValueError as e:
                 self.queue.take(r)
-                self._answer(r.tag, None, (), "bad command: %s" % e)
+                self._answer(r, None, (), "bad command: %s" % e)
                 continue
             if not self.wire.fits(len(line)):
                 self.stats["held"] += 1  # the controller's buffer may be full: wait for it
@@ -150,7 +153,7 @@ class RapiLink(EvseSync, Actor):
         self.stats["sent"] += 1
         self.post(m.RAPI_TX_LINE, line)
         if r.cmd == "FR":  # the controller resets before answering; its boot lines follow
-            self._answer(r.tag, True, (), "")
+            self._answer(r, True, (), "")
             return
         self.wire.add(seq, len(line), r.cmd, r)
         r.attempts += 1
@@ -228,9 +231,9 @@ class RapiLink(EvseSync, Actor):
             # controller without ids, the command is not supported (three in a row say so)
             if self.dialect.ids is False and self.dialect.on_result(r.cmd, False, fields, False):
                 self._unsupported(r.cmd)
-                self._answer(r.tag, False, fields, "$NK")
+                self._answer(r, False, fields, "$NK")
             elif not self._retry(r):
-                self._answer(r.tag, None, (), "refused")
+                self._answer(r, None, (), "refused")
             else:
                 self.stats["noise"] += 1
         else:
@@ -271,7 +274,7 @@ class RapiLink(EvseSync, Actor):
         elif ok or (cmd == "SY" and fields):  # an SY NK still carries the heartbeat fields
             self._route(cmd, fields, r.args)
         text = rapi.text(line)
-        self._answer(r.tag, ok, fields, text)
+        self._answer(r, ok, fields, text)
 
     def _drop_inflight(self):
         r = self.inflight
@@ -317,7 +320,7 @@ class RapiLink(EvseSync, Actor):
             self._schedule_probe()
         elif not self._retry(r):
             self.wire.forget(r)
-            self._answer(r.tag, None, (), "timeout")
+            self._answer(r, None, (), "timeout")
         self._pump()
 
     # --- link state --------------------------------------------------------------------------
@@ -328,7 +331,7 @@ class RapiLink(EvseSync, Actor):
             self.wire.forget(self.inflight)
             self.inflight = None
             self.cancel(self._timeout)
-        r = Req(PROBE, "GV", None)
+        r = Req(None, PROBE, "GV", None)
         seq = self._next_seq() if self.dialect.ids is not False else 0
         line = rapi.build("GV", None, seq)
         if not self.wire.fits(len(line)):
@@ -361,7 +364,7 @@ class RapiLink(EvseSync, Actor):
         self.cancel(self._probe_timer)
         self._probe_timer = None
         self.log(m.INFO, "link up")
-        self.post(m.LINK_STATUS, (True, "OK"))
+        self.post(m.LINK_STATUS, (True, ""))
         self._resync(have_version)
 
     def _resync(self, have_version=False):
@@ -387,7 +390,7 @@ class RapiLink(EvseSync, Actor):
         if r is not None:
             q.insert(0, r)
         for x in q:
-            self._answer(x.tag, None, (), "link down")
+            self._answer(x, None, (), "link down")
         for t in (self._timeout, self._silence, self._hb_timer):
             self.cancel(t)
         self._timeout = self._silence = self._hb_timer = None
@@ -397,6 +400,6 @@ class RapiLink(EvseSync, Actor):
         self.quiet_since = None
         self.wire.clear()
         self.dialect.reset()
-        self.post(m.LINK_STATUS, (False, "CON_ERROR_FAILED_COM :" + cmd))
+        self.post(m.LINK_STATUS, (False, cmd))  # the bridge says CON_ERROR_FAILED_COM :<cmd>
         self._set_plug(2)  # unknown until the controller answers again
         self._schedule_probe()

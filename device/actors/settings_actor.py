@@ -1,6 +1,7 @@
 """settings: the only writer of the live settings. Validates every `setting.set` against the one
 table, stores accepted values (coalesced and rate-limited to spare the flash), then announces
-`setting.changed`. Bad input gets an `error` reply and changes nothing."""
+`setting.changed`. Bad input is answered with `setting.rejected` (name, value, why) and changes
+nothing; the MQTT bridge reports it on the error topic under the setting's topic."""
 
 from adafruit_ticks import ticks_diff
 
@@ -10,8 +11,8 @@ from dinamics.mailbox import Actor
 
 _COALESCE_MS = 1000  # gather a burst of changes into one write
 _MIN_WRITE_GAP_MS = 5000  # at most one flash write per 5 s
-_T_FLUSH = "flush"  # timer tags
-_T_REPORT = "report"
+_T_FLUSH = "flush"  # timer tags: store the dirty settings;
+_T_REPORT = "report"  # report what the store refused at start (once the bridge is there)
 
 
 class SettingsActor(Actor):
@@ -60,11 +61,10 @@ class SettingsActor(Actor):
             self.flush()
         elif kind == m.TIMER and payload == _T_REPORT:
             for slot in self.store.corrupt:
-                self.post(m.ERROR, ("settings", slot, "corrupt slot ignored; " + self._loaded()))
+                self.post(m.SETTING_REJECTED, ("settings", slot, "corrupt slot ignored; " + self._loaded()))
             for name, stored, used in self.settings.fixes:
-                r = st.row(name)
-                self.post(m.ERROR, (r[st.TOPIC] or name, str(stored),
-                                    "stored value refused at start: using %r" % (used,)))
+                self.post(m.SETTING_REJECTED, (name, str(stored),
+                                               "stored value refused at start: using %r" % (used,)))
 
     def _loaded(self):
         s = self.store
@@ -73,7 +73,7 @@ class SettingsActor(Actor):
         return "loaded %s (seq %d)" % (s.names[s.slot], s.seq)
 
     def set(self, name, raw, source="mqtt"):
-        """Validate and apply. Returns the new value, or None after replying on the error topic.
+        """Validate and apply. Returns the new value, or None after posting setting.rejected.
         The reserved names st.RESET_SETTINGS / st.RESET_WIFI restore defaults (delete_settings /
         delete_wifi): applied at once and stored, no reboot (the seed rebooted, and a retained
         delete message then looped)."""
@@ -82,17 +82,17 @@ class SettingsActor(Actor):
             self.post(m.SETTINGS_RESET, name)
             return True
         if name not in st.NAMES:
-            self.post(m.ERROR, (source, raw, "unknown setting"))
+            self.post(m.SETTING_REJECTED, (name, raw, "unknown setting"))
             return None
         r = st.row(name)
         try:
             value = st.parse(r, raw)
         except ValueError as e:
-            self.post(m.ERROR, (r[st.TOPIC] or name, _text(raw), str(e)))
+            self.post(m.SETTING_REJECTED, (name, _text(raw), str(e)))
             return None
         problem = st.check_together(self.settings.values, name, value)
         if problem:
-            self.post(m.ERROR, (r[st.TOPIC] or name, _text(raw), problem))
+            self.post(m.SETTING_REJECTED, (name, _text(raw), problem))
             return None
         old = self.settings.get(name)
         self.settings.apply(name, value)

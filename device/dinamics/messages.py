@@ -1,53 +1,70 @@
 """The one table of message kinds. Every message in the firmware is `(kind, payload)`.
 
-A kind is a small int (its index in _TABLE). Each row says who sends it to whom, what the payload
-is, and the inbox overflow policy: LATEST kinds are telemetry (a newer value replaces an older
-queued one of the same kind, or evicts the oldest telemetry), COMMAND kinds are never dropped
-silently (the post is refused, counted and reported), DROP_NEW kinds (log lines) are dropped and
-counted when the inbox is three quarters full, so they never crowd out or evict anything else.
+A kind is a small int (its index in _TABLE). Each row says, as data, who sends it and who receives
+it; the comment gives the payload. The routing rule: a kind with receivers is POSTED (the
+scheduler delivers it to every actor that subscribes to it, and exactly the actors listed here do;
+tests/test_routing.py checks both against the actors in device/actors and their post calls); a
+kind whose receiver is REQUESTER is a reply, SENT (`sched.send`) to the actor that asked, which
+the request carries; OWNER is the scheduler's `timer`, sent to the actor that armed it. Host-side
+rig actors (hil/) may subscribe to anything: this table describes the firmware.
+
+The overflow policy: LATEST kinds are telemetry (a newer value replaces an older queued one of the
+same kind, or evicts the oldest telemetry), COMMAND kinds are never dropped silently (the post is
+refused, counted and reported), DROP_NEW kinds (log lines) are dropped and counted when the inbox
+is three quarters full, so they never crowd out or evict anything else.
 """
 
 LATEST = 0
 COMMAND = 1
 DROP_NEW = 2
 
-# name, policy                 sender -> receivers: payload
+REQUESTER = "(requester)"  # receivers: the actor named in the request (a reply, sent)
+OWNER = "(timer owner)"  # receivers: the actor that armed the timer (sent)
+
+# Actor names (the `name` of each device actor; "scheduler" is mailbox.Scheduler itself).
+_SCHED = "scheduler"
+_LINK = "rapi_link"
+_UART = "uart_link"
+_BAL = "balancer"
+_MQTT = "mqtt_bridge"
+_SET = "settings"
+_CT = "ct_meter"
+_NET = "net_console"
+
+# name, policy, senders, receivers                      payload
 _TABLE = (
-    ("timer", LATEST),          # scheduler -> timer owner: tag given to every()/after()
-    ("log", DROP_NEW),          # scheduler.log -> mqtt_bridge (debug_log): (level, text); console too
-    ("ct.reading", LATEST),     # ct_meter -> balancer, mqtt, lcd: CtReading tuple (see below)
-    ("evse.state", LATEST),     # rapi_link -> all: (state, pilot, amps, vflags) from $AT/$GS
-    ("evse.async", COMMAND),    # rapi_link -> mqtt_bridge: raw async line as str (state_change)
-    ("evse.current", LATEST),   # rapi_link -> all: (mA, mV) from $GG
-    ("evse.energy", LATEST),    # rapi_link -> all: (session Ws, lifetime Wh) from $GU
-    ("evse.capacity", LATEST),  # rapi_link -> all: (min, hmax, pilot, cmax) from $GC
-    ("evse.plug", LATEST),      # rapi_link -> all (mqtt `state`): 0 not connected, 1 connected, 2 unknown ($AT/$GS/$G0)
-    ("evse.boot", COMMAND),     # rapi_link -> all: (postcode, fw) from $AB, after re-sync is queued
-    ("evse.version", LATEST),   # rapi_link -> all: (fw, rapi) from $GV
-    ("rapi.request", COMMAND),  # any -> rapi_link: (tag, cmd, args) ; args tuple or None
-    ("rapi.reply", COMMAND),    # rapi_link -> requesters: (tag, ok, fields, text) ok None = failed
-    ("rapi.tx_line", COMMAND),  # rapi_link -> active transport: bytes of one line incl. CR
-    ("rapi.rx_line", COMMAND),  # transport -> rapi_link: bytes of one line ($ .. before CR)
-    ("link.status", COMMAND),   # rapi_link -> all: (up, text) text "OK" / "CON_ERROR_FAILED_COM :GS"
-    ("balancer.target", LATEST),  # balancer -> mqtt, lcd: (amps, reason) what it commands now
-    ("charge.command", COMMAND),  # mqtt/web -> balancer: enable 1 off, 2 on, 3 sleep
-    ("setting.set", COMMAND),   # mqtt/web -> settings: (name, raw value, source)
-    ("setting.changed", COMMAND),  # settings -> all: (name, value) after validation and storing
-    ("error", COMMAND),         # any -> mqtt_bridge: (topic, value, text) for Dinamics/<SN>/error (old; see balancer.fault)
-    ("net.status", COMMAND),    # mqtt_bridge -> all: True broker up / False down
-    ("mqtt.out", COMMAND),      # any -> mqtt_bridge: (subtopic, payload str, retain) (old; see evse.slow_reply)
-    ("status.request", COMMAND),  # mqtt/web -> actors owning status: which (e.g. "status")
-    ("ct.sample", LATEST),      # ct feed/ADC -> ct_meter (host rig and HIL mode): raw reading
-    ("phases", LATEST),         # balancer -> mqtt, lcd: (active_phases e.g. 0/1/12/123/99, no_of_phases)
-    ("settings.reset", COMMAND),  # settings -> mqtt, web: settings.RESET_SETTINGS / RESET_WIFI done
-    ("evse.pilot", LATEST),     # rapi_link -> mqtt_bridge, balancer: amps the controller accepted/advertises
-    ("evse.slow_reply", LATEST),  # rapi_link -> mqtt_bridge: round trip ms of a reply slower than timer13/2
-    ("actor.stopped", COMMAND),  # scheduler -> mqtt_bridge: actor name (str) supervision stopped for good (> 5 crashes in 60 s, or a failed restart); the port's fatal hook follows
-    ("balancer.fault", COMMAND),  # balancer -> mqtt_bridge: (code, detail, text) e.g. ("enable", "timer3", why)
+    ("timer", LATEST, (_SCHED,), OWNER),                 # tag given to every()/after()
+    ("log", DROP_NEW, (_SCHED,), (_MQTT,)),              # (level, text) from sched.log (console too); debug_log
+    ("ct.reading", LATEST, (_CT,), (_BAL, _MQTT)),       # CtReading tuple (see below)
+    ("evse.state", LATEST, (_LINK,), (_BAL, _MQTT)),     # (state, pilot, amps, vflags) from $AT/$GS
+    ("evse.async", COMMAND, (_LINK,), (_MQTT,)),         # raw async line as str (state_change)
+    ("evse.current", LATEST, (_LINK,), (_BAL, _MQTT)),   # (mA, mV) from $GG
+    ("evse.energy", LATEST, (_LINK,), (_MQTT,)),         # (session Ws, lifetime Wh) from $GU
+    ("evse.plug", LATEST, (_LINK,), (_BAL, _MQTT)),      # 0 not connected, 1 connected, 2 unknown (link down): decided once, in rapi_link
+    ("evse.boot", COMMAND, (_LINK,), (_BAL,)),           # (postcode, fw) from $AB ((0, "") at POST), after re-sync is queued
+    ("rapi.request", COMMAND, (_BAL, _MQTT), (_LINK,)),  # (requester, tag, cmd, args): requester an Actor or None (no reply); args tuple or None
+    ("rapi.reply", COMMAND, (_LINK,), REQUESTER),        # (tag, ok, fields, text) ok None = failed (timeout, link down, superseded ...)
+    ("rapi.tx_line", COMMAND, (_LINK,), (_UART,)),       # bytes of one line incl. CR
+    ("rapi.rx_line", COMMAND, (_UART,), (_LINK,)),       # bytes of one line ($ .. before CR)
+    ("link.status", COMMAND, (_LINK,), (_BAL, _MQTT)),   # (up, cmd): cmd "" when up, else the command left unanswered (the bridge: OK / CON_ERROR_FAILED_COM :GS)
+    ("balancer.target", LATEST, (_BAL,), (_MQTT,)),      # (amps, reason) what it commands now
+    ("charge.command", COMMAND, (_MQTT,), (_BAL,)),      # enable 1 off, 2 on, 3 sleep
+    ("setting.set", COMMAND, (_MQTT,), (_SET,)),         # (name, raw value, source)
+    ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT)),  # (name, value) after validation
+    ("setting.rejected", COMMAND, (_SET,), (_MQTT,)),    # (name, raw value, why): nothing changed (name: the setting, or what was asked for)
+    ("net.status", COMMAND, (_MQTT,), (_BAL, _NET)),     # True broker up / False down
+    ("phases", LATEST, (_BAL,), (_MQTT,)),               # (active_phases e.g. 0/1/12/123/99, no_of_phases)
+    ("settings.reset", COMMAND, (_SET,), (_MQTT,)),      # settings.RESET_SETTINGS / RESET_WIFI done
+    ("evse.pilot", LATEST, (_LINK,), (_MQTT,)),          # amps the controller accepted / advertises
+    ("evse.slow_reply", LATEST, (_LINK,), (_MQTT,)),     # round trip ms of a reply slower than timer13/2
+    ("actor.stopped", COMMAND, (_SCHED,), (_MQTT,)),     # actor name: supervision stopped it for good; the port's fatal hook follows
+    ("balancer.fault", COMMAND, (_BAL,), (_MQTT,)),      # (code, detail, text): "auto_stop" (timer1-3), "ct" (age ms / "ok"), "solar"; the bridge picks the error topic
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
 POLICY = bytes(row[1] for row in _TABLE)
+SENDERS = tuple(row[2] for row in _TABLE)
+RECEIVERS = tuple(row[3] for row in _TABLE)
 COUNT = len(_TABLE)
 
 
@@ -63,10 +80,8 @@ EVSE_STATE = kind("evse.state")
 EVSE_ASYNC = kind("evse.async")
 EVSE_CURRENT = kind("evse.current")
 EVSE_ENERGY = kind("evse.energy")
-EVSE_CAPACITY = kind("evse.capacity")
 EVSE_PLUG = kind("evse.plug")
 EVSE_BOOT = kind("evse.boot")
-EVSE_VERSION = kind("evse.version")
 RAPI_REQUEST = kind("rapi.request")
 RAPI_REPLY = kind("rapi.reply")
 RAPI_TX_LINE = kind("rapi.tx_line")
@@ -76,11 +91,8 @@ BALANCER_TARGET = kind("balancer.target")
 CHARGE_COMMAND = kind("charge.command")
 SETTING_SET = kind("setting.set")
 SETTING_CHANGED = kind("setting.changed")
-ERROR = kind("error")
+SETTING_REJECTED = kind("setting.rejected")
 NET_STATUS = kind("net.status")
-MQTT_OUT = kind("mqtt.out")
-STATUS_REQUEST = kind("status.request")
-CT_SAMPLE = kind("ct.sample")
 PHASES = kind("phases")
 SETTINGS_RESET = kind("settings.reset")
 EVSE_PILOT = kind("evse.pilot")

@@ -8,7 +8,8 @@ translate(topic, payload, retained) -> None (ignore) or (action, topic, text, ar
   ERROR   reply text for Dinamics/<SN>/error; nothing is done
   SETTING setting name -> setting.set (name, text, "mqtt"); the settings actor validates
   CHARGE  1 off / 2 on / 3 sleep -> charge.command
-  RAPI    (tag, cmd, args) -> rapi.request (rapi_request; the command passed the allow-list)
+  RAPI    (tag, cmd, args) -> rapi.request (bridge, tag, cmd, args) (rapi_request; the command
+          passed the allow-list); the reply is sent back to the bridge
   LIMIT   (tag, cmd, args) -> rapi.request, only while a vehicle is connected (the bridge knows)
   LCD     (tag, ((cmd, args), ...)) -> one rapi.request per $FP line, one reply for them all
   REPORT  "status" / "settings" / "timers" / "wifi" / "debug" -> publish that report
@@ -31,6 +32,13 @@ LIMIT = 4
 LCD = 5
 REPORT = 6
 RESET = 7
+
+# rapi.request tags of the MQTT commands (the reply comes back to the bridge with its tag)
+TAG_RAPI = "mqtt:rapi"
+TAG_S3 = "mqtt:S3"
+TAG_SH = "mqtt:SH"
+TAG_LCD = "mqtt:lcd"
+TAG_ERASE = "mqtt:erase"
 
 _RETAINED = "retained command not executed (clear it with an empty retained message)"
 
@@ -69,11 +77,11 @@ def _command(topic, v, text):
         return (CHARGE, topic, text, v)
     if topic == "set_t_limit" or topic == "set_e_limit":
         cmd = "S3" if topic == "set_t_limit" else "SH"
-        return (LIMIT, topic, text, ("mqtt:" + cmd, cmd, (v,)))
+        return (LIMIT, topic, text, (TAG_S3 if cmd == "S3" else TAG_SH, cmd, (v,)))
     if topic == "set_lcd":
-        return (LCD, topic, text, ("mqtt:lcd", tuple(rapi.fp_commands(v))))
+        return (LCD, topic, text, (TAG_LCD, tuple(rapi.fp_commands(v))))
     if topic == "erase_lcd":
-        return (LCD, topic, text, ("mqtt:erase", tuple(rapi.erase_commands())))
+        return (LCD, topic, text, (TAG_ERASE, tuple(rapi.erase_commands())))
     if topic == "delete_settings":
         return (RESET, topic, text, st.RESET_SETTINGS)
     if topic == "delete_wifi":
@@ -92,12 +100,12 @@ def _rapi_request(text):
     if not mt.rapi_allowed(cmd):
         return (ERROR, "rapi_request", text, "command %s not allowed over MQTT (allowed: G*, %s)"
                 % (cmd, ",".join(mt.RAPI_SETTERS)))
-    return (RAPI, "rapi_request", text, ("mqtt:rapi", cmd, tuple(toks[1:]) or None))
+    return (RAPI, "rapi_request", text, (TAG_RAPI, cmd, tuple(toks[1:]) or None))
 
 
-RESPONSE_OF_TAG = {"mqtt:rapi": "rapi_response", "mqtt:S3": "responseST", "mqtt:SH": "responseSH",
-                   "mqtt:lcd": "responseLCD", "mqtt:erase": "responseEraseLCD"}
-_LIMIT_TOPIC = {"mqtt:S3": "set_t_limit", "mqtt:SH": "set_e_limit"}
+RESPONSE_OF_TAG = {TAG_RAPI: "rapi_response", TAG_S3: "responseST", TAG_SH: "responseSH",
+                   TAG_LCD: "responseLCD", TAG_ERASE: "responseEraseLCD"}
+_LIMIT_TOPIC = {TAG_S3: "set_t_limit", TAG_SH: "set_e_limit"}
 
 
 class Replies:
@@ -106,7 +114,7 @@ class Replies:
 
     def __init__(self):
         self._lcd = {}  # tag -> [replies pending, response text]
-        self._limits = {"mqtt:S3": [], "mqtt:SH": []}  # tag -> values waiting for their reply
+        self._limits = {TAG_S3: [], TAG_SH: []}  # tag -> values waiting for their reply
 
     def sent(self, tag, value=None):
         """A rapi.request with this tag went out (value: the limit's text, for S3/SH)."""

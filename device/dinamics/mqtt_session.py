@@ -24,6 +24,7 @@ from dinamics import messages as m
 from dinamics.mqtt_client import RECV_TIMEOUT_S, SOCKET_TIMEOUT_S, NonBlockingPool, TlsWrapper, client_class
 
 KEEPALIVE_S = 60
+T_CONNECT = "connect"  # the owner's timer tag of a connection attempt (it calls connect())
 PING_TIMEOUT_MS = 15000  # no PINGRESP this long after a ping: the connection is dead
 BACKOFF_FIRST_MS = 1000
 BACKOFF_MAX_MS = 60000
@@ -82,7 +83,7 @@ class Session:
     # --- connection ----------------------------------------------------------------------------
     def schedule(self, ms):
         self.owner.cancel(self.conn_timer)
-        self.conn_timer = self.owner.after(ms, "connect")
+        self.conn_timer = self.owner.after(ms, T_CONNECT)
 
     def unschedule(self):
         self.owner.cancel(self.conn_timer)

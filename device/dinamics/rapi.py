@@ -314,6 +314,18 @@ def parse_g0(f):
     return _dec(f[0])
 
 
+def plug_of(state, vflags):
+    """The plug a state report shows: 1 connected (B/C/D), 0 not (A); sleeping or disabled, the
+    EV_CONNECTED flag when the report has flags; None: it does not say. The one rule (evse.plug)."""
+    if state == STATE_B or state == STATE_C or state == STATE_D:
+        return 1
+    if state == STATE_A:
+        return 0
+    if vflags is not None and (state == STATE_SLEEP or state == STATE_DISABLED):
+        return 1 if vflags & VF_EV_CONNECTED else 0
+    return None
+
+
 def parse_ge(f):
     """-> (amps, ECF flags)"""
     _count(f, 2)

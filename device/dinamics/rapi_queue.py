@@ -12,9 +12,13 @@ PRIORITY = ("SC", "FS", "FD", "SY")
 
 
 class Req:
-    __slots__ = ("tag", "cmd", "args", "attempts", "prio", "sent_at")
+    """One request: `requester` is the actor its reply is sent to (None: nobody is told, the
+    link's own polls and probes, or a fire-and-forget request), `tag` names it for the requester."""
 
-    def __init__(self, tag, cmd, args):
+    __slots__ = ("requester", "tag", "cmd", "args", "attempts", "prio", "sent_at")
+
+    def __init__(self, requester, tag, cmd, args):
+        self.requester = requester
         self.tag = tag
         self.cmd = cmd
         self.args = args

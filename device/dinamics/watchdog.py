@@ -10,6 +10,9 @@ board is still up `grace_ms` later (no watchdog on this build, or it was not arm
 from dinamics import messages as m
 from dinamics.mailbox import Actor
 
+_T_FEED = "feed"  # timer tags: feed the watchdog every period_ms
+_T_RESET = "reset"  # the backstop: reset the board grace_ms after starving began
+
 
 class WatchdogFeeder(Actor):
     name = "watchdog"
@@ -26,9 +29,9 @@ class WatchdogFeeder(Actor):
         self._backstop = None
 
     def start(self):
-        self.every(self.period_ms, "feed")
+        self.every(self.period_ms, _T_FEED)
         if self.starving is not None:
-            self._backstop = self.after(self.grace_ms, "reset")
+            self._backstop = self.after(self.grace_ms, _T_RESET)
 
     def reset(self):
         self._backstop = None  # timers are dropped with a crash; starving stays
@@ -39,16 +42,16 @@ class WatchdogFeeder(Actor):
             return
         self.starving = why
         self.log(m.ERROR_LEVEL, "%s stopped: watchdog no longer fed, the board resets" % why)
-        self._backstop = self.after(self.grace_ms, "reset")
+        self._backstop = self.after(self.grace_ms, _T_RESET)
 
     def handle(self, kind, payload):
         if kind != m.TIMER:
             return
-        if payload == "feed":
+        if payload == _T_FEED:
             if self.starving is None and self.wd is not None:
                 self.wd.feed()
                 self.feeds += 1
-        elif payload == "reset":
+        elif payload == _T_RESET:
             self._backstop = None
             if self.reset_fn is not None:
                 self.reset_fn()
