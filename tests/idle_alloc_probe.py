@@ -85,6 +85,13 @@ class Port:
         pass
 
 
+def idle_pass(sched, clock):
+    """One turn of Scheduler.run_forever() (its sleep is the clock's idle(), measured apart)."""
+    sched.run_once()
+    if not sched.pending():
+        sched.next_due_ms(clock.now())
+
+
 def main():
     from dinamics.app import App
 
@@ -106,10 +113,23 @@ def main():
         gc.disable()
         a0 = gc.mem_alloc()
         for _ in range(PASSES):
-            sched.run_once()
+            idle_pass(sched, port.clock)
         a1 = gc.mem_alloc()
         gc.enable()
         out["alloc_bytes"] = a1 - a0
+        # The board clock's sleep (the loop's only wait): 200 naps of 1 ms.
+        from dinamics.clock import BoardClock
+
+        board = BoardClock()
+        board.idle(1)
+        gc.collect()
+        gc.disable()
+        a0 = gc.mem_alloc()
+        for _ in range(200):
+            board.idle(1)
+        a1 = gc.mem_alloc()
+        gc.enable()
+        out["board_idle_200_bytes"] = a1 - a0
         # The same quiet unit with time passing (10 ms a pass): its timers fire, the link probes.
         t0 = sched.delivered
         gc.collect()
@@ -132,7 +152,7 @@ def main():
         for _ in range(PASSES):
             tracemalloc.reset_peak()
             cur, _ = tracemalloc.get_traced_memory()
-            sched.run_once()
+            idle_pass(sched, port.clock)
             peak = max(peak, tracemalloc.get_traced_memory()[1] - cur)
         gc.collect()
         held1 = tracemalloc.get_traced_memory()[0]

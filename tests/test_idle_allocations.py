@@ -2,15 +2,16 @@
 
 tests/idle_alloc_probe.py builds the App a board builds (no broker, no CT, a controller that never
 answers) on a virtual clock, settles it, freezes the clock where no timer is due and runs 1000
-idle passes. On the MicroPython unix VM (.venv/bin/micropython) the figure is gc.mem_alloc() with
+idle passes (each one turn of run_forever: run_once, pending, next_due_ms). On the MicroPython unix VM (.venv/bin/micropython) the figure is gc.mem_alloc() with
 the GC disabled, i.e. every byte allocated; on CPython, where every int above 256 is a heap object,
 it is tracemalloc's bytes still held afterwards (a leak check) and the largest transient peak.
 
-Figures, 1000 idle passes (MicroPython VM; 'ticking': 10 ms of virtual time a pass, so timers fire
-and the link probes):
-    before (monotonic_ns pass timing, list inboxes)  idle 192000 B   ticking 195424 B
-    after  (ticks_ms, ring inboxes)                   idle      0 B   ticking   3424 B
-Print them:  .venv/bin/python tests/test_idle_allocations.py
+Figures (MicroPython VM, 64-bit; 'ticking': 1000 passes with 10 ms of virtual time each, so
+timers fire and the link probes; 'sleep': 200 x BoardClock.idle(1)):
+                                                   idle (1000)   ticking (1000)   sleep (200)
+    before (monotonic_ns pass timing, list inboxes)   192000 B        195424 B        6400 B
+    after  (ticks_ms, ring inboxes, float naps)            0 B          3424 B           0 B
+Print them (after):  .venv/bin/python tests/test_idle_allocations.py
 """
 import json
 import os
@@ -72,6 +73,7 @@ def test_idle_pass_allocates_nothing_on_the_micropython_vm(tmp_path):
         pytest.skip("no MicroPython unix VM (.venv/bin/micropython)")
     assert res["delivered"] == 0 and res["timers"] >= 1, res  # idle: nothing delivered, timers armed
     assert res["alloc_bytes"] == 0, res
+    assert res["board_idle_200_bytes"] == 0, res  # the loop's sleep makes no float either
 
 
 def test_idle_passes_hold_nothing_on_cpython():
