@@ -10,8 +10,8 @@ from dinamics.rapi import LineAssembler
 try:
     from micropython import const
 except ImportError:  # CPython without Blinka's micropython shim
-    def const(x):
-        return x
+    def const(expr):
+        return expr
 
 _READ_MAX = const(256)  # per pass: 22 ms of a 115200 baud line, so a burst (boot lines) is read at once
 

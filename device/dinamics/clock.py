@@ -9,8 +9,8 @@ from adafruit_ticks import ticks_ms
 try:
     from micropython import const
 except ImportError:  # CPython without Blinka's micropython shim
-    def const(x):
-        return x
+    def const(expr):
+        return expr
 
 _NAPS = const(11)  # idle(0..10 ms) sleeps for a float made once: no float per loop on a board
 

@@ -20,8 +20,8 @@ from dinamics import messages as m
 try:
     from micropython import const
 except ImportError:  # CPython without Blinka's micropython shim
-    def const(x):
-        return x
+    def const(expr):
+        return expr
 
 _CRASH_WINDOW_MS = const(60000)
 _CRASH_LIMIT = const(5)
