@@ -50,6 +50,11 @@ class CountedPort:
         self._modem.consumed[self._end] += len(data)
         return data
 
+    def readinto(self, buf):
+        n = self.ser.readinto(buf)
+        self._modem.consumed[self._end] += n or 0
+        return n
+
     @property
     def in_waiting(self):
         return self.ser.in_waiting

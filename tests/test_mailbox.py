@@ -450,3 +450,112 @@ def test_host_fatal_records_and_calls_the_cli_callback(tmp_path):
     s.add(bad2)
     _keep_crashing(s, bad2)
     assert port.fatal_actors == ["rapi_link", "other"] and stopped == [bad2]
+
+
+# --- board-lean internals: ring inboxes, re-armable timers, pass timing in ms ticks ---------------
+
+def test_ring_inbox_keeps_fifo_order_across_the_wrap_and_frees_delivered_payloads():
+    _, s, _ = make()
+    r = s.add(Recorder("r", (m.STATUS_REQUEST,), inbox_size=4))
+    assert len(r._kinds) == 4 and len(r._payloads) == 4  # allocated once, at its capacity
+    kinds, payloads = r._kinds, r._payloads
+    n = 0
+    for round_ in range(5):  # 3 in, 3 out: the head walks round the ring several times
+        for _ in range(3):
+            assert s.post(m.STATUS_REQUEST, [n])
+            n += 1
+        s.run_once()
+        assert r._kinds is kinds and r._payloads is payloads
+        assert r._payloads == [None] * 4  # nothing delivered is kept alive by the inbox
+    assert [p[0] for _, p in r.seen] == list(range(15))
+
+
+def test_full_wrapped_ring_evicts_the_oldest_telemetry_and_keeps_the_order():
+    _, s, _ = make()
+    r = s.add(Recorder("r", (m.STATUS_REQUEST, m.CT_READING, m.EVSE_STATE), inbox_size=4))
+    s.post(m.STATUS_REQUEST, "x")
+    s.post(m.STATUS_REQUEST, "y")
+    s.run_once()  # head is now at slot 2: the next four messages wrap
+    s.post(m.STATUS_REQUEST, 0)
+    s.post(m.CT_READING, 1)
+    s.post(m.STATUS_REQUEST, 2)
+    s.post(m.CT_READING, 3)
+    assert r.queued() == [m.STATUS_REQUEST, m.CT_READING, m.STATUS_REQUEST, m.CT_READING]
+    s.post(m.CT_READING, 4)  # same kind queued: the newest queued value is replaced
+    s.post(m.EVSE_STATE, 5)  # other telemetry: the oldest telemetry (ct 1) goes
+    assert not s.post(m.STATUS_REQUEST, 6)  # a command is refused, not evicting anything
+    assert r.queued() == [m.STATUS_REQUEST, m.STATUS_REQUEST, m.CT_READING, m.EVSE_STATE]
+    del r.seen[:]
+    s.run_once()
+    assert r.seen == [(m.STATUS_REQUEST, 0), (m.STATUS_REQUEST, 2), (m.CT_READING, 4),
+                      (m.EVSE_STATE, 5)]
+    assert r.lost == 1 and r.dropped == 2
+
+
+def test_inbox_size_set_on_the_instance_sizes_the_ring():
+    _, s, _ = make()
+    a = Actor()
+    a.inbox_size = 5
+    s.add(a)
+    assert len(a._kinds) == 5 and len(a._payloads) == 5
+
+
+def test_rearm_reuses_a_fired_running_or_cancelled_timer():
+    clock, s, _ = make()
+    r = s.add(Recorder("r"))
+    t = r.after(100, "once")
+    clock.advance(100)
+    s.run_once()
+    assert r.seen == [(m.TIMER, "once")] and not t.active and t not in s._timers
+    assert r.rearm(t, 50) is t and t.active and s._timers.count(t) == 1
+    clock.advance(49)
+    s.run_once()
+    assert len(r.seen) == 1
+    assert r.rearm(t, 30) is t and s._timers.count(t) == 1  # running: pushed back, not doubled
+    clock.advance(29)
+    s.run_once()
+    assert len(r.seen) == 1
+    clock.advance(1)
+    s.run_once()
+    assert r.seen[-1] == (m.TIMER, "once") and len(r.seen) == 2
+    r.rearm(t, 10)
+    r.cancel(t)
+    r.rearm(t, 10)
+    clock.advance(10)
+    s.run_once()
+    assert len(r.seen) == 3
+    p = r.every(100, "tick")
+    r.rearm(p, 10)  # a periodic timer: next in 10 ms, then every 100 ms again
+    clock.advance(10)
+    s.run_once()
+    clock.advance(100)
+    s.run_once()
+    assert [x for x in r.seen if x == (m.TIMER, "tick")] == [(m.TIMER, "tick")] * 2
+    assert p.period == 100 and p.active
+
+
+def test_rearm_clamps_like_after_and_ignores_a_stopped_actor():
+    from dinamics.mailbox import MAX_TIMER_MS
+
+    clock, s, logs = make()
+    r = s.add(Recorder("r"))
+    t = r.after(1, "t")
+    r.rearm(t, 10 ** 12)
+    assert ticks_diff(t.due, clock.now()) == MAX_TIMER_MS and any("clamped" in x for x in logs)
+    s._stop_actor(r)
+    r.rearm(t, 5)
+    assert t not in s._timers
+
+
+def test_pass_timing_uses_real_ms_ticks_not_the_injected_clock(monkeypatch):
+    import dinamics.mailbox as mb
+
+    _, s, _ = make()
+    ticks = iter([1000, 1007, 2000, 2003])
+    monkeypatch.setattr(mb, "ticks_ms", lambda: next(ticks))
+    s.run_once()
+    s.run_once()
+    assert s.last_pass_ms == 3 and s.worst_pass_ms == 7 and s.stats()["worst_pass_ms"] == 7
+    assert s.worst_pass_us == 7000 and s.last_pass_us == 3000  # the rig's figures, 1 ms resolution
+    s.worst_pass_us = 0
+    assert s.worst_pass_ms == 0

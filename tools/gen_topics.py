@@ -1,5 +1,6 @@
 """Generate the MQTT topic reference (docs/mqtt-topics.md) from the tables the firmware uses:
-dinamics.settings.TABLE, dinamics.mqtt_topics.COMMANDS / RESPONSES and dinamics.ha_discovery.
+dinamics.settings.TABLE, dinamics.mqtt_topics.COMMANDS / RESPONSES and dinamics.ha_discovery,
+with the settings' descriptions from tools/settings_help.py (host-side: not on the board's heap).
 
     .venv/bin/python tools/gen_topics.py           # print the Markdown
     .venv/bin/python tools/gen_topics.py --write   # rewrite docs/mqtt-topics.md
@@ -13,6 +14,11 @@ sys.path.insert(0, os.path.join(ROOT, "device"))
 from dinamics import ha_discovery as ha  # noqa: E402
 from dinamics import mqtt_topics as mt  # noqa: E402
 from dinamics import settings as st  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from settings_help import HELP  # noqa: E402
+
+_C_HELP = 9  # mqtt_topics.COMMANDS rows: the settings row layout plus a description
 
 OUT = os.path.join(ROOT, "docs", "mqtt-topics.md")
 
@@ -81,7 +87,7 @@ def generate():
             extra = " Echoed on `%s` (retained)." % r[st.NAME]
         add("| %s | %s | %s | %s | %s | %s |" % (topic, _cell(_values(r)), _cell(_default(r)),
                                                 _cell(r[st.UNIT]), _cell(_report(r)),
-                                                _cell(r[st.HELP] + "." + extra)))
+                                                _cell(HELP[r[st.NAME]] + "." + extra)))
     add("")
     add("## Requests and commands")
     add("")
@@ -92,7 +98,7 @@ def generate():
     for c in mt.COMMANDS:
         reply = ", ".join("`%s`" % t.strip() for t in c[st.KEY].split(",")) if c[st.KEY] else "`error`"
         unit = " [%s]" % c[st.UNIT] if c[st.UNIT] else ""
-        add("| `%s` | %s%s | %s | %s |" % (c[1], _cell(_values(c)), unit, reply, _cell(c[st.HELP])))
+        add("| `%s` | %s%s | %s | %s |" % (c[1], _cell(_values(c)), unit, reply, _cell(c[_C_HELP])))
     add("")
     add("## Published by the unit")
     add("")

@@ -1,11 +1,19 @@
 """uart_link: carries RAPI lines over a serial port (busio.UART on a board, a pyserial port on
-the host). It knows nothing of RAPI beyond line framing."""
+the host). It knows nothing of RAPI beyond line framing. Bytes are read with readinto() into one
+buffer allocated at start (busio.UART with timeout=0 and a non-blocking pyserial port both return
+what is there, up to the buffer's size: None or 0 when nothing is)."""
 
 from dinamics import messages as m
 from dinamics.mailbox import Actor
 from dinamics.rapi import LineAssembler
 
-_READ_MAX = 256  # per pass: 22 ms of a 115200 baud line, so a burst (boot lines) is read at once
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
+_READ_MAX = const(256)  # per pass: 22 ms of a 115200 baud line, so a burst (boot lines) is read at once
 
 
 class UartLink(Actor):
@@ -22,6 +30,8 @@ class UartLink(Actor):
         self.bytes_out = 0
         self.write_errors = 0
         self.asm = LineAssembler()
+        self._buf = bytearray(_READ_MAX)
+        self._mv = memoryview(self._buf)
 
     def reset(self):
         self.asm = LineAssembler()
@@ -40,15 +50,16 @@ class UartLink(Actor):
             return
         uart = self.uart
         try:
-            n = uart.in_waiting
-            data = uart.read(min(n, _READ_MAX)) if n else None
+            if not uart.in_waiting:
+                return
+            n = uart.readinto(self._buf)
         except OSError:
             return
-        if not data:
+        if not n:
             return
-        self.bytes_in += len(data)
+        self.bytes_in += n
         asm = self.asm
-        asm.feed(data)
+        asm.feed(self._mv[:n])
         line = asm.pop()
         while line is not None:
             self.post(m.RAPI_RX_LINE, bytes(line))

@@ -6,19 +6,28 @@ import time
 
 from adafruit_ticks import ticks_ms
 
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
+_NAPS = const(11)  # idle(0..10 ms) sleeps for a float made once: no float per loop on a board
+
 
 class BoardClock:
     """Real time: supervisor ticks on a board (29-bit, wraps), monotonic_ns on CPython."""
 
     def __init__(self):
         self.epoch_offset = 0  # set by time sync (NTP/broker) when the board has no RTC
+        self._secs = tuple(i / 1000 for i in range(_NAPS))
 
     def now(self):
         return ticks_ms()
 
     def idle(self, ms):
         if ms > 0:
-            time.sleep(ms / 1000)
+            time.sleep(self._secs[ms] if isinstance(ms, int) and ms < _NAPS else ms / 1000)
 
     def epoch(self):
         t = int(time.time())

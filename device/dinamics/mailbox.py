@@ -6,17 +6,25 @@ real clock, or a virtual clock that tests advance. An actor that raises is logge
 restarted; too many crashes in a short window stop it for good: `actor.stopped` is posted with its
 name and the port's fatal hook recovers the unit (a board stops feeding its watchdog and resets).
 Timer delays are clamped to MAX_TIMER_MS, so no setting can crash an actor through ticks_add.
+
+An idle pass allocates nothing on a board: inboxes are rings preallocated at their capacity, pass
+timing uses the wrapping ms ticks (small ints), and a timer can be re-armed in place (`rearm`).
 """
 
 import sys
-import time
 
-from adafruit_ticks import ticks_add, ticks_diff
+from adafruit_ticks import ticks_add, ticks_diff, ticks_ms
 
 from dinamics import messages as m
 
-_CRASH_WINDOW_MS = 60000
-_CRASH_LIMIT = 5
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
+_CRASH_WINDOW_MS = const(60000)
+_CRASH_LIMIT = const(5)
 # The longest timer delay: adafruit_ticks.ticks_add raises OverflowError for |delta| >= 2**28 ms
 # (half its 2**29 ms wrap), so every()/after() clamp to this (about 74.5 h) instead of crashing.
 MAX_TIMER_MS = (1 << 28) - 1
@@ -53,9 +61,21 @@ class Actor:
         self.crashes = 0
         self.lost = 0  # COMMAND messages refused because the inbox was full
         self.dropped = 0  # telemetry evicted or coalesced
-        self._kinds = []
-        self._payloads = []
+        self._ring(self.inbox_size)
         self._crash_times = []
+
+    def _ring(self, size):
+        """The inbox: a ring of `size` (kind, payload) slots, allocated once. `_head` is the
+        oldest message, `_count` how many are queued."""
+        self._kinds = bytearray(size)
+        self._payloads = [None] * size
+        self._head = 0
+        self._count = 0
+
+    def queued(self):
+        """Kinds waiting in the inbox, oldest first (a new list: for tests and diagnostics)."""
+        size = len(self._kinds)
+        return [self._kinds[(self._head + i) % size] for i in range(self._count)]
 
     # --- hooks -------------------------------------------------------------------------------
     def start(self):
@@ -79,6 +99,11 @@ class Actor:
 
     def after(self, ms, tag):
         return self.sched.after(self, ms, tag)
+
+    def rearm(self, timer, ms):
+        """Re-arm a timer this actor got from after()/every() (fired, cancelled or still running)
+        to fire ms from now: the same object, nothing allocated. Returns the timer."""
+        return self.sched.rearm(timer, ms)
 
     def cancel(self, timer):
         if timer is not None:
@@ -117,8 +142,8 @@ class Scheduler:
         self.stopped = []  # names of the actors supervision stopped for good
         self.passes = 0
         self.delivered = 0
-        self.worst_pass_us = 0
-        self.last_pass_us = 0
+        self.worst_pass_ms = 0  # real ms ticks (supervisor.ticks_ms on a board), not the clock
+        self.last_pass_ms = 0
         self.running = False
         self._stop = False  # a stop() that comes before run_forever() still counts
         self._logging = False  # inside log(): no LOG message about posting a LOG message
@@ -126,6 +151,8 @@ class Scheduler:
     # --- registration ------------------------------------------------------------------------
     def add(self, actor):
         actor.sched = self
+        if len(actor._kinds) != actor.inbox_size:  # inbox_size set on the instance
+            actor._ring(actor.inbox_size)
         self.actors.append(actor)
         if actor.polls:
             self._pollers.append(actor)
@@ -165,27 +192,43 @@ class Scheduler:
 
     def send(self, actor, kind, payload=None):
         kinds = actor._kinds
+        payloads = actor._payloads
+        size = len(kinds)
+        n = actor._count
         policy = m.POLICY
-        if policy[kind] == m.DROP_NEW and len(kinds) >= actor.inbox_size - (actor.inbox_size >> 2):
+        if policy[kind] == m.DROP_NEW and n >= size - (size >> 2):
             actor.dropped += 1  # a log line: the last quarter of an inbox stays for everything else
             return True
-        if len(kinds) < actor.inbox_size:
-            kinds.append(kind)
-            actor._payloads.append(payload)
+        head = actor._head
+        if n < size:
+            i = head + n
+            if i >= size:
+                i -= size
+            kinds[i] = kind
+            payloads[i] = payload
+            actor._count = n + 1
             return True
         if policy[kind] == m.LATEST:
             # Newest wins: replace a queued value of the same kind, else evict the oldest telemetry.
-            for i in range(len(kinds) - 1, -1, -1):
+            for k in range(n - 1, -1, -1):
+                i = (head + k) % size
                 if kinds[i] == kind:
-                    actor._payloads[i] = payload
+                    payloads[i] = payload
                     actor.dropped += 1
                     return True
-            for i in range(len(kinds)):
+            for k in range(n):
+                i = (head + k) % size
                 if policy[kinds[i]] == m.LATEST:
-                    kinds.pop(i)
-                    actor._payloads.pop(i)
-                    kinds.append(kind)
-                    actor._payloads.append(payload)
+                    # Close the gap (later messages move up one slot), the new one goes last.
+                    for _ in range(k, n - 1):
+                        j = i + 1
+                        if j == size:
+                            j = 0
+                        kinds[i] = kinds[j]
+                        payloads[i] = payloads[j]
+                        i = j
+                    kinds[i] = kind
+                    payloads[i] = payload
                     actor.dropped += 1
                     return True
             actor.dropped += 1
@@ -194,6 +237,14 @@ class Scheduler:
         actor.lost += 1
         self.log(m.ERROR_LEVEL, "inbox full: %s lost %s" % (actor.name, m.NAMES[kind]))
         return False
+
+    def _clear(self, actor):
+        """Empty an inbox (dropping the payloads' references)."""
+        payloads = actor._payloads
+        for i in range(len(payloads)):
+            payloads[i] = None
+        actor._head = 0
+        actor._count = 0
 
     def log(self, level, text):
         """Console first, then a LOG message (DROP_NEW: never refused, never evicts anything).
@@ -221,6 +272,22 @@ class Scheduler:
         t = Timer(actor, ticks_add(self.clock.now(), self._delay(actor, ms, tag)), 0, tag)
         self._timers.append(t)
         return t
+
+    def rearm(self, timer, ms):
+        """Arm `timer` again, ms from now (a periodic one keeps its period from then on). Works on
+        a fired, cancelled or running timer; nothing is allocated (the timer list only grows when
+        more timers are armed at once than ever before). Returns the timer."""
+        owner = timer.owner
+        if owner.stopped:
+            return timer
+        d = self._delay(owner, ms, timer.tag)
+        if timer.period and d < 1:
+            d = 1
+        timer.due = ticks_add(self.clock.now(), d)
+        if not timer.active:
+            timer.active = True
+            self._timers.append(timer)
+        return timer
 
     def _delay(self, actor, ms, tag):
         """A delay ticks_add accepts: whole ms in 0..MAX_TIMER_MS. No setting (a timer x TFO
@@ -298,8 +365,7 @@ class Scheduler:
         # Drop the actor's timers and queued messages: it restarts from a clean state.
         for t in [t for t in self._timers if t.owner is actor]:
             self.cancel(t)
-        del actor._kinds[:]
-        del actor._payloads[:]
+        self._clear(actor)
         if len(times) > _CRASH_LIMIT:
             self.log(m.ERROR_LEVEL, "%s keeps crashing: stopped" % actor.name)
             self._stop_actor(actor)
@@ -326,8 +392,7 @@ class Scheduler:
             self._pollers.remove(actor)
         for t in [t for t in self._timers if t.owner is actor]:
             self.cancel(t)  # a start() that failed half-way may have armed some
-        del actor._kinds[:]
-        del actor._payloads[:]
+        self._clear(actor)
         self.stopped.append(actor.name)
         self.post(m.ACTOR_STOPPED, actor.name)
         if self.on_fatal is not None:
@@ -338,7 +403,7 @@ class Scheduler:
 
     # --- the loop ----------------------------------------------------------------------------
     def run_once(self):
-        t0 = time.monotonic_ns()
+        t0 = ticks_ms()
         for a in self._pollers:
             try:
                 a.poll(self.poll_budget_ms)
@@ -347,11 +412,21 @@ class Scheduler:
         self._deliver()
         self._fire_timers(self.clock.now())
         self._deliver()
-        us = (time.monotonic_ns() - t0) // 1000
-        self.last_pass_us = us
-        if us > self.worst_pass_us:
-            self.worst_pass_us = us
+        ms = ticks_diff(ticks_ms(), t0)
+        self.last_pass_ms = ms
+        if ms > self.worst_pass_ms:
+            self.worst_pass_ms = ms
         self.passes += 1
+
+    # Pass times in us (1 ms resolution) for the host rig's reports and older callers.
+    def _get_worst_us(self):
+        return self.worst_pass_ms * 1000
+
+    def _set_worst_us(self, us):
+        self.worst_pass_ms = us // 1000
+
+    worst_pass_us = property(_get_worst_us, _set_worst_us)
+    last_pass_us = property(lambda self: self.last_pass_ms * 1000)
 
     def _deliver(self):
         budget = self.max_deliveries
@@ -359,10 +434,16 @@ class Scheduler:
         while busy and budget > 0:
             busy = False
             for a in self.actors:  # registration order = priority order
-                if a._kinds:
+                if a._count:
                     busy = True
-                    kind = a._kinds.pop(0)
-                    payload = a._payloads.pop(0)
+                    i = a._head
+                    kind = a._kinds[i]
+                    payloads = a._payloads
+                    payload = payloads[i]
+                    payloads[i] = None  # the inbox must not keep a delivered payload alive
+                    i += 1
+                    a._head = 0 if i == len(payloads) else i
+                    a._count -= 1
                     budget -= 1
                     self.delivered += 1
                     try:
@@ -372,7 +453,7 @@ class Scheduler:
 
     def pending(self):
         for a in self.actors:
-            if a._kinds:
+            if a._count:
                 return True
         return False
 
@@ -394,7 +475,7 @@ class Scheduler:
         return {
             "passes": self.passes,
             "delivered": self.delivered,
-            "worst_pass_us": self.worst_pass_us,
+            "worst_pass_ms": self.worst_pass_ms,
             "timers": len(self._timers),
             "crashes": sum(a.crashes for a in self.actors),
             "lost": sum(a.lost for a in self.actors),

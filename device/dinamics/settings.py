@@ -1,7 +1,7 @@
 """Every setting, declared once. MQTT topics, the settings/timers JSON, the store, the web UI and
 the README's topic reference are all derived from TABLE.
 
-Row: (name, topic, type, lo, hi, default, unit, flags, key, help)
+Row: (name, topic, type, lo, hi, default, unit, flags, key)
   topic  MQTT command suffix under Dinamics/<SN>/ ("" = not settable over MQTT)
   type   INT (lo..hi), BOOL (0/1), CHOICE (lo = allowed tuple), STR (hi = max length),
          BITS (hi = exact count of 0/1 digits)
@@ -10,6 +10,8 @@ Row: (name, topic, type, lo, hi, default, unit, flags, key, help)
          (seed: `breaker`, `plugandcharge`); NET network/identity: reported in the `wifi` JSON,
          kept by delete_settings (delete_wifi resets the WiFi ones)
   key    short key in the `settings` JSON (the seed's glossary) or ""
+Each setting's description lives host-side in tools/settings_help.py (only the docs generator
+reads it: on the board they took ~5 KB of heap).
 Where each setting is reported: timers (TIMER_NAMES) in `timers`, BITS in `debug`, NET in `wifi`,
 everything else in `settings` (see dinamics.mqtt_topics).
 """
@@ -38,65 +40,65 @@ RESET_WIFI = "!wifi"  # delete_wifi: the WiFi credentials
 # Timers are milliseconds. timer1-4 were loop passes and timer13 wait-loop iterations in the seed;
 # here they are real milliseconds (defaults converted, see README "Timers").
 TABLE = (
-    ("breaker", "set_breaker", INT, 6, 100, 16, "A", _PE, "B", "house main breaker rating per phase"),
-    ("c_limit", "set_c_limit", INT, 6, 80, 16, "A", _P, "MAXC", "maximum charging current"),
-    ("c_min_limit", "set_c_min_limit", INT, 6, 32, 6, "A", _P, "MINC", "minimum charging current; below it the charge pauses"),
-    ("calibration", "set_calibration", INT, 10, 2000, 277, "", _P, "C", "CT calibration: 277 = 50 A/1 V clamp, 544 = 100 A/1 V"),
-    ("plugandcharge", "set_plugandcharge", BOOL, 0, 1, 1, "", _PE, "P&C", "1 = charge whenever a car is plugged in"),
-    ("nwpc", "set_nwpc", BOOL, 0, 1, 0, "", _P, "NWPC", "1 = plug&charge while the broker is unreachable"),
-    ("neg_amp", "set_neg_amp", BOOL, 0, 1, 0, "", _P, "NA", "1 = negative (export) currents expected on the CT feed"),
-    ("adjust", "set_adjust", BOOL, 0, 1, 1, "", _P, "A", "1 = the back-end may change MAXC/MINC"),
-    ("autoupdate", "set_autoupdate", BOOL, 0, 1, 1, "", _P, "AU", "automatic updates flag (stored and reported)"),
-    ("lcd", "set_lcd_enabled", BOOL, 0, 1, 1, "", _P, "LCD", "1 = the unit drives its local LCD"),
-    ("TFO", "set_TFO", INT, 1, 1000, 30, "x", _P, "TFO", "poll slow-down factor: timers 5,7,8,9 when idle, timer6 when charging"),
-    ("cte", "set_cte", CHOICE, (0, 1, 2, 3, 12, 13, 23, 123), None, 0, "", _P, "CTE", "which CTs are fitted (digits = CT numbers)"),
-    ("dinamics", "set_dinamics", BOOL, 0, 1, 0, "", _P, "DA", "1 = dynamic load management, 0 = static c_limit"),
-    ("lora", "set_lora", BOOL, 0, 1, 0, "", _P, "L", "1 = talk to the EVSE over LoRa, 0 = cable"),
-    ("debug", "set_debug", BITS, 0, 40, "0" * 40, "", _P, "", "40 debug switches, 0/1 each"),
-    ("timer", "set_timer", INT, 100, 500000, 2000, "ms", _P, "", "period for publishing currents"),
-    ("timer1", "set_timer1", INT, 1000, 500000, 300000, "ms", _P, "", "auto-stop when the car draws < 0.5 A this long (P&C off)"),
-    ("timer2", "set_timer2", INT, 1000, 500000, 300000, "ms", _P, "", "auto-stop when no car is connected this long (P&C off)"),
-    ("timer3", "set_timer3", INT, 1000, 500000, 60000, "ms", _P, "", "auto-stop when the car draws more than allowed this long"),
-    ("timer4", "set_timer4", INT, 100, 500000, 1000, "ms", _P, "", "pause when less than the minimum is available this long"),
-    ("timer5", "set_timer5", INT, 100, 500000, 200000, "ms", _P, "", "poll GC (current capacity)"),
-    ("timer6", "set_timer6", INT, 100, 500000, 30000, "ms", _P, "", "poll G0 (cable state)"),
-    ("timer7", "set_timer7", INT, 100, 500000, 30000, "ms", _P, "", "poll GG (charging current)"),
-    ("timer8", "set_timer8", INT, 100, 500000, 200000, "ms", _P, "", "poll GS (EVSE state)"),
-    ("timer9", "set_timer9", INT, 100, 500000, 120000, "ms", _P, "", "poll GU (energy)"),
-    ("timer10", "set_timer10", INT, 100, 500000, 5000, "ms", _P, "", "debug_log flush period"),
-    ("timer11", "set_timer11", INT, 1000, 500000, 10000, "ms", _P, "", "pause between WiFi reconnect attempts"),
-    ("timer12", "set_timer12", INT, 1000, 500000, 100000, "ms", _P, "", "period for synctime, freeRAM and ip"),
-    ("timer13", "set_timer13", INT, 50, 10000, 500, "ms", _P, "", "RAPI reply timeout (was 8000 wait-loop passes)"),
-    ("timer14", "set_timer14", INT, 1000, 500000, 10000, "ms", _P, "", "longest pause between link-recovery probes"),
+    ("breaker", "set_breaker", INT, 6, 100, 16, "A", _PE, "B"),
+    ("c_limit", "set_c_limit", INT, 6, 80, 16, "A", _P, "MAXC"),
+    ("c_min_limit", "set_c_min_limit", INT, 6, 32, 6, "A", _P, "MINC"),
+    ("calibration", "set_calibration", INT, 10, 2000, 277, "", _P, "C"),
+    ("plugandcharge", "set_plugandcharge", BOOL, 0, 1, 1, "", _PE, "P&C"),
+    ("nwpc", "set_nwpc", BOOL, 0, 1, 0, "", _P, "NWPC"),
+    ("neg_amp", "set_neg_amp", BOOL, 0, 1, 0, "", _P, "NA"),
+    ("adjust", "set_adjust", BOOL, 0, 1, 1, "", _P, "A"),
+    ("autoupdate", "set_autoupdate", BOOL, 0, 1, 1, "", _P, "AU"),
+    ("lcd", "set_lcd_enabled", BOOL, 0, 1, 1, "", _P, "LCD"),
+    ("TFO", "set_TFO", INT, 1, 1000, 30, "x", _P, "TFO"),
+    ("cte", "set_cte", CHOICE, (0, 1, 2, 3, 12, 13, 23, 123), None, 0, "", _P, "CTE"),
+    ("dinamics", "set_dinamics", BOOL, 0, 1, 0, "", _P, "DA"),
+    ("lora", "set_lora", BOOL, 0, 1, 0, "", _P, "L"),
+    ("debug", "set_debug", BITS, 0, 40, "0" * 40, "", _P, ""),
+    ("timer", "set_timer", INT, 100, 500000, 2000, "ms", _P, ""),
+    ("timer1", "set_timer1", INT, 1000, 500000, 300000, "ms", _P, ""),
+    ("timer2", "set_timer2", INT, 1000, 500000, 300000, "ms", _P, ""),
+    ("timer3", "set_timer3", INT, 1000, 500000, 60000, "ms", _P, ""),
+    ("timer4", "set_timer4", INT, 100, 500000, 1000, "ms", _P, ""),
+    ("timer5", "set_timer5", INT, 100, 500000, 200000, "ms", _P, ""),
+    ("timer6", "set_timer6", INT, 100, 500000, 30000, "ms", _P, ""),
+    ("timer7", "set_timer7", INT, 100, 500000, 30000, "ms", _P, ""),
+    ("timer8", "set_timer8", INT, 100, 500000, 200000, "ms", _P, ""),
+    ("timer9", "set_timer9", INT, 100, 500000, 120000, "ms", _P, ""),
+    ("timer10", "set_timer10", INT, 100, 500000, 5000, "ms", _P, ""),
+    ("timer11", "set_timer11", INT, 1000, 500000, 10000, "ms", _P, ""),
+    ("timer12", "set_timer12", INT, 1000, 500000, 100000, "ms", _P, ""),
+    ("timer13", "set_timer13", INT, 50, 10000, 500, "ms", _P, ""),
+    ("timer14", "set_timer14", INT, 1000, 500000, 10000, "ms", _P, ""),
     # Load management beyond the seed.
-    ("hb_interval", "set_hb_interval", INT, 0, 60, 5, "s", _P, "", "EVSE heartbeat: controller falls back if silent this long (0 = off)"),
-    ("hb_amps", "set_hb_amps", INT, 0, 32, 6, "A", _P, "", "EVSE heartbeat fallback current"),
-    ("link_silence_ms", "set_link_silence_ms", INT, 1000, 60000, 3000, "ms", _P, "", "link down after the controller is silent this long (the seed: 3 x timer13 with retries)"),
-    ("stale_ms", "set_stale_ms", INT, 500, 5000, 3000, "ms", _P, "", "CT data older than this is stale: fall back"),
-    ("stale_action", "set_stale_action", CHOICE, (0, 1), None, 0, "", _P, "", "stale CT data: 0 = pause, 1 = minimum current"),
-    ("min_off_ms", "set_min_off_ms", INT, 0, 3600000, 30000, "ms", _P, "", "minimum pause before charging resumes (doubles from the 3rd pause in a row that follows a resume within 10 min, up to 8x)"),
-    ("min_on_ms", "set_min_on_ms", INT, 0, 3600000, 60000, "ms", _P, "", "minimum charge time before a non-safety pause"),
-    ("resume_margin", "set_resume_margin", INT, 0, 10, 1, "A", _P, "", "resume when minimum + margin is available"),
-    ("mains_hz", "set_mains_hz", CHOICE, (50, 60), None, 50, "Hz", _P, "", "mains frequency"),
-    ("ct_cycles", "set_ct_cycles", INT, 1, 20, 5, "", _P, "", "mains cycles per CT measurement window"),
-    ("solar", "set_solar", BOOL, 0, 1, 0, "", _P, "", "1 = charge only from export (solar surplus)"),
-    ("solar_start", "set_solar_start", INT, 0, 100, 6, "A", _P, "", "export needed to start a solar charge"),
-    ("solar_stop_ms", "set_solar_stop_ms", INT, 0, 3600000, 300000, "ms", _P, "", "import this long stops a solar charge"),
-    ("ha_discovery", "set_ha_discovery", BOOL, 0, 1, 1, "", _P, "", "publish Home Assistant MQTT discovery"),
+    ("hb_interval", "set_hb_interval", INT, 0, 60, 5, "s", _P, ""),
+    ("hb_amps", "set_hb_amps", INT, 0, 32, 6, "A", _P, ""),
+    ("link_silence_ms", "set_link_silence_ms", INT, 1000, 60000, 3000, "ms", _P, ""),
+    ("stale_ms", "set_stale_ms", INT, 500, 5000, 3000, "ms", _P, ""),
+    ("stale_action", "set_stale_action", CHOICE, (0, 1), None, 0, "", _P, ""),
+    ("min_off_ms", "set_min_off_ms", INT, 0, 3600000, 30000, "ms", _P, ""),
+    ("min_on_ms", "set_min_on_ms", INT, 0, 3600000, 60000, "ms", _P, ""),
+    ("resume_margin", "set_resume_margin", INT, 0, 10, 1, "A", _P, ""),
+    ("mains_hz", "set_mains_hz", CHOICE, (50, 60), None, 50, "Hz", _P, ""),
+    ("ct_cycles", "set_ct_cycles", INT, 1, 20, 5, "", _P, ""),
+    ("solar", "set_solar", BOOL, 0, 1, 0, "", _P, ""),
+    ("solar_start", "set_solar_start", INT, 0, 100, 6, "A", _P, ""),
+    ("solar_stop_ms", "set_solar_stop_ms", INT, 0, 3600000, 300000, "ms", _P, ""),
+    ("ha_discovery", "set_ha_discovery", BOOL, 0, 1, 1, "", _P, ""),
     # Network and identity.
-    ("serial", "", STR, 0, 12, "", "", _PN, "SN", "device serial (empty = from the MAC); not settable over MQTT (it is the topic prefix)"),
-    ("mqtt_host", "set_mqtt_host", STR, 0, 64, "", "", _PN, "", "MQTT broker host (empty = none); the unit reconnects on a change"),
-    ("mqtt_port", "set_mqtt_port", INT, 1, 65535, 1883, "", _PN, "", "MQTT broker port"),
-    ("mqtt_user", "set_mqtt_user", STR, 0, 64, "", "", _PN, "", "MQTT username (empty = anonymous)"),
-    ("mqtt_pass", "set_mqtt_pass", STR, 0, 64, "", "", _PNS, "", "MQTT password (never published)"),
-    ("mqtt_tls", "set_mqtt_tls", BOOL, 0, 1, 0, "", _PN, "", "1 = TLS to the broker"),
-    ("wifi_ssid", "set_wifi_ssid", STR, 0, 32, "", "", _PN, "", "WiFi network (used at the next WiFi connect)"),
-    ("wifi_pass", "set_wifi_pass", STR, 0, 64, "", "", _PNS, "", "WiFi password (never published)"),
+    ("serial", "", STR, 0, 12, "", "", _PN, "SN"),
+    ("mqtt_host", "set_mqtt_host", STR, 0, 64, "", "", _PN, ""),
+    ("mqtt_port", "set_mqtt_port", INT, 1, 65535, 1883, "", _PN, ""),
+    ("mqtt_user", "set_mqtt_user", STR, 0, 64, "", "", _PN, ""),
+    ("mqtt_pass", "set_mqtt_pass", STR, 0, 64, "", "", _PNS, ""),
+    ("mqtt_tls", "set_mqtt_tls", BOOL, 0, 1, 0, "", _PN, ""),
+    ("wifi_ssid", "set_wifi_ssid", STR, 0, 32, "", "", _PN, ""),
+    ("wifi_pass", "set_wifi_pass", STR, 0, 64, "", "", _PNS, ""),
 )
 
 NAMES = tuple(row[0] for row in TABLE)
 # Fields of a row
-NAME, TOPIC, TYPE, LO, HI, DEFAULT, UNIT, FLAGS, KEY, HELP = range(10)
+NAME, TOPIC, TYPE, LO, HI, DEFAULT, UNIT, FLAGS, KEY = range(9)
 TIMER_NAMES = ("timer",) + tuple("timer%d" % i for i in range(1, 15))
 WIFI_NAMES = ("wifi_ssid", "wifi_pass")
 
