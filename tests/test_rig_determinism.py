@@ -17,7 +17,9 @@ import pytest
 import serial
 
 import hil.world as world_mod
-from hil import scenarios as sc
+from hil.checks import Result
+from hil.rigs import WorldRig
+from hil.scenario_scripts import start_charging
 from hil.ev_model import EvModel
 from hil.host_port import open_serial
 from hil.null_modem import NullModem
@@ -115,10 +117,10 @@ def _session():
     """Link-up, CT data, a car, three load steps (one over the breaker) in ~25 virtual s.
     Returns what the rig measures: the emulator's log (virtual ms, rx/tx, line) and the tape's
     commands, plus the modem counters."""
-    rig = sc.WorldRig()
-    res = sc.Result("determinism", "host")
+    rig = WorldRig()
+    res = Result("determinism", "host")
     try:
-        sc.start_charging(rig, res, EvModel(max_amps=32, phases=1, response_s=5.0),
+        start_charging(rig, res, EvModel(max_amps=32, phases=1, response_s=5.0),
                           {"cte": 1, "breaker": 25, "c_limit": 32}, (2.0, 0.0, 0.0),
                           settle_ms=8000)
         steps = []
