@@ -98,7 +98,7 @@ def _steps():
     if port.socket_pool is not None:
         from actors.mqtt_bridge import MqttBridge
 
-        app.mqtt = sched.add(MqttBridge(app.settings, port, app))
+        app.mqtt = sched.add(MqttBridge(app.settings, port))
         yield "mqtt_bridge"
     port.start_watchdog(sched)
     yield "watchdog"
