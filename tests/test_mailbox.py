@@ -456,13 +456,13 @@ def test_host_fatal_records_and_calls_the_cli_callback(tmp_path):
 
 def test_ring_inbox_keeps_fifo_order_across_the_wrap_and_frees_delivered_payloads():
     _, s, _ = make()
-    r = s.add(Recorder("r", (m.STATUS_REQUEST,), inbox_size=4))
+    r = s.add(Recorder("r", (m.CHARGE_COMMAND,), inbox_size=4))
     assert len(r._kinds) == 4 and len(r._payloads) == 4  # allocated once, at its capacity
     kinds, payloads = r._kinds, r._payloads
     n = 0
     for round_ in range(5):  # 3 in, 3 out: the head walks round the ring several times
         for _ in range(3):
-            assert s.post(m.STATUS_REQUEST, [n])
+            assert s.post(m.CHARGE_COMMAND, [n])
             n += 1
         s.run_once()
         assert r._kinds is kinds and r._payloads is payloads
@@ -472,22 +472,22 @@ def test_ring_inbox_keeps_fifo_order_across_the_wrap_and_frees_delivered_payload
 
 def test_full_wrapped_ring_evicts_the_oldest_telemetry_and_keeps_the_order():
     _, s, _ = make()
-    r = s.add(Recorder("r", (m.STATUS_REQUEST, m.CT_READING, m.EVSE_STATE), inbox_size=4))
-    s.post(m.STATUS_REQUEST, "x")
-    s.post(m.STATUS_REQUEST, "y")
+    r = s.add(Recorder("r", (m.CHARGE_COMMAND, m.CT_READING, m.EVSE_STATE), inbox_size=4))
+    s.post(m.CHARGE_COMMAND, "x")
+    s.post(m.CHARGE_COMMAND, "y")
     s.run_once()  # head is now at slot 2: the next four messages wrap
-    s.post(m.STATUS_REQUEST, 0)
+    s.post(m.CHARGE_COMMAND, 0)
     s.post(m.CT_READING, 1)
-    s.post(m.STATUS_REQUEST, 2)
+    s.post(m.CHARGE_COMMAND, 2)
     s.post(m.CT_READING, 3)
-    assert r.queued() == [m.STATUS_REQUEST, m.CT_READING, m.STATUS_REQUEST, m.CT_READING]
+    assert r.queued() == [m.CHARGE_COMMAND, m.CT_READING, m.CHARGE_COMMAND, m.CT_READING]
     s.post(m.CT_READING, 4)  # same kind queued: the newest queued value is replaced
     s.post(m.EVSE_STATE, 5)  # other telemetry: the oldest telemetry (ct 1) goes
-    assert not s.post(m.STATUS_REQUEST, 6)  # a command is refused, not evicting anything
-    assert r.queued() == [m.STATUS_REQUEST, m.STATUS_REQUEST, m.CT_READING, m.EVSE_STATE]
+    assert not s.post(m.CHARGE_COMMAND, 6)  # a command is refused, not evicting anything
+    assert r.queued() == [m.CHARGE_COMMAND, m.CHARGE_COMMAND, m.CT_READING, m.EVSE_STATE]
     del r.seen[:]
     s.run_once()
-    assert r.seen == [(m.STATUS_REQUEST, 0), (m.STATUS_REQUEST, 2), (m.CT_READING, 4),
+    assert r.seen == [(m.CHARGE_COMMAND, 0), (m.CHARGE_COMMAND, 2), (m.CT_READING, 4),
                       (m.EVSE_STATE, 5)]
     assert r.lost == 1 and r.dropped == 2
 

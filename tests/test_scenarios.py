@@ -385,7 +385,7 @@ def test_ct_cli_trace_and_errors(tmp_path, pty_pair):
     assert bad.returncode == 2 and "expected" in bad.stderr
     nope = subprocess.run(_ct_cmd("--port", "/dev/does-not-exist", "--profile", "oven"), cwd=ROOT,
                           capture_output=True, text=True, timeout=20)
-    assert nope.returncode == 1 and "cannot open" in nope.stderr
+    assert nope.returncode == 2 and "cannot open" in nope.stderr  # bad input: one line, exit 2
     lst = subprocess.run(_ct_cmd("--list"), cwd=ROOT, capture_output=True, text=True, timeout=20)
     assert lst.returncode == 0 and "mixed" in lst.stdout
 
