@@ -94,3 +94,38 @@ def test_rapi_text_never_needs_decode_errors():
 
     assert rapi.text(b"$AT 03 03 16 0540\xff") == "$AT 03 03 16 0540?"
     assert rapi.text(b"$OK") == "$OK"
+
+
+def _f32(x):
+    """A CircuitPython float: single precision with the two lowest mantissa bits dropped (30-bit
+    object representation): "%.2f" % 12.345 is 12.34 and "%.1f" % 0.05 is 0.0 there."""
+    import struct
+
+    i = struct.unpack("<I", struct.pack("<f", x))[0] & ~3
+    return struct.unpack("<f", struct.pack("<I", i))[0]
+
+
+def test_published_currents_are_the_same_text_with_single_precision_floats():
+    # A board's floats are single precision: "%.2f" % 12.345 is 12.34 there and 12.35 here.
+    # Currents are published from whole milliamps, so both print the same.
+    from dinamics.mqtt_topics import amps_text
+
+    assert "%.2f" % _f32(12.345) == "12.34" and "%.1f" % _f32(0.05) == "0.0"  # as on a board
+    for ma in list(range(-2000, 2000)) + list(range(0, 100000, 7)):
+        a = ma / 1000
+        assert amps_text(_f32(a)) == amps_text(a), a
+    assert amps_text(12.345) == "12.35" and amps_text(13.99922) == "14.00"
+    assert amps_text(5.998792) == "6.00" and amps_text(-0.004) == "0.00" and amps_text(-1.5) == "-1.50"
+
+
+def test_headroom_decisions_do_not_flip_on_a_boards_float_rounding():
+    # A board computes the RMS of a 14 / 9 / 6 A wave as 13.99922 / 8.99902 / 5.998792 A; the
+    # pilot it allows must be the one a PC computes from the exact values.
+    from dinamics import headroom as hr
+
+    for breaker in (16, 20, 25, 32):
+        for house_ma in range(0, 26000, 250):
+            exact = breaker - house_ma / 1000
+            for err in (-0.0015, -0.0008, 0.0, 0.0008, 0.0015):
+                assert hr.allowed(exact + err, 32) == hr.allowed(exact, 32), (breaker, house_ma, err)
+                assert hr.resume_ok(exact + err, 6, 1) == hr.resume_ok(exact, 6, 1)

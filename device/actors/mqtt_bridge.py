@@ -351,12 +351,13 @@ class MqttBridge(Actor):
                     last = self._sent_ct[i]
                     if force or last is None or abs(a - last) >= CT_BAND or (a == 0 and last != 0):
                         self._sent_ct[i] = a
-                        self._pub(_CT_TOPICS[i], "%.2f" % a)
+                        self._pub(_CT_TOPICS[i], mt.amps_text(a))
         if self._ma is not None:
-            amps = max(self._ma, 0) / 1000
-            self._number("charging_current", amps, CT_BAND, "%.2f", force)
-            volts = self._mv / 1000 if self._mv and self._mv > 0 else 230
-            self._number("power", int(amps * volts * self._nphases()), POWER_BAND, "%d", force)
+            ma = max(self._ma, 0)
+            self._number("charging_current", ma / 1000, CT_BAND, None, force)
+            mv = self._mv if self._mv and self._mv > 0 else 230000
+            # whole numbers all the way: the same watts on a board (single-precision floats)
+            self._number("power", ma * mv * self._nphases() // 1000000, POWER_BAND, "%d", force)
         if self._ws is not None:
             self._number("energy", self._ws // 3600 * self._nphases(), ENERGY_BAND, "%d", force)
         if force:
@@ -376,7 +377,7 @@ class MqttBridge(Actor):
         last = self._sent.get(sub)
         if force or last is None or abs(v - last) >= band or (v == 0 and last != 0):
             self._sent[sub] = v
-            self._pub(sub, fmt % v)
+            self._pub(sub, mt.amps_text(v) if fmt is None else fmt % v)
 
     def _rapi_reply(self, payload):
         r = self._replies.reply(payload[0], payload[1], payload[2], payload[3])

@@ -30,7 +30,8 @@ FOLLOWED_A = 0.5  # ... or two $GG since the change within this of the command s
 RAISE_CONFIRM_MS = 1000  # a raise needs the room on every fresh reading (~10) for this long
 STEADY_A = 1.0  # a raise waits for a reading in which no phase moved more than this
 STEP_A = 1.0  # an EV-less load this much above its last unambiguous value is a house step
-EPS = 0.001  # comparisons tolerate float rounding (32 - 25.8 is 6.1999...)
+EPS = 0.005  # comparisons tolerate float rounding: 32 - 25.8 is 6.1999..., and a board's single-
+# precision RMS of a 6 A wave reads 5.998792 A (its floats: ~7 digits)
 RESUME_CONFIRM_MS = 2000  # resume needs the room on every fresh reading for this long
 CYCLE_WINDOW_MS = 600000  # a pause this soon after the last resume counts as cycling;
 CYCLE_FREE_PAUSES = 2  # beyond this many such pauses in a row each one doubles the minimum-off

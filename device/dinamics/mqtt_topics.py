@@ -119,6 +119,15 @@ def command(topic):
     return None
 
 
+def amps_text(a):
+    """A current in A as the seed prints it (two decimals), from whole milliamps rounded half away
+    from zero: a board's single-precision float and a PC's double give the same text whenever they
+    round to the same mA ("%.2f" % 12.345 is 12.34 on a board, 12.35 on a PC)."""
+    ma = int(a * 1000 + (0.5 if a >= 0 else -0.5))
+    c = (abs(ma) + 5) // 10
+    return "%s%d.%02d" % ("-" if ma < 0 and c else "", c // 100, c % 100)
+
+
 def serial_number(settings, mac):
     """The `serial` setting if set, else the factory MAC bytes reversed as 12 upper-case hex digits
     (the seed's SN: MAC 24:6F:28:AA:BB:CC -> CCBBAA286F24)."""
