@@ -318,7 +318,7 @@ class Plant:
     def set(self, name, value):
         """Change a setting as the settings actor would (apply + setting.changed)."""
         self.settings.apply(name, value)
-        self.sched.post(m.SETTING_CHANGED, (name, value))
+        self.sched.post(m.SETTING_CHANGED, (name,))
         self._settle()
 
     def command(self, enable):

@@ -116,7 +116,7 @@ class Rig:
 
     def set(self, name, value):
         self.settings.apply(name, value)
-        self.s.post(m.SETTING_CHANGED, (name, value))
+        self.s.post(m.SETTING_CHANGED, (name,))
         self.s.run_once()
 
     def readings(self, count, max_polls=2000):

@@ -177,3 +177,32 @@ def test_settings_actor_logs_the_repairs_at_start_and_stores_what_it_uses(tmp_pa
     # the next start finds nothing to repair and says nothing
     rig2 = Rig(fs)
     assert rig2.settings.fixes == [] and not any("refused" in t for _l, t in rig2.logs)
+
+
+def test_a_burst_of_changes_and_delete_settings_lose_no_message():
+    # Defect: every demo start printed "inbox full: ct_meter lost setting.changed", and
+    # delete_settings with many non-default values made rapi_link and balancer lose 10-12 each.
+    from dinamics import messages as m
+    from dinamics import settings as st
+    from hil.world import World
+
+    w = World(ct=True, latency=False, stalls=False)
+    try:
+        w.run_until(lambda: w.app.rapi.up, 10000)
+        burst = [("breaker", "25"), ("cte", "123"), ("c_limit", "32"), ("dinamics", "1"),
+                 ("timer7", "2000"), ("timer9", "3000"), ("TFO", "10"), ("timer5", "5000"),
+                 ("timer6", "6000"), ("timer8", "8000"), ("hb_interval", "6"), ("hb_amps", "7"),
+                 ("calibration", "544"), ("ct_cycles", "4"), ("stale_ms", "2000"), ("timer1", "2000"),
+                 ("timer2", "2000"), ("timer3", "2000"), ("timer4", "2000"), ("min_off_ms", "1000"),
+                 ("solar_start", "8"), ("resume_margin", "2"), ("nwpc", "1"), ("neg_amp", "1")]
+        for name, raw in burst:  # as the MQTT bridge would post them, all in one pass
+            w.sched.post(m.SETTING_SET, (name, raw, "mqtt"))
+        w.run_for(2000)
+        assert [w.app.settings.get(n) for n, _ in burst] == [st.parse(st.row(n), v) for n, v in burst]
+        w.sched.post(m.SETTING_SET, (st.RESET_SETTINGS, "1", "mqtt"))
+        w.run_for(7000)
+        assert w.app.settings.get("TFO") == 30 and w.app.rapi.poll_interval("GG") == 30000 * 30
+        assert w.sched.stats()["lost"] == 0
+        assert not [x for x in w.console.lines if "inbox full" in x]
+    finally:
+        w.close()

@@ -162,7 +162,8 @@ class Balancer(Regulation):
         elif kind == m.CHARGE_COMMAND:
             self._command(payload)
         elif kind == m.SETTING_CHANGED:
-            self._setting(payload[0], payload[1])
+            for name in payload:
+                self._setting(name, self.settings.get(name))
         elif kind == m.NET_STATUS:
             was = self._pc()
             self.net_up = bool(payload)

@@ -173,8 +173,10 @@ class CtMeter(Actor):
 
     def handle(self, kind, payload):
         if kind == m.SETTING_CHANGED:
-            if payload[0] in ("cte", "calibration", "mains_hz", "ct_cycles", "neg_amp"):
-                self._configure()
+            for name in payload:
+                if name in ("cte", "calibration", "mains_hz", "ct_cycles", "neg_amp"):
+                    self._configure()
+                    break
 
     def inject(self, sample):
         """A decoded HIL reading (seq, (a1, a2, a3), (f1, f2, f3)) as if the feed had sent it."""

@@ -51,7 +51,7 @@ class MqttBridge(Actor):
     subscribes = (m.LOG, m.SETTING_CHANGED, m.SETTING_REJECTED, m.CT_READING, m.EVSE_STATE,
                   m.EVSE_ASYNC, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_PLUG, m.EVSE_PILOT,
                   m.EVSE_SLOW_REPLY, m.LINK_STATUS, m.BALANCER_TARGET, m.BALANCER_FAULT,
-                  m.ACTOR_STOPPED, m.PHASES, m.SETTINGS_RESET)  # + rapi.reply, sent to it
+                  m.ACTOR_STOPPED, m.PHASES, m.SETTINGS_RESET, m.SETTINGS_STORED)  # + rapi.reply, sent to it
     polls = True
     inbox_size = 48
 
@@ -293,7 +293,11 @@ class MqttBridge(Actor):
         elif kind == m.RAPI_REPLY:
             self._rapi_reply(payload)
         elif kind == m.SETTING_CHANGED:
-            self._setting_changed(payload[0], payload[1])
+            for name in payload:
+                self._setting_changed(name, self.settings.get(name))
+        elif kind == m.SETTINGS_STORED:  # the confirmations: only once a change is durable
+            for name in payload:
+                self._confirm(name)
         elif kind == m.SETTINGS_RESET:
             self._report("settings" if payload == st.RESET_SETTINGS else "wifi")
         elif kind == m.BALANCER_FAULT:  # (code, detail, text)
@@ -386,13 +390,17 @@ class MqttBridge(Actor):
             if r[2] is not None:
                 self._reject(r[2][0], r[2][1], r[2][2])
 
+    def _confirm(self, name):
+        """A stored setting: its echo topic (breaker, plugandcharge) and its report JSON."""
+        if name not in st.NAMES:
+            return
+        if st.row(name)[st.FLAGS] & st.ECHO:
+            self._pub(name, str(self.settings.get(name)))
+        self._report(mt.group_of(name))  # settings / timers / debug / wifi
+
     def _setting_changed(self, name, value):
         if name not in st.NAMES:
             return
-        r = st.row(name)
-        if r[st.FLAGS] & st.ECHO:
-            self._pub(name, str(value))
-        self._report(mt.group_of(name))  # the acknowledgement: settings/timers/debug/wifi JSON
         if name == "timer":
             self._arm(_T_TELE, "timer")
         elif name == "timer10":

@@ -91,10 +91,13 @@ class RapiLink(EvseSync, Actor):
         elif kind == m.TIMER:
             self._timer(payload)
         elif kind == m.SETTING_CHANGED and self.up:
-            name = payload[0]
-            if name in ("hb_interval", "hb_amps"):
+            hb = polls = False
+            for name in payload:
+                hb = hb or name in ("hb_interval", "hb_amps")
+                polls = polls or name in ("TFO", "timer5", "timer6", "timer7", "timer8", "timer9")
+            if hb:
                 self._configure_heartbeat()
-            elif name == "TFO" or name in ("timer5", "timer6", "timer7", "timer8", "timer9"):
+            if polls:
                 self._arm_polls()
 
     def request(self, tag, cmd, args=None, head=False, requester=None):

@@ -12,7 +12,8 @@ from dinamics.mailbox import Actor
 _COALESCE_MS = 1000  # gather a burst of changes into one write
 _MIN_WRITE_GAP_MS = 5000  # at most one flash write per 5 s
 _T_FLUSH = "flush"  # timer tags: store the dirty settings;
-_T_REPORT = "report"  # report what the store refused at start (once the bridge is there)
+_T_REPORT = "report"
+_T_ANNOUNCE = "announce"  # setting.changed for everything applied in this pass  # report what the store refused at start (once the bridge is there)
 
 
 class SettingsActor(Actor):
@@ -29,10 +30,17 @@ class SettingsActor(Actor):
         self._dirty = False
         self._timer = None
         self._last_write = None
+        self._changed = []  # applied this pass, announced as one setting.changed
+        self._announce_timer = None
+        self._unstored = []  # applied, waiting for the write that makes them durable
+        self._stored_now = []  # accepted without a write (same value): confirmed at once
         self._fixes_reported = False
 
     def reset(self):
         self._timer = None
+        self._announce_timer = None  # the scheduler dropped our timers: announce at the next set
+        if self._changed:
+            self._announce_timer = None
 
     def start(self):
         """Log (once) every stored value that Settings.load could not use as it was (out of the
@@ -59,6 +67,13 @@ class SettingsActor(Actor):
         elif kind == m.TIMER and payload == _T_FLUSH:
             self._timer = None
             self.flush()
+        elif kind == m.TIMER and payload == _T_ANNOUNCE:
+            self._announce_timer = None
+            names, self._changed = tuple(self._changed), []
+            self.post(m.SETTING_CHANGED, names)
+            if self._stored_now:
+                names, self._stored_now = tuple(self._stored_now), []
+                self.post(m.SETTINGS_STORED, names)
         elif kind == m.TIMER and payload == _T_REPORT:
             for slot in self.store.corrupt:
                 self.post(m.SETTING_REJECTED, ("settings", slot, "corrupt slot ignored; " + self._loaded()))
@@ -97,9 +112,22 @@ class SettingsActor(Actor):
         old = self.settings.get(name)
         self.settings.apply(name, value)
         if r[st.FLAGS] & st.PERSIST and value != old:
+            self._unstored_add(name)
             self._mark_dirty()
-        self.post(m.SETTING_CHANGED, (name, value))
+        else:
+            self._stored_now.append(name)  # nothing to write: confirmed with this pass
+        self._announce(name)
         return value
+
+    def _announce(self, name):
+        if name not in self._changed:
+            self._changed.append(name)
+        if self._announce_timer is None:
+            self._announce_timer = self.after(0, _T_ANNOUNCE)
+
+    def _unstored_add(self, name):
+        if name not in self._unstored:
+            self._unstored.append(name)
 
     def restore_defaults(self, names=None):
         """delete_settings / delete_wifi: defaults come back at once, stored, no reboot."""
@@ -111,7 +139,8 @@ class SettingsActor(Actor):
                 continue  # network identity survives delete_settings, or the unit goes offline
             if self.settings.get(name) != r[st.DEFAULT]:
                 self.settings.apply(name, r[st.DEFAULT])
-                self.post(m.SETTING_CHANGED, (name, r[st.DEFAULT]))
+                self._announce(name)
+                self._unstored_add(name)
         self._mark_dirty()
 
     def _mark_dirty(self):
@@ -134,7 +163,14 @@ class SettingsActor(Actor):
         except Exception as e:  # noqa: BLE001 - a read-only drive must not kill the actor
             self.write_errors += 1
             self.log(m.ERROR_LEVEL, "settings not stored: %s" % e)
+            if self._unstored:  # accepted and in use, but not confirmed: say why, once per try
+                self.post(m.SETTING_REJECTED, (self._unstored[0], str(self.settings.get(self._unstored[0])),
+                                               "in use but not stored (%s); retrying" % e))
             self._timer = self.after(_MIN_WRITE_GAP_MS * 6, _T_FLUSH)
+        else:
+            if self._unstored:  # "confirmed" means stored: the bridge acknowledges these now
+                names, self._unstored = tuple(self._unstored), []
+                self.post(m.SETTINGS_STORED, names)
         self._last_write = self.now()
 
 

@@ -50,7 +50,7 @@ _TABLE = (
     ("balancer.target", LATEST, (_BAL,), (_MQTT,)),      # (amps, reason) what it commands now
     ("charge.command", COMMAND, (_MQTT,), (_BAL,)),      # enable 1 off, 2 on, 3 sleep
     ("setting.set", COMMAND, (_MQTT,), (_SET,)),         # (name, raw value, source)
-    ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT)),  # (name, value) after validation
+    ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT)),  # names: tuple of the settings applied in one pass (values: read Settings); one message per pass, so a burst never fills an inbox
     ("setting.rejected", COMMAND, (_SET,), (_MQTT,)),    # (name, raw value, why): nothing changed (name: the setting, or what was asked for)
     ("net.status", COMMAND, (_MQTT,), (_BAL, _NET)),     # True broker up / False down
     ("phases", LATEST, (_BAL,), (_MQTT,)),               # (active_phases e.g. 0/1/12/123/99, no_of_phases)
@@ -58,6 +58,7 @@ _TABLE = (
     ("evse.pilot", LATEST, (_LINK,), (_MQTT,)),          # amps the controller accepted / advertises
     ("evse.slow_reply", LATEST, (_LINK,), (_MQTT,)),     # round trip ms of a reply slower than timer13/2
     ("actor.stopped", COMMAND, (_SCHED,), (_MQTT,)),     # actor name: supervision stopped it for good; the port's fatal hook follows
+    ("settings.stored", COMMAND, (_SET,), (_MQTT,)),     # names: made durable by the write that just completed (the bridge confirms them now)
     ("balancer.fault", COMMAND, (_BAL,), (_MQTT,)),      # (code, detail, text): "auto_stop" (timer1-3), "ct" (age ms / "ok"), "solar"; the bridge picks the error topic
 )
 
@@ -99,6 +100,7 @@ EVSE_PILOT = kind("evse.pilot")
 EVSE_SLOW_REPLY = kind("evse.slow_reply")
 ACTOR_STOPPED = kind("actor.stopped")
 BALANCER_FAULT = kind("balancer.fault")
+SETTINGS_STORED = kind("settings.stored")
 
 # Log levels for LOG payloads.
 DEBUG = 10
