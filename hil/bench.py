@@ -292,7 +292,7 @@ def print_figures(F, out=None, wall_s=None):
         print("%s: %s" % (k.replace(" ", "_"), "n/a" if v is None else v), file=out)
     for e in F.get("_errors", ()):
         print("error: %s" % e, file=out)
-    print("note: virtual time; a CT reading after every CT window (100 ms), each CT refreshed every 300 ms; on a board the scheduler pass time adds "
+    print("note: virtual time; a CT reading after every CT window (100 ms), each fitted CT refreshed every 100 ms x fitted CTs; on a board the scheduler pass time adds "
           "to step_to_sc (worst pass here: %s ms on this PC)" % F.get("worst_scheduler_pass_ms"),
           file=out)
     if wall_s is not None:
