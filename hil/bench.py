@@ -33,7 +33,7 @@ import sys
 import time
 
 from hil import budget, checks, figures, scenarios
-from hil.oracle import oracle_as
+from hil.oracle import controller_ceiling, oracle_as
 from hil.progress import Progress
 from hil.rigs import LINK_TICK_MS, STEP_MS, WorldRig
 from hil.bench_steps import EPISODES, StepPlan, r1
@@ -88,7 +88,7 @@ def run_episode(spec, steps, seed):
         out["longest_over_s"] = figures.longest_over_s(rig.tape, breaker, t_start, t_end)
         out["energy"] = figures.energy_as(rig.tape, t_start, t_end, car)
         out["oracle"] = oracle_as(rig.house, t_start, t_end, breaker, car, s["c_min_limit"],
-                                  c_limit, car_max)
+                                  controller_ceiling(rig.emu, c_limit), car_max)
         tr = []
         last = None
         for ms, cmd, _ in rig.tape.commands(t_start, t_end, ("FS", "FE", "FD")):
@@ -292,7 +292,7 @@ def print_figures(F, out=None, wall_s=None):
         print("%s: %s" % (k.replace(" ", "_"), "n/a" if v is None else v), file=out)
     for e in F.get("_errors", ()):
         print("error: %s" % e, file=out)
-    print("note: virtual time; a CT reading after every CT window (100 ms), each CT refreshed every 300 ms; on a board the scheduler pass time adds "
+    print("note: virtual time; a CT reading after every CT window (100 ms), each fitted CT refreshed every 100 ms x fitted CTs; on a board the scheduler pass time adds "
           "to step_to_sc (worst pass here: %s ms on this PC)" % F.get("worst_scheduler_pass_ms"),
           file=out)
     if wall_s is not None:

@@ -40,6 +40,7 @@ class CtInjector:
         self.enabled = True  # False = clamp pulled / feed silent (stale data)
         self.order = [i for i in range(3) if fitted[i]] or [0]
         self.window_ms = max(sample_ms, period_ms // len(self.order))
+        self._per_ct_ms = max(sample_ms, period_ms // 3)  # one CT's window (5 cycles at 50 Hz)
         self._idx = 0
         self._next = None
         self._last_sample = None
@@ -49,6 +50,21 @@ class CtInjector:
         self._values = [None, None, None]
         self.sent = 0
         self.last = None
+
+    def capture(self, cts):
+        """Capture only the CTs the unit has fitted (set_cte: ct_meter takes those one after
+        another, one CT window each, and posts after each), e.g. (0,) for cte 1: then every
+        reading holds a fresh CT1 value, as on a board, not one refreshed every third reading.
+        The others send no data ('-'). `fitted` (a clamp pulled) still applies on top."""
+        order = sorted(set(c for c in cts if 0 <= c < 3)) or [0]
+        if order == self.order:
+            return
+        self.order = order
+        self.window_ms = self._per_ct_ms
+        self._idx = 0
+        self._values = [v if i in order else None for i, v in enumerate(self._values)]
+        self._sq = self._sum = 0.0
+        self._n = 0
 
     def truth(self, now_ms):
         h = self.house.amps(now_ms)

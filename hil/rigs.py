@@ -137,6 +137,11 @@ class Rig:
     def configure(self, **values):
         self.settings.update(values)
         self._configure(values)
+        if "cte" in values and self.injector is not None:
+            # the unit captures only its fitted CTs (ct_meter): so does the feed
+            cts = [int(c) - 1 for c in str(values["cte"]) if c in "123"]
+            if cts:
+                self.injector.capture(cts)
 
     def close(self):
         pass

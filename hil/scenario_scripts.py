@@ -8,7 +8,7 @@ A scenario is `func(rig, res, **params)`; its keyword defaults are its parameter
 from hil import checks, figures
 from hil.checks import Skip, check_raise, check_reaction, ms_s, whole_run_checks
 from hil.figures import car_draw, energy_as, fits_amps, first_cut, overshoot_as
-from hil.oracle import car_oracle_as, oracle_as
+from hil.oracle import car_oracle_as, controller_ceiling, oracle_as
 from hil.rigs import STEP_MS
 from hil.tape import sc_amps
 
@@ -118,7 +118,8 @@ def ac_cycling(rig, res, breaker=16, base=7.8, ac=2.6, on_s=30, off_s=30, minute
     charging = sum((b - a) for a, b, h, c in rig.tape.segments(t0, t1) if car_draw(c, ph) > 0)
     res.fig("charging_time_pct", round(100.0 * charging / (t1 - t0), 1))
     e = energy_as(rig.tape, t0, t1, ph)
-    o = oracle_as(rig.house, t0, t1, breaker, ph, s["c_min_limit"], s["c_limit"], 32)
+    o = oracle_as(rig.house, t0, t1, breaker, ph, s["c_min_limit"],
+                  controller_ceiling(rig.emu, s["c_limit"]), 32)
     res.fig("energy_vs_oracle_pct", round(100.0 * e / o, 1) if o else None)
     max_toggles = (t1 - t0) // max(1, s["min_off_ms"]) + 1
     res.check(len(pauses) <= max_toggles, "%d pauses in %d s: chatter (at most %d with min_off_ms "
@@ -169,7 +170,8 @@ def three_phase_one_phase_car(rig, res, breaker=20, base=(3.0, 2.0, 4.0)):
     f = measure_step(rig, res, "all_off", base, 25000, (1,))
     check_raise(res, f, "all_off")
     e = energy_as(rig.tape, t_plug, rig.now_ms(), (1,))
-    o = car_oracle_as(rig.house, t_plug, rig.now_ms(), breaker, (1,), 6, 32, ev)
+    o = car_oracle_as(rig.house, t_plug, rig.now_ms(), breaker, (1,), 6,
+                      controller_ceiling(rig.emu, 32), ev)
     res.fig("energy_vs_oracle_pct", round(100.0 * e / o, 1) if o else None)
     whole_run_checks(rig, res, t0)
 
@@ -379,18 +381,20 @@ def mixed_load(rig, res, breaker=32, minutes=30, phases=1, seed=7):
     t1 = rig.now_ms()
     ph = (0,)
     e = energy_as(rig.tape, t0, t1, ph)
-    o = car_oracle_as(rig.house, t0, t1, breaker, ph, s["c_min_limit"], s["c_limit"], ev)
+    # the same controller limits the oracle: no pilot above its saved capacity (hil.oracle)
+    ceil = controller_ceiling(rig.emu, s["c_limit"])
+    res.fig("controller_ceiling_a", ceil)
+    o = car_oracle_as(rig.house, t0, t1, breaker, ph, s["c_min_limit"], ceil, ev)
     res.fig("minutes", minutes)
     res.fig("load_steps", len(prof.steps) - 1)
     res.fig("energy_kwh", round(e * 230 / 3600000.0, 2))
     res.fig("oracle_kwh", round(o * 230 / 3600000.0, 2))
     res.fig("energy_vs_oracle_pct", round(100.0 * e / o, 2) if o else None)
-    oi = oracle_as(rig.house, t0, t1, breaker, ph, s["c_min_limit"], s["c_limit"], 32)
+    oi = oracle_as(rig.house, t0, t1, breaker, ph, s["c_min_limit"], ceil, 32)
     res.fig("energy_vs_instant_oracle_pct", round(100.0 * e / oi, 2) if oi else None)
     from dinamics import headroom as hr
 
-    om = car_oracle_as(rig.house, t0, t1, breaker, ph, s["c_min_limit"], s["c_limit"], ev,
-                       hr.MARGIN_A)
+    om = car_oracle_as(rig.house, t0, t1, breaker, ph, s["c_min_limit"], ceil, ev, hr.MARGIN_A)
     res.fig("energy_vs_margin_oracle_pct", round(100.0 * e / om, 2) if om else None)
     cmds = rig.tape.commands(t0, t1, ("FS", "FE"))
     res.fig("pauses", len([c for c in cmds if c[1] == "FS"]))

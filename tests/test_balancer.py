@@ -121,6 +121,24 @@ def test_controller_cap_below_request_is_not_a_resend_loop():
     assert any("caps the pilot at 16" in t for _, _, t in p.logs)
 
 
+def test_dynamic_regulation_stays_within_the_controller_cap():
+    # the controller keeps 24 A saved: once it answered $NK 24 the balancer regulates up to 24 A,
+    # so a cut is a cut on the wire (not 29 -> 25 with the pilot still at 24) and a car at 24 A
+    # counts as having followed
+    house = HouseTrace([(30000, (7.0, 0.0, 0.0)), (45000, (12.0, 0.0, 0.0))],
+                       start=(2.0, 0.0, 0.0))
+    p = Plant(dyn(cte=1, breaker=32, c_limit=32), ev=car(phases=1, phase=1), house=house,
+              ct_period_ms=100, hw_max=24)
+    p.run_until(60000)
+    b = p.balancer
+    assert b.sync.evse_cap == 24 and b.cmd <= 24
+    later = [(t, a) for t, a in p.sc_values() if t >= 20000]
+    assert all(a <= 24 for _, a in later)
+    # room for 24.6 A at 30 s: nothing to send; at 45 s the cut goes straight to what fits
+    assert [a for t, a in later if t >= 30000] == [19]
+    assert b.status()["target"] == 19
+
+
 def test_failed_request_is_sent_again():
     p = Plant({"c_limit": 16}, ev=car())
     p.run_for(1000)
@@ -578,15 +596,30 @@ def test_raise_after_a_cut_does_not_wait_settle_ms():
     assert sc[0][0] + 5000 <= sc[1][0] < sc[0][0] + hr.SETTLE_MS - 500
 
 
-def test_second_raise_waits_until_the_car_has_followed_the_first():
+def test_second_raise_does_not_wait_for_the_car_to_follow_the_first():
+    # house 12 -> 8 -> 5 A two seconds apart: the second raise comes after its own confirmation,
+    # not once the car has followed the first (it is rising: a $GG at or below the command makes
+    # the pessimistic headroom overstate the house), and the house never goes over the breaker
     house = HouseTrace([(60000, (8.0, 0.0, 0.0)), (62000, (5.0, 0.0, 0.0))],
                        start=(12.0, 0.0, 0.0))
     p = Plant(dyn(cte=1), ev=car(phases=1, phase=1), house=house, ct_period_ms=100)
     p.run_until(80000)
     sc = [(t, a) for t, a in p.sc_values() if t >= 60000]
     assert [a for _, a in sc] == [16, 19]
-    # the car follows 5 s after the first raise; two $GG at the command end the settling early
-    assert sc[0][0] + 5000 <= sc[1][0] < sc[0][0] + hr.SETTLE_MS
+    assert 62000 + hr.RAISE_CONFIRM_MS <= sc[1][0] < 62000 + hr.RAISE_CONFIRM_MS + 1000
+    assert sc[1][0] < sc[0][0] + 5000  # before the car has followed the first raise
+
+
+def test_raise_waits_while_the_car_is_above_the_command():
+    # a cut, then room again at once, twice: the car still draws the old, higher current (it
+    # follows the cut 5 s late), so no raise before $GG shows it at the command
+    house = HouseTrace([(30000, (12.0, 0.0, 0.0)), (31000, (8.0, 0.0, 0.0)),
+                        (32500, (5.0, 0.0, 0.0))], start=(5.0, 0.0, 0.0))
+    p = Plant(dyn(cte=1), ev=car(phases=1, phase=1), house=house, ct_period_ms=100)
+    p.run_until(50000)
+    sc = [(t, a) for t, a in p.sc_values() if t >= 30000]
+    assert [a for _, a in sc] == [12, 19]
+    assert sc[1][0] >= sc[0][0] + 5000
 
 
 def test_phases_code_one_ct_detected_undetermined_and_no_car():

@@ -78,3 +78,19 @@ def test_followed_and_following_a_command_change():
     assert not c.following(at(hr.SETTLE_MS), 20, at(0))  # SETTLE_MS over
     c.asked(at(3000))
     assert c.asked_within(at(3249), 250) and not c.asked_within(at(3250), 250)
+
+
+def test_not_above_the_command():
+    c = CarCurrent()
+    assert not c.not_above(at(0), 16)  # not charging
+    c.enter_c(at(0))
+    assert not c.not_above(at(100), 16)  # no $GG this session yet
+    c.on_gg(10000, at(1000))
+    assert c.not_above(at(1000), 16)  # rising towards 16
+    assert c.not_above(at(1000 + hr.GG_PERIOD_MS), 10)  # at it (within FOLLOWED_A)
+    assert c.not_above(at(1000), 9.6) and not c.not_above(at(1000), 9.5)
+    assert not c.not_above(at(1001 + hr.GG_PERIOD_MS), 16)  # $GG too old to tell
+    c.on_gg(20000, at(2000))
+    assert not c.not_above(at(2000), 16)  # above: still following a cut
+    c.leave_c(at(3000))
+    assert not c.not_above(at(3000), 32)

@@ -61,10 +61,23 @@ class Regulation(Actor):
         """Charging wanted now and regulated by the CT loop."""
         return self.charge.wanted() and self.connected is not False
 
+    def _c_limit(self):
+        """The highest pilot to regulate to: c_limit, but not above what the controller accepts
+        (a volatile $SC above its saved maximum is answered $NK with that cap, dinamics.evse_sync);
+        never below c_min_limit. A command above the cap would change nothing on the wire: a cut
+        to a value still above it would be no cut, and a car at the cap never reaches it."""
+        s = self.settings
+        c_limit = s.get("c_limit")
+        cap = self.sync.evse_cap
+        if cap is not None and cap < c_limit:
+            c_min = s.get("c_min_limit")
+            c_limit = cap if cap > c_min else c_min
+        return c_limit
+
     def _reason_for(self, amps):
         if not self._dynamic():
             return R_STATIC
-        if amps >= self.settings.get("c_limit"):
+        if amps >= self._c_limit():
             return R_LIMIT
         return R_HEADROOM
 
@@ -98,7 +111,7 @@ class Regulation(Actor):
         """Decide on the reading that ended at tick t (the latest good one)."""
         s = self.settings
         c_min = s.get("c_min_limit")
-        c_limit = s.get("c_limit")
+        c_limit = self._c_limit()
         mask = self._ev_mask()
         over = hr.actual_over(s.get("breaker"), self.ct.amps, mask)
         new_over = self.proj.overload(now, over, self.last_change)
@@ -315,12 +328,15 @@ class Regulation(Actor):
     def _raise(self, now, t, a, reason):
         """Raise on a steady reading only (a load step half-way through a reading's window shows
         as part of itself), once the car has settled after the last change and the room held
-        RAISE_CONFIRM_MS; while charging, on a reading whose $GG matches it (asks for one)."""
+        RAISE_CONFIRM_MS; while charging, on a reading whose $GG matches it (asks for one).
+        After a raise the car need not have arrived: while a fresh $GG shows it at or below the
+        command it is rising, and h_lo (the car at that $GG) overstates the house."""
         if self.raise_since is None:
             self.raise_since = now
         settled = (self.last_change is None or self.last_cut
                    or ticks_diff(now, self.last_change) >= hr.SETTLE_MS
-                   or self.car.followed(now, self.cmd, self.last_change))
+                   or self.car.followed(now, self.cmd, self.last_change)
+                   or self.car.not_above(now, self.cmd))
         if settled and self.ct.steady and ticks_diff(now, self.raise_since) >= hr.RAISE_CONFIRM_MS:
             if self.state != rapi.STATE_C or self._gg_fresh_for(t):
                 self.raise_since = None
@@ -363,7 +379,7 @@ class Regulation(Actor):
             return
         if ticks_diff(now, self.resume_since) < hr.RESUME_CONFIRM_MS:
             return
-        a = hr.start_amps(h, c_min, s.get("c_limit"))
+        a = hr.start_amps(h, c_min, self._c_limit())
         if a is None:  # cannot happen after resume_ok; never start below the minimum anyway
             return
         self.pauses.resumed(now)

@@ -6,7 +6,7 @@ when the EVSE enters state C; values before its first $GG are not trusted. The e
   command) when it is old; 0 for the first GG_STALE_MS of a session without a $GG, then the
   command; at most the heartbeat's fallback current once the link has been down long enough);
 - `during`: a (low, high) range for a CT reading's window when the car changed between two $GG;
-- `fresh_for` / `after` / `known` / `followed` / `following`: how far a $GG describes a reading or
+- `fresh_for` / `after` / `known` / `followed` / `not_above` / `following`: how far a $GG describes a reading or
   shows that the car has followed the last command change.
 
 Ticks in, no clock, no I/O: the balancer passes the command, its last change and the CT windows.
@@ -146,6 +146,18 @@ class CarCurrent:
             return False  # the last $GG moved
         d = self.gg - cmd
         return -hr.FOLLOWED_A < d < hr.FOLLOWED_A
+
+    def not_above(self, now, cmd):
+        """A $GG of this session, at most GG_PERIOD_MS old, shows the car at or below the command
+        (within FOLLOWED_A). After a raise the car is then rising towards the command or there:
+        whatever it drew during a reading lies at or above that $GG, so a headroom that takes it
+        at the $GG (the pessimistic h_lo, whose car is at most the command) only overstates the
+        house: a further raise judged on it is safe without waiting for the car to arrive."""
+        if not self.charging or not self.session or self.gg_t is None:
+            return False
+        if ticks_diff(now, self.gg_t) > hr.GG_PERIOD_MS:
+            return False
+        return self.gg - cmd < hr.FOLLOWED_A
 
     def following(self, now, cmd, last_change):
         """The car may still be following a command change: within SETTLE_MS of it and $GG still
