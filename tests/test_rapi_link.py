@@ -112,13 +112,20 @@ def test_one_in_flight_and_safety_commands_jump_the_queue():
     r.s.post(m.RAPI_REQUEST, (r.sink, "t", "GE", None))
     r.s.post(m.RAPI_REQUEST, (r.sink, "t", "GF", None))
     r.s.post(m.RAPI_REQUEST, (r.sink, "t", "SC", (10, "V")))
-    r.s.post(m.RAPI_REQUEST, (r.sink, "t", "SC", (12, "V")))  # supersedes the queued 10 A
+    r.s.post(m.RAPI_REQUEST, (r.sink, "t", "SC", (11, "V")))
+    r.s.post(m.RAPI_REQUEST, (r.sink, "t", "SC", (12, "V")))  # supersedes the queued 11 A
     r.run()
-    assert r.last()[0] == "GE"  # already in flight; nothing else sent yet
+    # GE in flight; the first cut overtakes it (ids: answers matched in any order); the rest wait
+    assert [parse_sent(l)[:2] for l in r.wire.sent[-2:]] == [("GE", []), ("SC", ["10", "V"])]
+    ge = parse_sent(r.wire.sent[-2])[2]
+    sc = parse_sent(r.wire.sent[-1])[2]
     n = len(r.wire.sent)
-    r.answer("$OK 32 0001")
-    assert r.last()[:2] == ("SC", ["12", "V"])
-    assert len(r.wire.sent) == n + 1
+    r.s.post(m.RAPI_RX_LINE, reply("$OK 32 0001", ge))
+    r.run()
+    assert [parse_sent(l)[:2] for l in r.wire.sent[n:]] == [("SC", ["12", "V"])]  # before GF
+    r.s.post(m.RAPI_RX_LINE, reply("$OK 10", sc))
+    r.answer("$OK 12")
+    assert r.last()[0] == "GF"
     failed = [p for p in r.sink.of(m.RAPI_REPLY) if p[1] is None]
     assert failed and failed[0][3] == "superseded"
 

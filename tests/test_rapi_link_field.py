@@ -310,3 +310,24 @@ def test_poll_delays_from_extreme_settings_do_not_crash_the_link():
     answer_all(r, STOCK)
     r.run(1000)
     assert r.link.crashes == 0 and r.link.up
+
+
+def test_a_cut_overtakes_a_read_in_flight_and_both_answers_are_matched():
+    # A real controller answers a $GG up to ~300 ms late; a cut must not wait behind it.
+    r = Rig()
+    r.bring_up()
+    answer_all(r, STOCK)
+    r.s.post(m.RAPI_REQUEST, (None, "poll", "GG", None))
+    r.run()
+    _, _, gg_seq = r.last()
+    bal = r.s.add(Pilot(16))
+    r.s.post(m.RAPI_REQUEST, (bal, "bal", "SC", (8, "V")))
+    r.run()
+    cmd, args, sc_seq = r.last()
+    assert (cmd, args) == ("SC", ["8", "V"]) and r.link.stats["overtakes"] == 1
+    r.s.post(m.RAPI_RX_LINE, reply("$OK 12000 230000", gg_seq))  # in the order it received them
+    r.s.post(m.RAPI_RX_LINE, reply("$OK 8", sc_seq))
+    r.run()
+    assert r.sink.of(m.EVSE_CURRENT)[-1] == (12000, 230000)
+    assert r.sink.of(m.EVSE_PILOT)[-1] == 8
+    assert r.link.inflight is None and r.link.urgent is None

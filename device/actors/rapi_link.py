@@ -39,7 +39,11 @@ _T_SILENCE = "silence"
 _ATTEMPTS = 3  # polls and other reads: sends per request
 _SAFETY_ATTEMPTS = 8  # SC/FS/FD/FE/SY: then the requester is told and sends again
 _ENABLE = ("FE", "FS", "FD")
-_BOOT_CMDS = ("SC", "FS", "FD")  # sent while the controller boots: they run right after `$AB`
+_BOOT_CMDS = ("SC", "FS", "FD")
+# May overtake a read in flight when the controller echoes ids (replies are matched by id, in any
+# order): a cut must not wait for a $GG's answer, which a real controller gives up to ~300 ms late.
+_URGENT = ("SC", "FS", "FD")
+_T_UTIMEOUT = "utimeout"  # sent while the controller boots: they run right after `$AB`
 _PROBE_FIRST_MS = 500
 
 
@@ -58,12 +62,14 @@ class RapiLink(EvseSync, Actor):
         self.stats = {"sent": 0, "replies": 0, "timeouts": 0, "bad_checksum": 0, "late": 0,
                       "noise": 0, "held": 0, "debug_lines": 0, "async": 0, "rtt_last": 0,
                       "rtt_worst": 0, "rtt_sum": 0, "rtt_count": 0, "downs": 0, "boots": 0,
-                      "corrections": 0, "worst_silence": 0}
+                      "corrections": 0, "worst_silence": 0, "overtakes": 0}
         self.reset()
 
     def reset(self):
         self.queue.clear()
         self.inflight = None
+        self.urgent = None  # a safety command sent while a read is in flight (ids only)
+        self._utimeout = None
         self.seq = 0x40
         self.up = False
         self.booting = False  # between the controller's `$AT 00 00 0 0200` and its `$AB`
@@ -125,7 +131,8 @@ class RapiLink(EvseSync, Actor):
             self.sched.send(a, m.RAPI_REPLY, (r.tag, ok, fields, text))
 
     def _queued(self, cmd):
-        return (self.inflight is not None and self.inflight.cmd == cmd) or self.queue.has(cmd)
+        return ((self.inflight is not None and self.inflight.cmd == cmd)
+                or (self.urgent is not None and self.urgent.cmd == cmd) or self.queue.has(cmd))
 
     # --- sending -----------------------------------------------------------------------------
     def _pump(self):
@@ -146,12 +153,28 @@ class RapiLink(EvseSync, Actor):
                 return
             self.queue.take(r)
             self._send(r, line, seq)
+        self._overtake()
+
+    def _overtake(self):
+        f = self.inflight
+        if (f is None or f.prio or self.urgent is not None or self.dialect.ids is not True
+                or self.booting or not self.up):
+            return
+        r = self.queue.peek(_URGENT)
+        if r is None:
+            return
+        seq = self._next_seq()
+        line = rapi.build(r.cmd, r.args, seq)  # gated SC / FS / FD: always a valid line
+        if self.wire.fits(len(line)):
+            self.queue.take(r)
+            self.stats["overtakes"] += 1
+            self._send(r, line, seq, True)
 
     def _next_seq(self):
         self.seq = self.seq + 1 if self.seq < 255 else 1  # never 0: 0 means "no id"
         return self.seq
 
-    def _send(self, r, line, seq):
+    def _send(self, r, line, seq, urgent=False):
         now = self.now()
         self.stats["sent"] += 1
         self.post(m.RAPI_TX_LINE, line)
@@ -161,9 +184,14 @@ class RapiLink(EvseSync, Actor):
         self.wire.add(seq, len(line), r.cmd, r)
         r.attempts += 1
         r.sent_at = now
-        self.inflight = r
-        self.cancel(self._timeout)
-        self._timeout = self.after(self.settings.get("timer13"), _T_TIMEOUT)
+        if urgent:
+            self.urgent = r
+            self.cancel(self._utimeout)
+            self._utimeout = self.after(self.settings.get("timer13"), _T_UTIMEOUT)
+        else:
+            self.inflight = r
+            self.cancel(self._timeout)
+            self._timeout = self.after(self.settings.get("timer13"), _T_TIMEOUT)
         if self.quiet_since is None and self.up:
             self.quiet_since = now
             self.cancel(self._silence)
@@ -217,8 +245,12 @@ class RapiLink(EvseSync, Actor):
         else:
             e = self.wire.take_in_order(lambda cmd: fits(cmd, ok, fields))
         r = e[3] if e is not None else None
-        mine = r is not None and r is self.inflight
-        if mine:
+        mine = r is not None and (r is self.inflight or r is self.urgent)
+        if mine and r is self.urgent:
+            self.cancel(self._utimeout)
+            self._utimeout = None
+            self.urgent = None
+        elif mine:
             self.cancel(self._timeout)
             self._timeout = None
             self.inflight = None
@@ -245,7 +277,8 @@ class RapiLink(EvseSync, Actor):
 
     def _still_waiting(self):
         """Lines are still unanswered after a reply: the silence clock restarts now."""
-        if self.up and self.quiet_since is None and (self.inflight is not None or self.wire.entries):
+        if self.up and self.quiet_since is None and (self.inflight is not None or self.urgent is not None
+                                                     or self.wire.entries):
             self.quiet_since = self.now()
             self._silence = self.after(self._silence_ms(), _T_SILENCE)
 
@@ -280,20 +313,25 @@ class RapiLink(EvseSync, Actor):
         self._answer(r, ok, fields, text)
 
     def _drop_inflight(self):
-        r = self.inflight
-        if r is not None:
-            self.wire.forget(r)
-            self.inflight = None
-            self.cancel(self._timeout)
-            if r.tag not in _INTERNAL or r.cmd in _BOOT_CMDS:  # heartbeat pulses and polls recur
-                r.attempts = 0
-                self.queue.again(r)
+        for r in (self.urgent, self.inflight):  # the read first in the queue, then the cut before it
+            if r is not None:
+                self.wire.forget(r)
+                if r.tag not in _INTERNAL or r.cmd in _BOOT_CMDS:  # pulses and polls recur
+                    r.attempts = 0
+                    self.queue.again(r)
+        self.inflight = self.urgent = None
+        self.cancel(self._timeout)
+        self.cancel(self._utimeout)
+        self._timeout = self._utimeout = None
 
     # --- timers ------------------------------------------------------------------------------
     def _timer(self, tag):
         if tag == _T_TIMEOUT:
             self._timeout = None
             self._timed_out()
+        elif tag == _T_UTIMEOUT:
+            self._utimeout = None
+            self._urgent_timed_out()
         elif tag == _T_SILENCE:
             self._silence = None
             if self.up and self.quiet_since is not None:
@@ -322,6 +360,17 @@ class RapiLink(EvseSync, Actor):
         if r.tag == PROBE:
             self._schedule_probe()
         elif not self._retry(r):
+            self.wire.forget(r)
+            self._answer(r, None, (), "timeout")
+        self._pump()
+
+    def _urgent_timed_out(self):
+        r = self.urgent
+        if r is None:
+            return
+        self.stats["timeouts"] += 1
+        self.urgent = None
+        if not self._retry(r):
             self.wire.forget(r)
             self._answer(r, None, (), "timeout")
         self._pump()
@@ -388,15 +437,18 @@ class RapiLink(EvseSync, Actor):
         self.stats["downs"] += 1
         self.log(m.ERROR_LEVEL, "link down: controller silent for %d ms ($%s unanswered)"
                  % (ticks_diff(self.now(), self.quiet_since), cmd))
-        self.inflight = None
+        u = self.urgent
+        self.inflight = self.urgent = None
         q = self.queue.clear()
         if r is not None:
             q.insert(0, r)
+        if u is not None:
+            q.insert(0, u)
         for x in q:
             self._answer(x, None, (), "link down")
-        for t in (self._timeout, self._silence, self._hb_timer):
+        for t in (self._timeout, self._utimeout, self._silence, self._hb_timer):
             self.cancel(t)
-        self._timeout = self._silence = self._hb_timer = None
+        self._timeout = self._utimeout = self._silence = self._hb_timer = None
         for t in self._poll_timers.values():
             self.cancel(t)
         self._poll_timers = {}
