@@ -5,10 +5,13 @@ controller shows otherwise, dinamics/evse_watch.py), the `$SY` heartbeat and the
 so the link file holds only the protocol: queue, wire, matching, timeouts, link up/down.
 """
 
+from adafruit_ticks import ticks_diff
+
 from dinamics import messages as m
 from dinamics import rapi
 from dinamics.evse_watch import GIVE_UP
 
+_ENABLE = ("FE", "FS", "FD")
 POLL = "poll"  # request tags the link uses for itself (requester None: never answered)
 LINK = "link"
 PROBE = "probe"
@@ -114,6 +117,46 @@ class EvseSync:
             self._resync()
         else:
             self._link_up()
+
+    def _done(self, r, ok, fields, seq, line):
+        cmd = r.cmd
+        if self.dialect.on_result(cmd, ok, fields, seq != 0):
+            self._unsupported(cmd)
+        if cmd == "SC":
+            if not self._sc_done(r, ok, fields):
+                return
+        elif cmd in _ENABLE:
+            if ok:
+                self.watch.mode_ran(cmd)
+                self.request(POLL, "GS")  # its effect shows in the next state report
+            elif self._retry(r):
+                return
+        elif ok or (cmd == "SY" and fields):  # an SY NK still carries the heartbeat fields
+            self._route(cmd, fields, r.args)
+        text = rapi.text(line)
+        self._answer(r, ok, fields, text)
+
+    def _resync(self, have_version=False):
+        """After link-up or a controller reboot: heartbeat first, then a full picture. The
+        balancer's pilot and enable follow on link.status / evse.boot, ahead of the polls."""
+        if not self.booting:  # during POST the pilot goes first; the heartbeat at `$AB`
+            self._configure_heartbeat(head=True)
+        for cmd in ("GV", "GS", "GC", "G0", "GG", "GU"):
+            if cmd != "GV" or not have_version:
+                self.request(POLL, cmd, None)
+        self._arm_polls()
+
+    def _rtt(self, r):
+        rtt = ticks_diff(self.now(), r.sent_at)
+        st = self.stats
+        st["replies"] += 1
+        st["rtt_last"] = rtt
+        st["rtt_sum"] += rtt
+        st["rtt_count"] += 1
+        if rtt > st["rtt_worst"]:
+            st["rtt_worst"] = rtt
+        if rtt * 2 > self.settings.get("timer13"):
+            self.post(m.EVSE_SLOW_REPLY, rtt)
 
     # --- state reports -------------------------------------------------------------------------
     def _state(self, state, pilot, amps, vflags):

@@ -1,20 +1,14 @@
 """rapi_link: speaks RAPI to the OpenEVSE controller through whichever transport carries lines.
 
-- One request in flight. Replies are matched by sequence id, or by order when the controller does
-  not echo ids (dialect learned at link-up, dinamics/rapi_dialect.py). Unanswered lines are
-  counted against the controller's 64-byte RX buffer (dinamics/rapi_wire.py): nothing is sent
-  that would overflow it while it stalls.
-- A request that times out (timer13) is re-sent. The link goes DOWN only when the controller has
-  been silent for `link_silence_ms` (default 3 s) while something awaits an answer: a real
-  controller stalls 1.1-1.3 s at every B->C and ~0.3 s at A<->B, so short timeouts alone are not
-  a dead link. While down, `$GV` probes back off up to timer14; ANY valid line from the controller
-  probes at once, and `$AB` (it rebooted) brings the link up and re-syncs at once.
-- Re-sync: the `$SY` heartbeat first, then (the balancer's) pilot and enable, then a full picture.
-- Safety commands (SC, FS, FD, FE) are done only when their effect is shown: `$SC`'s reply value,
-  or a `$GC`/`$AT`/`$GS` afterwards. A bare `$NK^21` means the line arrived damaged and did not
-  run: it is re-sent. Any `$AT` whose pilot differs from the unit's target, and any state that
-  contradicts the last enable command, is corrected at once (bounded).
-- Every `$SC` passes the pilot gate (dinamics/pilot_gate.py) right here, before the wire.
+The protocol half of the actor (the meaning of replies and what is kept in step with the
+controller is its mixin, actors/rapi_evse.py; the rules and the real-controller facts behind them
+are in docs/architecture.md "RAPI link"):
+- one request in flight (plus one overtaking cut, with ids), matched by id or by order;
+  unanswered bytes never exceed the controller's 64-byte RX buffer (dinamics/rapi_wire.py);
+- re-send on timer13; link DOWN only after `link_silence_ms` of silence while something waits;
+  while down, back-off probes, and any valid line probes at once; `$AB` re-syncs at once;
+- a bare `$NK^21` is line noise: the command did not run and is sent again;
+- every `$SC` passes the pilot gate (dinamics/pilot_gate.py) right here, before the wire.
 """
 
 from adafruit_ticks import ticks_diff
@@ -38,7 +32,6 @@ _T_SILENCE = "silence"
 
 _ATTEMPTS = 3  # polls and other reads: sends per request
 _SAFETY_ATTEMPTS = 8  # SC/FS/FD/FE/SY: then the requester is told and sends again
-_ENABLE = ("FE", "FS", "FD")
 _BOOT_CMDS = ("SC", "FS", "FD")
 # May overtake a read in flight when the controller echoes ids (replies are matched by id, in any
 # order): a cut must not wait for a $GG's answer, which a real controller gives up to ~300 ms late.
@@ -282,35 +275,6 @@ class RapiLink(EvseSync, Actor):
             self.quiet_since = self.now()
             self._silence = self.after(self._silence_ms(), _T_SILENCE)
 
-    def _rtt(self, r):
-        rtt = ticks_diff(self.now(), r.sent_at)
-        st = self.stats
-        st["replies"] += 1
-        st["rtt_last"] = rtt
-        st["rtt_sum"] += rtt
-        st["rtt_count"] += 1
-        if rtt > st["rtt_worst"]:
-            st["rtt_worst"] = rtt
-        if rtt * 2 > self.settings.get("timer13"):
-            self.post(m.EVSE_SLOW_REPLY, rtt)
-
-    def _done(self, r, ok, fields, seq, line):
-        cmd = r.cmd
-        if self.dialect.on_result(cmd, ok, fields, seq != 0):
-            self._unsupported(cmd)
-        if cmd == "SC":
-            if not self._sc_done(r, ok, fields):
-                return
-        elif cmd in _ENABLE:
-            if ok:
-                self.watch.mode_ran(cmd)
-                self.request(POLL, "GS")  # its effect shows in the next state report
-            elif self._retry(r):
-                return
-        elif ok or (cmd == "SY" and fields):  # an SY NK still carries the heartbeat fields
-            self._route(cmd, fields, r.args)
-        text = rapi.text(line)
-        self._answer(r, ok, fields, text)
 
     def _drop_inflight(self):
         for r in (self.urgent, self.inflight):  # the read first in the queue, then the cut before it
@@ -419,15 +383,6 @@ class RapiLink(EvseSync, Actor):
         self.post(m.LINK_STATUS, (True, ""))
         self._resync(have_version)
 
-    def _resync(self, have_version=False):
-        """After link-up or a controller reboot: heartbeat first, then a full picture. The
-        balancer's pilot and enable follow on link.status / evse.boot, ahead of the polls."""
-        if not self.booting:  # during POST the pilot goes first; the heartbeat at `$AB`
-            self._configure_heartbeat(head=True)
-        for cmd in ("GV", "GS", "GC", "G0", "GG", "GU"):
-            if cmd != "GV" or not have_version:
-                self.request(POLL, cmd, None)
-        self._arm_polls()
 
     def _link_down(self):
         r = self.inflight
