@@ -2,8 +2,9 @@
 
 The firmware runs on the host (hil.world.World through hil.rigs.WorldRig: real pseudo-
 terminals, the OpenEVSE emulator with an EV model that follows the pilot 5 s late, the CT injector)
-on the virtual clock in 10 ms steps (one byte exchange per 5 ms: a RAPI round trip takes 5 ms, as
-over a real UART plus a board pass). Two parts:
+on the virtual clock in 10 ms steps (bytes move every 5 ms; the emulated controller answers after
+its measured loop delay -- median ~26 ms, up to 315 ms -- and stalls 1.1-1.3 s at every B->C, as a
+real 8.2.3 does: hil/evse_timing.py). Two parts:
 
 1. Randomised load steps (seeded): episodes over 16/20/25 A breakers, 1-phase houses, 3-phase
    houses with a 1-phase or a 3-phase car, some with export periods (negative currents). Each step
