@@ -213,8 +213,9 @@ def summarise(results, seed):
     not_reached = len([f for f in raises if f["headroom95_ms"] is None])
     osc = sum(f["reversals"] for f in steps)
     F = {}
-    F["benchmark"] = ("dinamics load management, host port, virtual clock (%d ms steps, RAPI round "
-                      "trip %d ms)" % (STEP_MS, LINK_TICK_MS))
+    F["benchmark"] = ("dinamics load management, host port, virtual clock (%d ms steps, bytes every "
+                      "%d ms, the emulator answers with a measured 8.2.3's loop delay and stalls)"
+                      % (STEP_MS, LINK_TICK_MS))
     F["seed"] = seed
     F["episodes"] = len([r for r in results if r["name"] != "mixed"])
     F["load_steps"] = len(steps)
