@@ -17,7 +17,8 @@ ON_BEHALF = {
     "actors/rapi_evse.py": "rapi_link",  # the link's mixin: what replies mean
     "actors/balancer_regulation.py": "balancer",  # the balancer's regulation half
     "dinamics/mqtt_session.py": "mqtt_bridge",  # the bridge's broker session (owner.post)
-    "dinamics/mailbox.py": SCHEDULER,  # log lines, timers, actor.stopped
+    "dinamics/mailbox.py": SCHEDULER,  # log lines, actor.stopped
+    "dinamics/timers.py": SCHEDULER,  # timers (a mixin of the scheduler)
 }
 SENT_TO_ONE = (m.REQUESTER, m.OWNER)
 

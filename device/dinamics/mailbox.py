@@ -13,9 +13,10 @@ timing uses the wrapping ms ticks (small ints), and a timer can be re-armed in p
 
 import sys
 
-from adafruit_ticks import ticks_add, ticks_diff, ticks_ms
+from adafruit_ticks import ticks_diff, ticks_ms
 
 from dinamics import messages as m
+from dinamics.timers import MAX_TIMER_MS, Timer, TimerTable  # noqa: F401 (re-exported)
 
 try:
     from micropython import const
@@ -25,9 +26,6 @@ except ImportError:  # CPython without Blinka's micropython shim
 
 _CRASH_WINDOW_MS = const(60000)
 _CRASH_LIMIT = const(5)
-# The longest timer delay: adafruit_ticks.ticks_add raises OverflowError for |delta| >= 2**28 ms
-# (half its 2**29 ms wrap), so every()/after() clamp to this (about 74.5 h) instead of crashing.
-MAX_TIMER_MS = (1 << 28) - 1
 
 
 def _exception_printer():
@@ -116,18 +114,7 @@ class Actor:
         return self.sched.clock.now()
 
 
-class Timer:
-    __slots__ = ("owner", "due", "period", "tag", "active")
-
-    def __init__(self, owner, due, period, tag):
-        self.owner = owner
-        self.due = due
-        self.period = period
-        self.tag = tag
-        self.active = True
-
-
-class Scheduler:
+class Scheduler(TimerTable):
     def __init__(self, clock, console=None, on_fatal=None, poll_budget_ms=5, max_deliveries=64):
         self.clock = clock
         self.console = console  # callable(level, text) or None
@@ -258,86 +245,6 @@ class Scheduler:
             self.post(m.LOG, (level, text))
         finally:
             self._logging = False
-
-    # --- timers ------------------------------------------------------------------------------
-    def every(self, actor, ms, tag):
-        ms = self._delay(actor, ms, tag)
-        if ms < 1:
-            ms = 1  # period 0 would read as a one-shot timer
-        t = Timer(actor, ticks_add(self.clock.now(), ms), ms, tag)
-        self._timers.append(t)
-        return t
-
-    def after(self, actor, ms, tag):
-        t = Timer(actor, ticks_add(self.clock.now(), self._delay(actor, ms, tag)), 0, tag)
-        self._timers.append(t)
-        return t
-
-    def rearm(self, timer, ms):
-        """Arm `timer` again, ms from now (a periodic one keeps its period from then on). Works on
-        a fired, cancelled or running timer; nothing is allocated (the timer list only grows when
-        more timers are armed at once than ever before). Returns the timer."""
-        owner = timer.owner
-        if owner.stopped:
-            return timer
-        d = self._delay(owner, ms, timer.tag)
-        if timer.period and d < 1:
-            d = 1
-        timer.due = ticks_add(self.clock.now(), d)
-        if not timer.active:
-            timer.active = True
-            self._timers.append(timer)
-        return timer
-
-    def _delay(self, actor, ms, tag):
-        """A delay ticks_add accepts: whole ms in 0..MAX_TIMER_MS. No setting (a timer x TFO
-        product, say) can crash an actor through a timer; the first clamp of each (actor, tag)
-        is logged."""
-        try:
-            d = int(ms)
-        except (TypeError, ValueError, OverflowError):  # None, NaN, inf
-            d = MAX_TIMER_MS + 1
-        if 0 <= d <= MAX_TIMER_MS:
-            return d
-        key = (actor.name, tag)
-        if key not in self._clamped:
-            self._clamped.append(key)
-            self.log(m.WARNING, "%s: timer %r delay %r ms clamped to %d" % (
-                actor.name, tag, ms, MAX_TIMER_MS if d > 0 else 0))
-        return MAX_TIMER_MS if d > 0 else 0
-
-    def cancel(self, timer):
-        timer.active = False
-        if timer in self._timers:
-            self._timers.remove(timer)
-
-    def next_due_ms(self, now):
-        """Milliseconds until the earliest timer (None when no timer is armed)."""
-        best = None
-        for t in self._timers:
-            d = ticks_diff(t.due, now)
-            if best is None or d < best:
-                best = d
-        if best is not None and best < 0:
-            best = 0
-        return best
-
-    def _fire_timers(self, now):
-        timers = self._timers
-        i = 0
-        while i < len(timers):
-            t = timers[i]
-            if ticks_diff(now, t.due) >= 0:
-                self.send(t.owner, m.TIMER, t.tag)
-                if t.period:
-                    t.due = ticks_add(t.due, t.period)
-                    if ticks_diff(now, t.due) >= 0:  # fell behind: do not fire a burst
-                        t.due = ticks_add(now, t.period)
-                else:
-                    t.active = False
-                    timers.pop(i)
-                    continue
-            i += 1
 
     # --- supervision -------------------------------------------------------------------------
     def _start(self, actor):
