@@ -59,6 +59,11 @@ def _steps():
     from dinamics.board_port import BoardPort
 
     port = BoardPort()
+    import dinamics  # code.py drops the boot-time board_profiles once the port is built
+
+    sys.modules.pop("dinamics.board_profiles", None)
+    if hasattr(dinamics, "board_profiles"):
+        delattr(dinamics, "board_profiles")
     yield "board_port (BoardPort, clock, console, fs, uart)"
     from dinamics.mailbox import Scheduler
     from dinamics.settings import Settings
@@ -98,8 +103,12 @@ def _steps():
     if port.socket_pool is not None:
         from actors.mqtt_bridge import MqttBridge
 
-        app.mqtt = sched.add(MqttBridge(app.settings, port, app))
+        app.mqtt = sched.add(MqttBridge(app.settings, port))
         yield "mqtt_bridge"
+    from actors.net_console import NetConsole
+
+    sched.add(NetConsole(app.settings, port))
+    yield "net_console"
     port.start_watchdog(sched)
     yield "watchdog"
     if not PASSES:
