@@ -2,7 +2,6 @@
 reports, debug_log, outage coalescing, backoff and scheduler progress while the broker is away.
 The real-broker counterparts are in test_mqtt_broker.py."""
 import json
-import socket
 import time
 
 import pytest
@@ -14,17 +13,6 @@ from dinamics import rapi
 from dinamics import settings as st
 from dinamics import ha_discovery as ha
 from mqtt_fixtures import BridgeRig, free_port
-
-
-def test_minimqtt_internals_the_bridge_relies_on_exist():
-    from adafruit_minimqtt.adafruit_minimqtt import MQTT
-
-    for name in ("_wait_for_msg", "_sock_exact_recv", "_send_bytes", "_close_socket", "ping"):
-        assert callable(getattr(MQTT, name)), name
-    c = MQTT(broker="127.0.0.1", socket_pool=socket, socket_timeout=0.05, recv_timeout=1,
-             connect_retries=1)
-    for attr in ("_sock", "_last_msg_sent_timestamp", "_is_connected", "_lw_topic"):
-        assert hasattr(c, attr), attr
 
 
 def test_serial_is_the_factory_mac_reversed_like_the_seed():
