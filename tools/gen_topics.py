@@ -14,6 +14,9 @@ from dinamics import ha_discovery as ha  # noqa: E402
 from dinamics import mqtt_topics as mt  # noqa: E402
 from dinamics import settings as st  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import topics_help as th  # noqa: E402  (the tables' host-side text: descriptions, payload formats)
+
 OUT = os.path.join(ROOT, "docs", "mqtt-topics.md")
 
 
@@ -89,7 +92,7 @@ def generate():
     add("")
     add("| Topic | Payload | Reply on | Description |")
     add("| --- | --- | --- | --- |")
-    for c in mt.COMMANDS:
+    for c in th.commands():
         reply = ", ".join("`%s`" % t.strip() for t in c[st.KEY].split(",")) if c[st.KEY] else "`error`"
         unit = " [%s]" % c[st.UNIT] if c[st.UNIT] else ""
         add("| `%s` | %s%s | %s | %s |" % (c[1], _cell(_values(c)), unit, reply, _cell(c[st.HELP])))
@@ -98,7 +101,7 @@ def generate():
     add("")
     add("| Topic | Retained | Payload | Description |")
     add("| --- | --- | --- | --- |")
-    for t, retained, payload, help_ in mt.RESPONSES:
+    for t, retained, payload, help_ in th.responses():
         add("| `%s` | %s | %s | %s |" % (t, "yes" if retained else "no", _cell(payload), _cell(help_)))
     add("")
     add("## Home Assistant discovery")
