@@ -391,6 +391,21 @@ def test_ha_discovery_configs_are_valid_and_removed_when_switched_off():
     assert len(gone) == len(ha.ENTITIES) and all(p == "" for t, p in gone)
 
 
+def test_ha_discovery_module_is_dropped_once_its_configs_are_out():
+    import sys
+
+    r = BridgeRig(serial="HA2")
+    c = r.connect()
+    r.run(200)
+    assert len([t for t, p, ret in c.sent if t.startswith("homeassistant/")]) == len(ha.ENTITIES)
+    assert "dinamics.ha_discovery" not in sys.modules  # heap back (docs/heap.md)
+    c.sent.clear()
+    r.send("set_ha_discovery", "0")  # loaded again for the removal, dropped again after
+    r.run(200)
+    assert len([t for t, p, ret in c.sent if t.startswith("homeassistant/")]) == len(ha.ENTITIES)
+    assert "dinamics.ha_discovery" not in sys.modules
+
+
 def test_broker_settings_reconnect_only_when_they_really_change():
     port = free_port()  # nothing listens there
     r = BridgeRig(serial="RC", mqtt_host="127.0.0.1", mqtt_port=port)

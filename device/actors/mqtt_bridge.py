@@ -17,7 +17,6 @@ mac = wifi.radio.mac_address (or microcontroller.cpu.uid), mem_free = gc.mem_fre
 ip() = str(wifi.radio.ipv4_address). The host port provides the same from the stdlib.
 """
 
-from dinamics import ha_discovery as ha
 from dinamics import messages as m
 from dinamics import mqtt_inbound as inb
 from dinamics import mqtt_topics as mt
@@ -36,6 +35,24 @@ _CT_TOPICS = ("current1", "current2", "current3")
 _NET_NAMES = ("serial", "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_pass", "mqtt_tls")
 _LINK_ACTORS = ("rapi_link", "uart_link")
 _ENABLE_OF_STATE = {rapi.STATE_DISABLED: 1, rapi.STATE_SLEEP: 3}
+_HA = "dinamics.ha_discovery"
+
+
+def _ha(drop=False):
+    """Home Assistant discovery is loaded while its configs go out and dropped after (heap,
+    docs/heap.md): imported again at the next connect or ha_discovery change."""
+    import sys
+
+    if drop:
+        sys.modules.pop(_HA, None)
+        import dinamics
+
+        if hasattr(dinamics, "ha_discovery"):
+            delattr(dinamics, "ha_discovery")
+        return None
+    from dinamics import ha_discovery
+
+    return ha_discovery
 
 
 class MqttBridge(Actor):
@@ -170,9 +187,10 @@ class MqttBridge(Actor):
             n -= 1
         if n > 0 and self._ha_next is not None:
             i = self._ha_next
+            ha = _ha()
             send(ha.topic(self.sn, i), "" if self._ha_remove else ha.config(self.sn, pre[:-1], VERSION, i), True)
             i += 1
-            self._ha_next = i if i < len(ha.ENTITIES) else None
+            self._ha_next = i if i < len(ha.ENTITIES) else _ha(True)
             n -= 1
         if n > 0 and self._ring.due:
             for chunk in self._ring.take():
