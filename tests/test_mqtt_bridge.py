@@ -10,6 +10,7 @@ from hypothesis import given, settings as hsettings, strategies as hs
 from dinamics import messages as m
 from dinamics import mqtt_topics as mt
 from dinamics import rapi
+from dinamics import rapi_more
 from dinamics import settings as st
 from dinamics import ha_discovery as ha
 from mqtt_fixtures import BridgeRig, free_port
@@ -198,7 +199,7 @@ def test_set_lcd_writes_fp_lines_that_fit_and_answers_once():
     assert r.errors(r.send("set_lcd", "x" * 33))
     n = len(r.sink.of(m.RAPI_REQUEST))
     assert not r.errors(r.send("erase_lcd", "1"))
-    assert len(r.sink.of(m.RAPI_REQUEST)) == n + len(rapi.erase_commands())
+    assert len(r.sink.of(m.RAPI_REQUEST)) == n + len(rapi_more.erase_commands())
 
 
 def test_delete_settings_restores_defaults_at_once_keeps_the_network_and_answers():
