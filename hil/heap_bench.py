@@ -101,6 +101,7 @@ def measure_wasm(modes=("py", "mpy"), out=print):
             shutil.rmtree(drive, ignore_errors=True)
         res["modes"][mode] = {
             "costs": f["costs"], "built": f["built"], "boot_min": f.get("heap_total"),
+            "start": f["start"], "shims": f.get("shims"), "firmware": f["built"] - f["start"],
             "steady": f.get("used"), "scenario_min": None,
             "idle_alloc_per_pass": f["idle_alloc_bytes"] / f["idle_passes"],
             "idle_parts_per_pass": f["idle_parts_per_pass"], "maxsize_bits": f["maxsize_bits"]}
@@ -124,6 +125,7 @@ def measure(modes=("py", "mpy"), scenario_s=26.0, scenario=True, out=print):
             boot_min = bisect(lambda n: probe(drive, n, 0) is not None, 16 * 1024, 2 * 1024 * 1024)
             shutil.rmtree(drive, ignore_errors=True)
             r = {"costs": f["costs"], "built": f["built"], "boot_min": boot_min,
+                 "start": f["start"], "shims": f.get("shims"), "firmware": f["built"] - f["start"],
                  "idle_alloc_per_pass": f["idle_alloc_bytes"] / f["idle_passes"],
                  "idle_parts_per_pass": f["idle_parts_per_pass"]}
             out("heap %s: boot_min %d B, built %d B, idle %.1f B/pass" % (
@@ -150,6 +152,9 @@ def report(res):
     rows = [("smallest heap: boot + construction", "boot_min"),
             ("smallest heap: boot + gate scenario", "scenario_min"),
             ("gc.mem_alloc() built (after gc.collect)", "built"),
+            ("  ... before the firmware (VM, probe, host shims)", "start"),
+            ("  ... of which host shims (built in on a board)", "shims"),
+            ("firmware: built - before (sum of the pieces)", "firmware"),
             ("gc.mem_alloc() steady state (end of scenario)", "steady")]
     for label, key in rows:
         lines.append("%-50s %s" % (label, "  ".join("%10s" % res["modes"][m].get(key) for m in modes)))

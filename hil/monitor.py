@@ -2,6 +2,7 @@
 rapi.reply is sent to its requester only, so the monitor does not see replies."""
 from dinamics import messages as m
 from dinamics import rapi
+from dinamics import rapi_more
 from dinamics.mailbox import Actor
 
 
@@ -31,7 +32,7 @@ class Monitor(Actor):
         elif kind == m.EVSE_STATE:
             st, pilot, amps, vflags = payload
             extra = "" if amps is None else ", pilot %d A" % amps
-            self.say("EVSE state %s%s" % (rapi.state_name(st), extra))
+            self.say("EVSE state %s%s" % (rapi_more.state_name(st), extra))
         elif kind == m.EVSE_CURRENT:
             self.say("charging current %.2f A at %.1f V" % (payload[0] / 1000, payload[1] / 1000))
         elif kind == m.EVSE_ENERGY:

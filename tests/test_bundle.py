@@ -48,12 +48,11 @@ def test_the_manifest_lists_every_file_with_its_sha256(tmp_path):
     for rel, digest in entries.items():
         assert hashlib.sha256((out / rel).read_bytes()).hexdigest() == digest
     text = (out / bundle.MANIFEST).read_text()
-    assert "# lib adafruit-circuitpython-minimqtt==8.1.0" in text
+    assert "# lib adafruit-circuitpython-ticks==" in text
+    assert "minimqtt" not in text  # our own MQTT client (docs/mqtt.md)
     names = set(entries)
     assert {"code.py", "boot.py", "settings.toml", "dinamics/board_profiles.py",
-            "dinamics/first_boot.py", "actors/net_console.py", "lib/adafruit_ticks.py",
-            "lib/adafruit_connection_manager.py", "lib/adafruit_minimqtt/adafruit_minimqtt.py",
-            "lib/adafruit_minimqtt/matcher.py"} <= names
+            "dinamics/first_boot.py", "actors/net_console.py", "lib/adafruit_ticks.py"} <= names
     device = sorted(p.relative_to(bundle.DEVICE).as_posix() for p in bundle.DEVICE.rglob("*.py"))
     assert set(device) <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)

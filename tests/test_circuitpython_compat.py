@@ -24,7 +24,7 @@ ALLOWED = {
     "analogbufio", "analogio", "board", "busio", "digitalio", "microcontroller", "socketpool",
     "storage", "supervisor", "usb_cdc", "usb_hid", "watchdog", "wifi", "mdns", "nvm", "rtc", "ulab",
     # libraries from the bundle (device/requirements.txt)
-    "adafruit_ticks", "adafruit_minimqtt", "adafruit_connection_manager",
+    "adafruit_ticks",
     "adafruit_character_lcd", "adafruit_rfm9x", "adafruit_rfm", "adafruit_httpserver",
     # ours
     "dinamics", "actors",

@@ -9,7 +9,8 @@ import pytest
 from hil import heap_bench, vm
 
 PIECES = ["board_port (BoardPort, clock, console, fs, uart)", "core (messages, mailbox, settings, store)",
-          "ct_meter", "uart_link", "rapi_link", "balancer", "settings", "mqtt_bridge", "watchdog"]
+          "ct_meter", "uart_link", "rapi_link", "balancer", "settings", "mqtt_bridge", "net_console",
+          "watchdog"]
 
 
 def test_bisect_finds_the_smallest_passing_size():
@@ -36,6 +37,7 @@ def _check(f, bits):
     assert [c[0] for c in f["costs"]] == PIECES
     assert all(c[1] > 0 for c in f["costs"]), f["costs"]
     assert f["built"] > sum(c[1] for c in f["costs"])
+    assert f["shims"] > 0 and f["start"] > f["shims"]  # host shims: in the baseline, not a piece
     assert f["idle_passes"] == 1000 and f["idle_delivered"] == 0
     parts = dict(f["idle_parts_per_pass"])
     # An idle pass allocates nothing (the scheduler times passes in ms ticks, not monotonic_ns).

@@ -2,7 +2,6 @@
 reports, debug_log, outage coalescing, backoff and scheduler progress while the broker is away.
 The real-broker counterparts are in test_mqtt_broker.py."""
 import json
-import socket
 import time
 
 import pytest
@@ -11,20 +10,10 @@ from hypothesis import given, settings as hsettings, strategies as hs
 from dinamics import messages as m
 from dinamics import mqtt_topics as mt
 from dinamics import rapi
+from dinamics import rapi_more
 from dinamics import settings as st
 from dinamics import ha_discovery as ha
 from mqtt_fixtures import BridgeRig, free_port
-
-
-def test_minimqtt_internals_the_bridge_relies_on_exist():
-    from adafruit_minimqtt.adafruit_minimqtt import MQTT
-
-    for name in ("_wait_for_msg", "_sock_exact_recv", "_send_bytes", "_close_socket", "ping"):
-        assert callable(getattr(MQTT, name)), name
-    c = MQTT(broker="127.0.0.1", socket_pool=socket, socket_timeout=0.05, recv_timeout=1,
-             connect_retries=1)
-    for attr in ("_sock", "_last_msg_sent_timestamp", "_is_connected", "_lw_topic"):
-        assert hasattr(c, attr), attr
 
 
 def test_serial_is_the_factory_mac_reversed_like_the_seed():
@@ -213,7 +202,7 @@ def test_set_lcd_writes_fp_lines_that_fit_and_answers_once():
     assert r.errors(r.send("set_lcd", "x" * 33))
     n = len(r.requests())
     assert not r.errors(r.send("erase_lcd", "1"))
-    assert len(r.requests()) == n + len(rapi.erase_commands())
+    assert len(r.requests()) == n + len(rapi_more.erase_commands())
 
 
 def test_delete_settings_restores_defaults_at_once_keeps_the_network_and_answers():
@@ -404,6 +393,21 @@ def test_ha_discovery_configs_are_valid_and_removed_when_switched_off():
     r.run(200)
     gone = [(t, p) for t, p, ret in c.sent if t.startswith("homeassistant/")]
     assert len(gone) == len(ha.ENTITIES) and all(p == "" for t, p in gone)
+
+
+def test_ha_discovery_module_is_dropped_once_its_configs_are_out():
+    import sys
+
+    r = BridgeRig(serial="HA2")
+    c = r.connect()
+    r.run(200)
+    assert len([t for t, p, ret in c.sent if t.startswith("homeassistant/")]) == len(ha.ENTITIES)
+    assert "dinamics.ha_discovery" not in sys.modules  # heap back (docs/heap.md)
+    c.sent.clear()
+    r.send("set_ha_discovery", "0")  # loaded again for the removal, dropped again after
+    r.run(200)
+    assert len([t for t, p, ret in c.sent if t.startswith("homeassistant/")]) == len(ha.ENTITIES)
+    assert "dinamics.ha_discovery" not in sys.modules
 
 
 def test_broker_settings_reconnect_only_when_they_really_change():

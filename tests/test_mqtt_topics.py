@@ -74,3 +74,13 @@ def test_rapi_allow_list():
         assert mt.rapi_allowed(ok)
     for bad in ("SC", "FE", "FD", "FS", "FR", "FF", "SY", "Z0", "SK", "S4", "S5", "F0", "F1"):
         assert not mt.rapi_allowed(bad)
+
+
+def test_every_table_topic_has_its_host_side_text_and_no_stale_one():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import topics_help as th
+
+    assert set(th.COMMAND_DOC) == {c[1] for c in mt.COMMANDS}
+    assert set(th.RESPONSE_DOC) == {r[0] for r in mt.RESPONSES}
+    assert all(len(c) == st.KEY for c in mt.COMMANDS)  # no text on the board
+    assert all(len(r) == 2 for r in mt.RESPONSES)

@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 from dinamics import rapi  # noqa: E402
+from dinamics import rapi_more  # noqa: E402
 from dinamics.rapi import (  # noqa: E402
     AB, AN, AT, NK, OK, WF, ChecksumError, LineAssembler, add_checksum, build, build_raw,
     parse_line, xor_checksum,
@@ -103,12 +104,12 @@ EXPECT = {
     b"$OK 15920 230000^1E": (OK, ["15920", "230000"], 0, P.parse_gg, (15920, 230000)),
     b"$OK 3600000 123456^12": (OK, ["3600000", "123456"], 0, P.parse_gu, (3600000, 123456)),
     b"$OK 6 80 32 40^1B": (OK, ["6", "80", "32", "40"], 0, P.parse_gc, (6, 80, 32, 40)),
-    b"$OK 32 0001^20": (OK, ["32", "0001"], 0, P.parse_ge, (32, 1)),
-    b"$OK 0 1a 0^50": (OK, ["0", "1a", "0"], 0, P.parse_gf, (0, 0x1A, 0)),
-    b"$OK 24 3 15 13 45 7^25": (OK, ["24", "3", "15", "13", "45", "7"], 0, P.parse_gt,
+    b"$OK 32 0001^20": (OK, ["32", "0001"], 0, rapi_more.parse_ge, (32, 1)),
+    b"$OK 0 1a 0^50": (OK, ["0", "1a", "0"], 0, rapi_more.parse_gf, (0, 0x1A, 0)),
+    b"$OK 24 3 15 13 45 7^25": (OK, ["24", "3", "15", "13", "45", "7"], 0, rapi_more.parse_gt,
                                 (24, 3, 15, 13, 45, 7)),
-    b"$OK 165 165 165 165 165 85^1F": (OK, ["165"] * 5 + ["85"], 0, P.parse_gt, None),
-    b"$OK 282 -2560 -2560^38": (OK, ["282", "-2560", "-2560"], 0, P.parse_gp, (282, None, None)),
+    b"$OK 165 165 165 165 165 85^1F": (OK, ["165"] * 5 + ["85"], 0, rapi_more.parse_gt, None),
+    b"$OK 282 -2560 -2560^38": (OK, ["282", "-2560", "-2560"], 0, rapi_more.parse_gp, (282, None, None)),
     b"$OK 5 6 0^33": (OK, ["5", "6", "0"], 0, P.parse_gy, (5, 6, 0)),
     b"$OK 16^07": (OK, ["16"], 0, P.parse_sc, 16),
     b"$AT 02 02 16 0700^31": (AT, ["02", "02", "16", "0700"], 0, P.parse_at, (2, 2, 16, 0x700)),
@@ -129,15 +130,15 @@ EXPECT = {
     b"$AB 08 8.2.3^16": (AB, ["08", "8.2.3"], 0, P.parse_ab, (8, "8.2.3")),
     b"$AT 03 03 32 0540^31": (AT, ["03", "03", "32", "0540"], 0, P.parse_at, (3, 3, 32, 0x540)),
     b"$AT 06 03 32 0780^3A": (AT, ["06", "03", "32", "0780"], 0, P.parse_at, (6, 3, 32, 0x780)),
-    b"$AN 0^3B": (AN, ["0"], 0, P.parse_an, 0),
-    b"$AN 1^3A": (AN, ["1"], 0, P.parse_an, 1),
+    b"$AN 0^3B": (AN, ["0"], 0, rapi_more.parse_an, 0),
+    b"$AN 1^3A": (AN, ["1"], 0, rapi_more.parse_an, 1),
     b"$WF 02^17": (WF, ["02"], 0, P.parse_wf, 2),
     # real lines from hardware (#139, firmware D7.1.1) and the boot sequence of §3
     b"$AT 05 05 32 0702^35": (AT, ["05", "05", "32", "0702"], 0, P.parse_at, (5, 5, 32, 0x702)),
     b"$AT 05 05 12 0503^34": (AT, ["05", "05", "12", "0503"], 0, P.parse_at, (5, 5, 12, 0x503)),
-    b"$OK -2560 -2560 -2560^2C": (OK, ["-2560"] * 3, 0, P.parse_gp, (None, None, None)),
+    b"$OK -2560 -2560 -2560^2C": (OK, ["-2560"] * 3, 0, rapi_more.parse_gp, (None, None, None)),
     b"$OK 0 42^16": (OK, ["0", "42"], 0, P.parse_gu, (0, 42)),
-    b"$OK 0 0 0^30": (OK, ["0", "0", "0"], 0, P.parse_gf, (0, 0, 0)),
+    b"$OK 0 0 0^30": (OK, ["0", "0", "0"], 0, rapi_more.parse_gf, (0, 0, 0)),
     b"$AB 00 D7.1.1^54": (AB, ["00", "D7.1.1"], 0, P.parse_ab, (0, "D7.1.1")),
     b"$AT 03 04 12 0541^35": (AT, ["03", "04", "12", "0541"], 0, P.parse_at, (3, 4, 12, 0x541)),
     b"$OK 00 0 00 0300^13": (OK, ["00", "0", "00", "0300"], 0, P.parse_gs, (0, 0, 0, 0x300)),
@@ -223,9 +224,9 @@ def test_hardware_requests_built(req):
 
 
 def test_fp_commands_reproduce_real_lines():
-    assert [build(*c) for c in rapi.fp_commands("Connected 0A")] == [b"$FP 0 0 Connected 0A^1C\r"]
-    assert [build(*c) for c in rapi.fp_commands("VEHICLE ERROR")] == [b"$FP 0 0 VEHICLE ERROR^32\r"]
-    assert [build(*c) for c in rapi.fp_commands("Hello")] == [b"$FP 0 0 Hello^50\r"]
+    assert [build(*c) for c in rapi_more.fp_commands("Connected 0A")] == [b"$FP 0 0 Connected 0A^1C\r"]
+    assert [build(*c) for c in rapi_more.fp_commands("VEHICLE ERROR")] == [b"$FP 0 0 VEHICLE ERROR^32\r"]
+    assert [build(*c) for c in rapi_more.fp_commands("Hello")] == [b"$FP 0 0 Hello^50\r"]
 
 
 @pytest.mark.parametrize("num,req,out", VECTORS, ids=lambda v: str(v))
@@ -262,7 +263,7 @@ def check_line(line):
 def test_hardware_fault_line_flags():
     state, pilot, amps, vf = rapi.parse_at(parse_line(b"$AT 05 05 32 0702^35")[1])
     assert rapi.is_fault(state) and vf & rapi.VF_HARD_FAULT
-    assert rapi.state_name(state) == "fault: diode check"
+    assert rapi_more.state_name(state) == "fault: diode check"
     state, _, _, vf = rapi.parse_at(parse_line(b"$AT 03 03 32 0540^31")[1])
     assert state == rapi.STATE_C and vf & rapi.VF_CHARGING_ON and vf & rapi.VF_EV_CONNECTED
     assert not vf & rapi.VF_HARD_FAULT
@@ -490,17 +491,17 @@ def test_parse_gc_old_firmware():
     (rapi.parse_gg, ["1"]),
     (rapi.parse_gu, ["-1", "2"]),
     (rapi.parse_g0, []),
-    (rapi.parse_ge, ["32", "zz"]),
-    (rapi.parse_gf, ["0", "1a"]),
+    (rapi_more.parse_ge, ["32", "zz"]),
+    (rapi_more.parse_gf, ["0", "1a"]),
     (rapi.parse_gv, ["8.2.3"]),
     (rapi.parse_gv, ["", "5.2.1"]),
     (rapi.parse_gy, ["5", "6"]),
     (rapi.parse_sy, ["5", "6", "x"]),
-    (rapi.parse_gt, ["24", "13", "15", "13", "45", "7"]),
-    (rapi.parse_gt, ["24", "3", "15", "13", "45"]),
+    (rapi_more.parse_gt, ["24", "13", "15", "13", "45", "7"]),
+    (rapi_more.parse_gt, ["24", "3", "15", "13", "45"]),
     (rapi.parse_ab, ["00"]),
     (rapi.parse_wf, ["0x"]),
-    (rapi.parse_an, ["a"]),
+    (rapi_more.parse_an, ["a"]),
     (rapi.parse_sc, []),
     (rapi.parse_sc, ["16", "V"]),
 ])
@@ -518,14 +519,14 @@ def test_states():
     assert [rapi.STATE_A, rapi.STATE_B, rapi.STATE_C, rapi.STATE_D] == [1, 2, 3, 4]
     assert (rapi.STATE_SLEEP, rapi.STATE_DISABLED) == (0xFE, 0xFF)
     assert [s for s in range(256) if rapi.is_fault(s)] == list(range(4, 15))
-    assert rapi.state_name(1) == "A not connected"
-    assert rapi.state_name(2) == "B connected"
-    assert rapi.state_name(3) == "C charging"
-    assert rapi.state_name(0xFE) == "sleeping"
-    assert rapi.state_name(0xFF) == "disabled"
-    assert rapi.state_name(6) == "fault: GFCI"
+    assert rapi_more.state_name(1) == "A not connected"
+    assert rapi_more.state_name(2) == "B connected"
+    assert rapi_more.state_name(3) == "C charging"
+    assert rapi_more.state_name(0xFE) == "sleeping"
+    assert rapi_more.state_name(0xFF) == "disabled"
+    assert rapi_more.state_name(6) == "fault: GFCI"
     for s in range(256):
-        assert isinstance(rapi.state_name(s), str) and rapi.state_name(s)
+        assert isinstance(rapi_more.state_name(s), str) and rapi_more.state_name(s)
     assert (rapi.VF_EV_CONNECTED, rapi.VF_CHARGING_ON, rapi.VF_HARD_FAULT) == (0x100, 0x40, 2)
 
 
@@ -564,7 +565,7 @@ def expected_cells(text, row, col):
        st.integers(0, 1), st.integers(0, 15), st.integers(1, 255))
 def test_fp_commands_fit_and_render(text, row, col, seq):
     grid = [[None] * 16, [None] * 16]
-    for cmd, args in rapi.fp_commands(text, row, col):
+    for cmd, args in rapi_more.fp_commands(text, row, col):
         line = build(cmd, args, seq)        # raises if over 31 bytes / 10 tokens
         assert len(line) <= 32 and line.count(b" ") <= 9
         lcd_apply(grid, line)
@@ -581,32 +582,32 @@ def test_fp_commands_fit_and_render(text, row, col, seq):
 
 
 def test_fp_word_spaces_are_real_spaces():
-    cmds = rapi.fp_commands("Charging 16A 3kW")
+    cmds = rapi_more.fp_commands("Charging 16A 3kW")
     assert len(cmds) == 1
     assert build(*cmds[0], seq=0x42) == build("FP", [0, 0, "Charging", "16A", "3kW"], 0x42)
-    cmds = rapi.fp_commands("a b c d e f g", 1, 2)   # 6 spaces: one becomes the blank byte
+    cmds = rapi_more.fp_commands("a b c d e f g", 1, 2)   # 6 spaces: one becomes the blank byte
     line = build(*cmds[0], seq=1)
     assert line.count(b" ") == 9 and b"\xfe" in line
 
 
 def test_fp_wraps_to_second_row_and_truncates():
-    cmds = rapi.fp_commands("0123456789ABCDEFghijklmnopqrstuvXYZ", 0, 0)
+    cmds = rapi_more.fp_commands("0123456789ABCDEFghijklmnopqrstuvXYZ", 0, 0)
     assert [(a[0], a[1]) for _, a in cmds] == [(0, 0), (0, 1)]
     assert cmds[1][1][2] == b"ghijklmnopqrstuv"
-    assert rapi.fp_commands("abc", 1, 14) == [("FP", [14, 1, b"ab"])]
+    assert rapi_more.fp_commands("abc", 1, 14) == [("FP", [14, 1, b"ab"])]
     with pytest.raises(ValueError):
-        rapi.fp_commands("x", 2, 0)
+        rapi_more.fp_commands("x", 2, 0)
     with pytest.raises(ValueError):
-        rapi.fp_commands("x", 0, 16)
+        rapi_more.fp_commands("x", 0, 16)
 
 
 def test_fp_sanitizes():
-    (cmd, args), = rapi.fp_commands("a$b^c*d\re\u00e9f")
+    (cmd, args), = rapi_more.fp_commands("a$b^c*d\re\u00e9f")
     assert args == [0, 0, b"a?b?c?d?e?f"]
 
 
 def test_erase_commands():
-    cmds = rapi.erase_commands()
+    cmds = rapi_more.erase_commands()
     assert cmds == [("FP", [0, 0, b"\xfe" * 16]), ("FP", [0, 1, b"\xfe" * 16])]
     grid = [[None] * 16, [None] * 16]
     for c in cmds:

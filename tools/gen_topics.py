@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from settings_help import HELP  # noqa: E402
 
 _C_HELP = 9  # mqtt_topics.COMMANDS rows: the settings row layout plus a description
+import topics_help as th  # noqa: E402  (the tables' host-side text: descriptions, payload formats)
 
 OUT = os.path.join(ROOT, "docs", "mqtt-topics.md")
 
@@ -95,7 +96,7 @@ def generate():
     add("")
     add("| Topic | Payload | Reply on | Description |")
     add("| --- | --- | --- | --- |")
-    for c in mt.COMMANDS:
+    for c in th.commands():
         reply = ", ".join("`%s`" % t.strip() for t in c[st.KEY].split(",")) if c[st.KEY] else "`error`"
         unit = " [%s]" % c[st.UNIT] if c[st.UNIT] else ""
         add("| `%s` | %s%s | %s | %s |" % (c[1], _cell(_values(c)), unit, reply, _cell(c[_C_HELP])))
@@ -104,7 +105,7 @@ def generate():
     add("")
     add("| Topic | Retained | Payload | Description |")
     add("| --- | --- | --- | --- |")
-    for t, retained, payload, help_ in mt.RESPONSES:
+    for t, retained, payload, help_ in th.responses():
         add("| `%s` | %s | %s | %s |" % (t, "yes" if retained else "no", _cell(payload), _cell(help_)))
     add("")
     add("## Home Assistant discovery")

@@ -19,7 +19,6 @@ ip() = str(wifi.radio.ipv4_address). The host port provides the same from the st
 
 from actors.balancer import FAULT_ENABLE
 from actors.balancer_regulation import FAULT_SOLAR
-from dinamics import ha_discovery as ha
 from dinamics import messages as m
 from dinamics import mqtt_inbound as inb
 from dinamics import mqtt_topics as mt
@@ -44,6 +43,24 @@ _FAULT_TOPIC = {FAULT_ENABLE: "enable", FAULT_SOLAR: "set_solar"}
 _T_TELE = "tele"  # telemetry every `timer`
 _T_SYNC = "sync"  # synctime / freeRAM / ip every `timer12`
 _T_DLOG = "dlog"  # debug_log flush every `timer10`
+_HA = "dinamics.ha_discovery"
+
+
+def _ha(drop=False):
+    """Home Assistant discovery is loaded while its configs go out and dropped after (heap,
+    docs/heap.md): imported again at the next connect or ha_discovery change."""
+    import sys
+
+    if drop:
+        sys.modules.pop(_HA, None)
+        import dinamics
+
+        if hasattr(dinamics, "ha_discovery"):
+            delattr(dinamics, "ha_discovery")
+        return None
+    from dinamics import ha_discovery
+
+    return ha_discovery
 
 
 class MqttBridge(Actor):
@@ -178,9 +195,10 @@ class MqttBridge(Actor):
             n -= 1
         if n > 0 and self._ha_next is not None:
             i = self._ha_next
+            ha = _ha()
             send(ha.topic(self.sn, i), "" if self._ha_remove else ha.config(self.sn, pre[:-1], VERSION, i), True)
             i += 1
-            self._ha_next = i if i < len(ha.ENTITIES) else None
+            self._ha_next = i if i < len(ha.ENTITIES) else _ha(True)
             n -= 1
         if n > 0 and self._ring.due:
             for chunk in self._ring.take():

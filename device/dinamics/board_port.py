@@ -37,19 +37,14 @@ def _env_int(getenv, name, default):
 
 
 class Console:
-    """Serial console lines plus a bounded ring the MQTT bridge drains into debug_log."""
+    """Serial console lines. Nothing is kept: the MQTT bridge has its own debug_log ring (a copy
+    here was ~2 KB of heap no one read, docs/heap.md)."""
 
-    def __init__(self, clock, keep=20):
+    def __init__(self, clock):
         self.clock = clock
-        self.keep = keep
-        self.lines = []
 
     def __call__(self, level, text):
-        line = "%d %s %s" % (self.clock.now(), _LEVEL.get(level, "?"), text)
-        print(line)
-        self.lines.append(line)
-        if len(self.lines) > self.keep:
-            self.lines.pop(0)
+        print("%d %s %s" % (self.clock.now(), _LEVEL.get(level, "?"), text))
 
 
 class AdcCapture:

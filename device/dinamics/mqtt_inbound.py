@@ -78,10 +78,12 @@ def _command(topic, v, text):
     if topic == "set_t_limit" or topic == "set_e_limit":
         cmd = "S3" if topic == "set_t_limit" else "SH"
         return (LIMIT, topic, text, (TAG_S3 if cmd == "S3" else TAG_SH, cmd, (v,)))
-    if topic == "set_lcd":
-        return (LCD, topic, text, (TAG_LCD, tuple(rapi.fp_commands(v))))
-    if topic == "erase_lcd":
-        return (LCD, topic, text, (TAG_ERASE, tuple(rapi.erase_commands())))
+    if topic == "set_lcd" or topic == "erase_lcd":
+        from dinamics import rapi_more  # the $FP encoder: loaded the first time it is needed
+
+        if topic == "set_lcd":
+            return (LCD, topic, text, (TAG_LCD, tuple(rapi_more.fp_commands(v))))
+        return (LCD, topic, text, (TAG_ERASE, tuple(rapi_more.erase_commands())))
     if topic == "delete_settings":
         return (RESET, topic, text, st.RESET_SETTINGS)
     if topic == "delete_wifi":

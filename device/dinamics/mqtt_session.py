@@ -2,7 +2,7 @@
 Every deadline is on the scheduler's clock (a virtual clock in tests); only the cost of a blocking
 connect is measured in real time (time.monotonic_ns, like the scheduler's pass timing).
 
-Never blocks the scheduler (adafruit_minimqtt caveats, see docs/mqtt.md):
+Never blocks the scheduler (the client is dinamics.mqtt_client, see docs/mqtt.md):
 - one connection attempt per timer shot, `connect_retries=1`, capped exponential back-off with
   jitter; TCP connect bounded by CONNECT_TIMEOUT_S, CONNACK/SUBACK by RECV_TIMEOUT_S;
 - the socket is read at most every READ_EVERY_MS, only when a byte has arrived (mqtt_client's
@@ -21,7 +21,7 @@ import time
 from adafruit_ticks import ticks_add, ticks_diff
 
 from dinamics import messages as m
-from dinamics.mqtt_client import RECV_TIMEOUT_S, SOCKET_TIMEOUT_S, NonBlockingPool, TlsWrapper, client_class
+from dinamics.mqtt_client import NonBlockingPool, client_class
 
 KEEPALIVE_S = 60
 T_CONNECT = "connect"  # the owner's timer tag of a connection attempt (it calls connect())
@@ -54,7 +54,7 @@ class Session:
         self._on_up = on_up
         self._more = more
         self._pool = NonBlockingPool(port.socket_pool)
-        self._client_cls = client_class()  # import MiniMQTT now, not inside a scheduler pass
+        self._client_cls = client_class()
         self.stats = {"connects": 0, "connect_failures": 0, "downs": 0, "published": 0,
                       "published_bytes": 0, "received": 0, "rejected": 0, "handler_errors": 0,
                       "fifo_dropped": 0, "worst_connect_ms": 0, "pings": 0}
@@ -106,13 +106,9 @@ class Session:
                 ctx = getattr(self.port, "ssl_context", None)
                 if ctx is None:
                     raise ValueError("TLS needs an ssl context on this port")
-                ctx = TlsWrapper(ctx)
             c = self._client_cls(
-                broker=host, port=port, username=user or None,
-                password=(password or "") if user else None, client_id="Dinamics-" + sn,
-                is_ssl=bool(tls), keep_alive=KEEPALIVE_S, recv_timeout=RECV_TIMEOUT_S,
-                socket_pool=self._pool, ssl_context=ctx, use_binary_mode=True,
-                socket_timeout=SOCKET_TIMEOUT_S, connect_retries=1)
+                host, port, "Dinamics-" + sn, KEEPALIVE_S, self._pool, username=user or None,
+                password=(password or "") if user else None, ssl_context=ctx)
             c.will_set(prefix + "availability", "offline", True, 0)
             c.on_message = self._client_message
             self.client = c
@@ -161,7 +157,7 @@ class Session:
             c._close_socket()
         except Exception:  # noqa: BLE001 - the socket may already be gone
             pass
-        c._is_connected = False
+        c._is_connected = False  # (a test's fake client)
 
     def down(self, exc):
         self.stats["downs"] += 1
@@ -201,13 +197,8 @@ class Session:
         return was
 
     def close(self):
-        """Host shutdown: leave, then drop the connection manager's sockets for this pool."""
+        """Host shutdown: leave (offline, DISCONNECT), the socket is closed."""
         self.leave(False)
-        try:
-            from adafruit_connection_manager import connection_manager_close_all
-            connection_manager_close_all(self._pool, release_references=True)
-        except Exception:  # noqa: BLE001
-            pass
 
     def poll(self):
         if not self.connected:

@@ -1,13 +1,16 @@
 """The MQTT contract beyond the settings table: requests/commands the unit takes, the topics it
 publishes, the JSON reports built from the settings table, the RAPI allow-list and the serial
-number. Every topic lives under Dinamics/<SN>/. docs/mqtt-topics.md is generated from this module
-and dinamics.settings (tools/gen_topics.py), so the reference cannot drift from the code.
+number. Every topic lives under Dinamics/<SN>/. docs/mqtt-topics.md is generated from this
+module, dinamics.settings and tools/topics_help.py (tools/gen_topics.py), so the reference cannot
+drift from the code.
 
-COMMANDS rows use the settings row layout so `settings.parse` validates their payloads:
-  (name, topic, type, lo, hi, default, unit, flags, key, help)
+COMMANDS rows use the settings row layout (up to FLAGS) so `settings.parse` validates their payloads:
+  (name, topic, type, lo, hi, default, unit, flags)
   flags  ONESHOT: an action, not a state. A retained copy (delivered at connect) is refused with an
          error reply and never executed, so it cannot loop or repeat.
-  key    topic(s) the reply goes to ("" = none besides `error`)
+Their reply topics and descriptions, and the payload formats and descriptions of RESPONSES, are
+host-side text (tools/topics_help.py, read by tools/gen_topics.py): on the board they would only
+take heap.
 """
 
 import json
@@ -24,33 +27,21 @@ _INT, _CHOICE, _STR = st.INT, st.CHOICE, st.STR
 RAPI_SETTERS = ("SL", "SA", "S2", "T0", "FP", "FB", "ST", "S1", "SV")
 
 COMMANDS = (
-    ("get_status", "get_status", _CHOICE, (1,), None, None, "", _O,
-     "current1-3, max_charging_current, charging_current, active_phases, no_of_phases, power, energy, state, enable, connection",
-     "publish every status value now"),
-    ("get_settings", "get_settings", _CHOICE, (1,), None, None, "", _O, "settings", "publish the settings JSON"),
-    ("get_timers", "get_timers", _CHOICE, (1,), None, None, "", _O, "timers", "publish the timers JSON"),
-    ("get_wifi", "get_wifi", _CHOICE, (1,), None, None, "", _O, "wifi", "publish the network JSON (never a password)"),
-    ("get_debug", "get_debug", _CHOICE, (1,), None, None, "", _O, "debug", "publish the debug switches JSON"),
-    ("rapi_request", "rapi_request", _STR, 2, 28, None, "", _O, "rapi_response",
-     "send one RAPI command (no '$'), e.g. GV or SL 2; allowed: every G… read command and "
-     + ", ".join(RAPI_SETTERS)),
-    ("set_enable", "set_enable", _CHOICE, (1, 2, 3), None, None, "", _O, "enable",
-     "1 = turn off (FD), 2 = enable charging (FE), 3 = sleep (FS); obeyed in plug&charge mode too"),
-    ("set_t_limit", "set_t_limit", _INT, 0, 100, None, "x15 min", _O, "responseST",
-     "charge time limit for this session in 15 min steps (0 = none); needs a connected vehicle"),
-    ("set_e_limit", "set_e_limit", _INT, 0, 100, None, "kWh", _O, "responseSH",
-     "charge energy limit for this session, kWh as the EVSE counts them (0 = none); needs a connected vehicle"),
-    ("set_lcd", "set_lcd", _STR, 1, 32, None, "", _O, "responseLCD",
-     "write this text on the controller's 16x2 LCD (row 0 then row 1, 32 characters)"),
-    ("erase_lcd", "erase_lcd", _CHOICE, (1,), None, None, "", _O, "responseEraseLCD", "blank the controller's LCD"),
-    ("delete_settings", "delete_settings", _CHOICE, (1,), None, None, "", _O, "settings",
-     "restore every setting except network/identity to its default, at once, no reboot"),
-    ("delete_wifi", "delete_wifi", _CHOICE, (1,), None, None, "", _O, "wifi",
-     "forget the WiFi credentials (default = none), no reboot"),
-    ("set_update", "set_update", _CHOICE, (1,), None, None, "", _O, "",
-     "firmware update over the air: not supported (error reply); update by USB"),
-    ("set_update_spiffs", "set_update_spiffs", _CHOICE, (1,), None, None, "", _O, "",
-     "web asset update over the air: not supported (error reply)"),
+    ("get_status", "get_status", _CHOICE, (1,), None, None, "", _O),
+    ("get_settings", "get_settings", _CHOICE, (1,), None, None, "", _O),
+    ("get_timers", "get_timers", _CHOICE, (1,), None, None, "", _O),
+    ("get_wifi", "get_wifi", _CHOICE, (1,), None, None, "", _O),
+    ("get_debug", "get_debug", _CHOICE, (1,), None, None, "", _O),
+    ("rapi_request", "rapi_request", _STR, 2, 28, None, "", _O),
+    ("set_enable", "set_enable", _CHOICE, (1, 2, 3), None, None, "", _O),
+    ("set_t_limit", "set_t_limit", _INT, 0, 100, None, "x15 min", _O),
+    ("set_e_limit", "set_e_limit", _INT, 0, 100, None, "kWh", _O),
+    ("set_lcd", "set_lcd", _STR, 1, 32, None, "", _O),
+    ("erase_lcd", "erase_lcd", _CHOICE, (1,), None, None, "", _O),
+    ("delete_settings", "delete_settings", _CHOICE, (1,), None, None, "", _O),
+    ("delete_wifi", "delete_wifi", _CHOICE, (1,), None, None, "", _O),
+    ("set_update", "set_update", _CHOICE, (1,), None, None, "", _O),
+    ("set_update_spiffs", "set_update_spiffs", _CHOICE, (1,), None, None, "", _O),
 )
 
 
@@ -58,40 +49,18 @@ def rapi_allowed(cmd):
     return cmd[:1] == "G" or cmd in RAPI_SETTERS
 
 
-# Published topics: (topic, retained, payload, help). The bridge takes the retain flag from here.
+# Published topics: (topic, retained). The bridge takes the retain flag from here. Payload formats
+# and descriptions: tools/topics_help.py (host side, for docs/mqtt-topics.md).
 RESPONSES = (
-    ("availability", True, "online / offline", "last will: offline when the unit drops off the broker"),
-    ("error", False, '{"topic":…,"value":…,"error":…}', "reply to a rejected command or value (nothing was changed); also a balancer auto-stop/refusal and an actor stopped after repeated crashes (topic \"actor\")"),
-    ("fwversion", True, "e.g. 1.0.0", "firmware version (published at connect)"),
-    ("breaker", True, "6-100 [A]", "breaker setting, after set_breaker and at connect"),
-    ("plugandcharge", True, "0 / 1", "plug&charge setting, after set_plugandcharge and at connect"),
-    ("current1", False, "e.g. 12.34 [A]", "CT 1 current; every `timer` ms when changed by >= 0.15 A, and on get_status"),
-    ("current2", False, "[A]", "CT 2 current, as current1"),
-    ("current3", False, "[A]", "CT 3 current, as current1"),
-    ("max_charging_current", False, "0-80 [A]", "pilot current the EVSE controller accepted ($SC reply, $AT, $GC); 0 while the balancer pauses; the balancer's target until the controller has told; on change and on get_status"),
-    ("charging_current", False, "e.g. 15.98 [A]", "EVSE charging current, when changed by >= 0.15 A"),
-    ("power", False, "0-22000 [W]", "charging power = current x voltage x phases, when changed by >= 100 W"),
-    ("energy", False, "[Wh]", "session energy (EVSE reading x phases), when changed by >= 100 Wh"),
-    ("active_phases", False, "0,1,2,3,12,13,23,123,99", "phases the car draws from this session"),
-    ("no_of_phases", False, "0-3", "number of active phases"),
-    ("enable", True, "1 / 2 / 3", "EVSE enable state: 1 off (disabled), 2 enabled, 3 sleeping"),
-    ("state", True, "0 / 1 / 2", "vehicle: 0 not connected, 1 connected, 2 unknown (link down); as the link decides it from $AT/$GS/$G0"),
-    ("connection", True, "OK / CON_ERROR_FAILED_COM :<cmd> / CON_ERROR_STOPPED :<actor>", "link to the EVSE (STOPPED: the link actor kept crashing)"),
-    ("state_change", False, "$AT …", "raw asynchronous line from the EVSE ($AT/$AB/…)"),
-    ("timeout", False, "ms", "a RAPI reply took more than timer13/2 ms (debug switch d1_MQTT)"),
-    ("debug_log", False, "$msg$$msg$…", "log lines (WARNING+, INFO with switch d2_MQTT), each framed in $…$, every message < 200 characters; a frame starting with + continues the line before; inside a line % is %25, $ is %24, a leading + is %2B"),
-    ("synctime", False, "epoch s", "wall-clock time, every timer12 ms"),
-    ("freeRAM", False, "kB", "free heap (gc.mem_free) in kB, every timer12 ms"),
-    ("ip", False, "a.b.c.d", "local IP address, at connect and every timer12 ms"),
-    ("settings", True, "JSON", "settings report (glossary keys), at connect, after a change and on get_settings"),
-    ("timers", False, '{"T":[15 ints]}', "timer, timer1 … timer14 in ms, on get_timers"),
-    ("wifi", False, "JSON", "network report (SSID, IP, broker; never a password), on get_wifi"),
-    ("debug", False, '{"Debugs":[40 ints]}', "debug switches, on get_debug"),
-    ("rapi_response", False, "$OK … / $NK … / No response from EVSE (…)", "EVSE reply to rapi_request (one per request, in order)"),
-    ("responseST", False, "$OK / $NK", "EVSE reply to set_t_limit ($S3)"),
-    ("responseSH", False, "$OK / $NK", "EVSE reply to set_e_limit ($SH)"),
-    ("responseLCD", False, "$OK / $NK …", "EVSE reply to set_lcd ($FP …)"),
-    ("responseEraseLCD", False, "$OK / $NK …", "EVSE reply to erase_lcd ($FP …)"),
+    ("availability", True), ("error", False), ("fwversion", True), ("breaker", True),
+    ("plugandcharge", True), ("current1", False), ("current2", False), ("current3", False),
+    ("max_charging_current", False), ("charging_current", False), ("power", False),
+    ("energy", False), ("active_phases", False), ("no_of_phases", False), ("enable", True),
+    ("state", True), ("connection", True), ("state_change", False), ("timeout", False),
+    ("debug_log", False), ("synctime", False), ("freeRAM", False), ("ip", False),
+    ("settings", True), ("timers", False), ("wifi", False), ("debug", False),
+    ("rapi_response", False), ("responseST", False), ("responseSH", False), ("responseLCD", False),
+    ("responseEraseLCD", False),
 )
 
 RETAINED = tuple(r[0] for r in RESPONSES if r[1])

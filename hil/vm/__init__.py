@@ -17,7 +17,7 @@ DEVICE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "device")
 SHIMS = os.path.join(HERE, "shims")
 RUNNER = os.path.join(HERE, "runner.py")
 # The board's libraries (device/requirements.txt), as installed in the venv by requirements.txt.
-LIBS = ("adafruit_minimqtt", "adafruit_ticks", "adafruit_connection_manager")
+LIBS = ("adafruit_ticks",)
 
 
 def interpreter():

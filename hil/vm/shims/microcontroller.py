@@ -14,6 +14,16 @@ class _WatchDog:
 watchdog = _WatchDog()
 
 
+class _Pins:
+    """microcontroller.pin: GPIO0..GPIO48 (plain strings stand for the pin objects)."""
+
+
+pin = _Pins()
+for _i in range(49):
+    setattr(pin, "GPIO%d" % _i, "GPIO%d" % _i)
+del _i
+
+
 def reset():
     print("microcontroller.reset()")
     raise SystemExit(3)

@@ -10,7 +10,7 @@ def disable_usb_drive():
 
 
 class _Mount:
-    readonly = False  # the firmware owns the drive (boot.py remounted it writable)
+    readonly = False  # the firmware writes its settings slots (code.py: maintenance mode if True)
 
 
 def getmount(path):
