@@ -76,10 +76,13 @@ def generate():
     add("")
     add("## Settings (set_…)")
     add("")
-    add("Validated, stored (coalesced writes), announced at once; a retained copy is applied like a live one")
-    add("(setting the same value again changes nothing). Timers are milliseconds.")
+    add("Validated and in use at once; a retained copy is applied like a live one (setting the same value")
+    add("again changes nothing). **Confirmed once stored**: the value appears on its \"Confirmed on\" topic")
+    add("(the report JSON, and its own echo topic where one is named) after the write that makes it")
+    add("survive a power cut, within ~1 s and at most ~5 s after the previous write. Timers are")
+    add("milliseconds.")
     add("")
-    add("| Topic | Values | Default | Unit | Reported in | Description |")
+    add("| Topic | Values | Default | Unit | Confirmed on | Description |")
     add("| --- | --- | --- | --- | --- | --- |")
     for r in st.TABLE:
         topic = "`%s`" % r[st.TOPIC] if r[st.TOPIC] else "(not over MQTT: `%s`)" % r[st.NAME]
