@@ -331,3 +331,20 @@ def test_a_cut_overtakes_a_read_in_flight_and_both_answers_are_matched():
     assert r.sink.of(m.EVSE_CURRENT)[-1] == (12000, 230000)
     assert r.sink.of(m.EVSE_PILOT)[-1] == 8
     assert r.link.inflight is None and r.link.urgent is None
+
+
+def test_plug_state_follows_the_debounced_state_not_the_raw_pilot():
+    # At plug-in $G0 (raw pilot) says 1 up to 250 ms before the state leaves A: the plug topic
+    # flickered 1-0-1. The state reports decide; $G0 only fills in while none has come.
+    r = Rig()
+    r.bring_up()
+    answer_all(r, STOCK)
+    r.s.post(m.RAPI_RX_LINE, reply("$AT 01 01 16 0200"))
+    r.run()
+    n = len(r.sink.of(m.EVSE_PLUG))
+    r.s.post(m.RAPI_REQUEST, (None, "poll", "G0", None))
+    r.run()
+    r.answer("$OK 1")
+    r.s.post(m.RAPI_RX_LINE, reply("$AT 02 02 16 0700"))
+    r.run()
+    assert r.sink.of(m.EVSE_PLUG)[n:] == [1]

@@ -55,7 +55,10 @@ class EvseSync:
                     self._pilot_seen(c[2])
                     self._check_pilot()
             elif cmd == "G0":
-                self._set_plug(rapi.parse_g0(fields))
+                # the raw pilot, ahead of the debounced state by up to 250 ms: it only fills in
+                # while no state report has said it (else the plug would flicker 1-0-1 at plug-in)
+                if self.state is None or self.state == 0:
+                    self._set_plug(rapi.parse_g0(fields))
             elif cmd == "GV":
                 fw, ver = rapi.parse_gv(fields)
                 d.on_version(fw, ver)  # the dialect; logged once per controller below
