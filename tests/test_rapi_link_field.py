@@ -344,7 +344,10 @@ def test_plug_state_follows_the_debounced_state_not_the_raw_pilot():
     n = len(r.sink.of(m.EVSE_PLUG))
     r.s.post(m.RAPI_REQUEST, (None, "poll", "G0", None))
     r.run()
-    r.answer("$OK 1")
+    r.answer("$OK 1")  # the raw pilot already sees the car
+    r.s.post(m.RAPI_REQUEST, (None, "poll", "GS", None))
+    r.run()
+    r.answer("$OK 01 0 01 0200")  # the debounced state is still A
     r.s.post(m.RAPI_RX_LINE, reply("$AT 02 02 16 0700"))
     r.run()
     assert r.sink.of(m.EVSE_PLUG)[n:] == [1]
