@@ -16,7 +16,7 @@ from adafruit_ticks import ticks_diff
 from dinamics import messages as m
 from dinamics import rapi
 from dinamics.mailbox import Actor
-from actors.rapi_evse import LINK, POLL, POLLS, PROBE, T_HB, EvseSync
+from actors.rapi_evse import LINK, POLL, PROBE, T_HB, EvseSync
 from dinamics.evse_watch import EvseWatch
 from dinamics.pilot_gate import gate_sc
 from dinamics.rapi_dialect import Dialect, fits

@@ -263,10 +263,12 @@ class Settings:
             if name in self.values:
                 r = row(name)
                 try:
-                    self.values[name] = parse(r, str(v))
+                    used = parse(r, str(v))
                 except ValueError:
-                    self.values[name] = r[DEFAULT]
-                    fixed.append((name, v, r[DEFAULT]))
+                    used = r[DEFAULT]
+                self.values[name] = used
+                if used != v:  # refused, or not stored as its type (a hand-edited "6" for 6)
+                    fixed.append((name, v, used))
         fixed.extend(repair(self.values))
         self.fixes = fixed
         return fixed
