@@ -1,0 +1,390 @@
+"""lcd: the unit's own 16x2 / 20x4 character LCD on I2C (docs/lcd.md).
+
+Off until a display answers: the bus is scanned at start and every PROBE_MS after (a display
+plugged in after boot is picked up; one that stops answering is dropped and looked for again).
+The driver (dinamics.lcd_driver, adafruit_character_lcd) is imported only then.
+
+What it shows, two lines per page (a 20x4 shows two pages at once), rotating every PAGE_MS over
+the pages switched on in `lcd_pages`: 1 state + pilot / car current, 2 CT current per phase with a
+bar against the breaker, 4 session / total energy, 8 network (IP and broker, or the setup AP's
+SSID and password). A fault (link down, controller fault, CT stale) holds the top two lines
+until it clears; set_lcd text holds the glass for `lcd_text_s`. Numbers are fixed-width fields.
+
+Never blocks a pass: each tick renders the page into `_want` (a bytearray of the glass), and
+poll() writes only the cells that differ from `_shown`, at most BYTES_PER_PASS bytes a pass
+(a cursor move counts one), so a whole 20x4 spreads over passes; no clear() after the init.
+"""
+
+from dinamics import messages as m
+from dinamics.mailbox import Actor
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(expr):
+        return expr
+
+TICK_MS = const(1000)  # render period
+PAGE_MS = const(5000)  # page rotation
+PROBE_MS = const(10000)  # look for a display this often while there is none
+BYTES_PER_PASS = const(3)  # a cursor move + 2 characters: ~15-20 ms of the library's time
+_ADDRESSES = (0x27, 0x3F, 0x20)  # found in this order when lcd_addr is 0 (auto)
+_T_TICK = "tick"
+_T_PROBE = "probe"
+_STATES = ("starting", "not connected", "connected", "charging", "vent required",
+           "diode check", "GFCI fault", "no ground", "stuck relay", "GFI self-test",
+           "over temperature", "over current")
+
+
+def _state_name(s):
+    if s is None:
+        return "no EVSE data"
+    if 0 <= s < len(_STATES):
+        return _STATES[s]
+    return {254: "sleeping", 255: "disabled"}.get(s, "state %02x" % s)
+
+
+def _fit(text, w):
+    text = text[:w]
+    return text + " " * (w - len(text))
+
+
+def _amps(a):
+    """A current as %4.1f, clamped so the field never widens."""
+    return "%4.1f" % (min(max(a, 0.0), 99.9))
+
+
+class Lcd(Actor):
+    name = "lcd"
+    subscribes = (m.CT_READING, m.EVSE_STATE, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_PILOT,
+                  m.LINK_STATUS, m.BALANCER_FAULT, m.NET_STATUS, m.NET_UP, m.NET_DOWN, m.LCD_TEXT)
+    inbox_size = 12
+    polls = True
+
+    def __init__(self, settings, port):
+        super().__init__()
+        self.settings = settings
+        self.port = port
+        self.lcd = None  # the driver while a display answers
+        self.address = None
+        self.probes = 0
+        self.reset()
+
+    def reset(self):
+        self.lcd = None
+        self._tick = None
+        self._size = None
+        self._want = bytearray(0)
+        self._shown = bytearray(0)
+        self._dirty = False
+        self._scan = 0
+        self.bytes_written = 0
+        self._page = 0
+        self._page_ms = 0
+        self._idle_ms = 0  # ms since the last news worth lighting the backlight for
+        self._light = True
+        # what the pages show
+        self.state = None
+        self.pilot = None
+        self.car_ma = None
+        self.session_ws = None
+        self.total_wh = None
+        self.ct = None
+        self.link_down = None  # the command left unanswered while the link is down
+        self.ct_stale = False
+        self.broker = None
+        self.net = None  # (ip, mode, ssid, ap_password) from net.up
+        self.net_down = None  # reason from net.down
+        self.text = None  # set_lcd text while it is shown
+        self._text_ms = 0
+
+    def start(self):
+        self.every(PROBE_MS, _T_PROBE)
+        self._probe()
+
+    # --- messages ----------------------------------------------------------------------------
+    def handle(self, kind, payload):
+        if kind == m.TIMER:
+            if payload == _T_TICK:
+                self._on_tick()
+            elif payload == _T_PROBE and self.lcd is None:
+                self._probe()
+            return
+        if kind == m.CT_READING:
+            self.ct = payload
+            return
+        if kind == m.EVSE_CURRENT:
+            self.car_ma = payload[0]
+            return
+        if kind == m.EVSE_ENERGY:
+            self.session_ws, self.total_wh = payload[0], payload[1]
+            return
+        if kind == m.EVSE_PILOT:
+            self.pilot = payload
+            return
+        news = True
+        if kind == m.EVSE_STATE:
+            news = payload[0] != self.state
+            self.state = payload[0]
+            if self.pilot is None or news:
+                self.pilot = payload[1]
+        elif kind == m.LINK_STATUS:
+            self.link_down = None if payload[0] else (payload[1] or "?")
+        elif kind == m.BALANCER_FAULT:
+            if payload[0] == "ct":
+                self.ct_stale = payload[1] != "ok"
+            else:
+                news = False
+        elif kind == m.NET_STATUS:
+            self.broker = bool(payload)
+        elif kind == m.NET_UP:
+            self.net, self.net_down = tuple(payload), None
+        elif kind == m.NET_DOWN:
+            self.net, self.net_down = None, str(payload)
+        elif kind == m.LCD_TEXT:
+            self.text = payload or None
+            self._text_ms = 0
+            self._render()
+        if news:
+            self._idle_ms = 0
+
+    # --- finding the display ---------------------------------------------------------------------
+    def _probe(self):
+        g = self.settings.get
+        if not g("lcd"):
+            return
+        opener = getattr(self.port, "i2c_bus", None)
+        bus = opener() if opener is not None else None
+        if bus is None or not bus.try_lock():
+            return
+        self.probes += 1
+        try:
+            found = bus.scan()
+        except (OSError, RuntimeError):
+            found = ()
+        finally:
+            bus.unlock()
+        want = g("lcd_addr")
+        addr = None
+        for a in ((want,) if want else _ADDRESSES):
+            if a in found:
+                addr = a
+                break
+        if addr is None:
+            return
+        size = g("lcd_size")
+        cols, rows = (20, 4) if size == 2004 else (16, 2)
+        try:
+            from dinamics import lcd_driver
+
+            self.lcd = lcd_driver.open_display(bus, addr, cols, rows)
+        except (OSError, RuntimeError, ValueError) as e:
+            self.log(m.WARNING, "lcd: display at 0x%02x did not start: %s" % (addr, e))
+            self.lcd = None
+            return
+        self.address = addr
+        self._size = size
+        self._want = bytearray(b" " * (cols * rows))
+        self._shown = bytearray(b" " * (cols * rows))  # init cleared the glass
+        self.cols, self.rows = cols, rows
+        self._light = True
+        self._idle_ms = 0
+        self.log(m.INFO, "lcd: %dx%d display at 0x%02x" % (cols, rows, addr))
+        if self._tick is None:
+            self._tick = self.every(TICK_MS, _T_TICK)
+        self._render()
+
+    def _lost(self, e):
+        self.log(m.WARNING, "lcd: display stopped answering (%s); looking for it again" % e)
+        self.lcd = None
+        self._dirty = False
+        if self._tick is not None:
+            self.cancel(self._tick)
+            self._tick = None
+
+    # --- rendering ----------------------------------------------------------------------------------
+    def _on_tick(self):
+        if self.lcd is None:
+            return
+        g = self.settings.get
+        if not g("lcd") or g("lcd_size") != self._size:
+            # switched off, or another size: blank it and let the probe start again
+            try:
+                self.lcd.backlight = False
+                self.lcd.clear()
+            except (OSError, RuntimeError) as e:
+                self.log(m.WARNING, "lcd: %s" % e)
+            if g("lcd"):
+                self._lost("lcd_size changed")
+            else:
+                self._stop()
+            return
+        self._page_ms += TICK_MS
+        if self._page_ms >= PAGE_MS:
+            self._page_ms = 0
+            self._page += 1
+        if self.text is not None:
+            self._text_ms += TICK_MS
+            if self._text_ms >= g("lcd_text_s") * 1000:
+                self.text = None
+        self._idle_ms += TICK_MS
+        self._render()
+        timeout = g("lcd_backlight_s")
+        light = (not timeout or self._idle_ms < timeout * 1000 or self._fault() is not None
+                 or self.text is not None)
+        if light != self._light:
+            try:
+                self.lcd.backlight = light
+                self._light = light
+            except (OSError, RuntimeError) as e:
+                self._lost(e)
+
+    def _stop(self):
+        self.lcd = None
+        self._dirty = False
+        if self._tick is not None:
+            self.cancel(self._tick)
+            self._tick = None
+        self.log(m.INFO, "lcd: switched off")
+
+    def _fault(self):
+        """The error to hold on the glass (two lines), or None."""
+        if self.link_down is not None:
+            return ("EVSE LINK DOWN", "no reply to " + self.link_down)
+        s = self.state
+        if s is not None and 4 <= s < 254:
+            return ("EVSE FAULT", _state_name(s))
+        if self.ct_stale:
+            return ("CT STALE", "no fresh current")
+        return None
+
+    def pages(self):
+        """The enabled rotating pages, as page numbers 0..3."""
+        mask = self.settings.get("lcd_pages")
+        return [i for i in range(4) if mask & (1 << i)]
+
+    def page_lines(self, page, w):
+        if page == 0:
+            pilot = "--" if self.pilot is None else "%2d" % min(self.pilot, 99)
+            car = " --.-" if self.car_ma is None else " " + _amps(self.car_ma / 1000)
+            return (_state_name(self.state),
+                    "Car" + car + ("A  Pilot " if w >= 20 else "A  P") + pilot + "A")
+        if page == 1:
+            brk = self.settings.get("breaker")
+            ct = self.ct
+            if ct is None:
+                return ("CT  no readings", "breaker %3dA" % brk)
+            bw = (w - 2) // 3
+            nums = []
+            bars = []
+            for i in range(3):
+                if ct[2] & (1 << i):
+                    a = ct[1][i]
+                    nums.append(_amps(a))
+                    n = min(bw, int(bw * a / brk + 0.5)) if brk else 0
+                    bars.append("#" * n + "." * (bw - n))
+                else:
+                    nums.append(" -.-")
+                    bars.append("-" * bw)
+            head = " ".join(nums) + "A"
+            if w >= 20:
+                head += "/%3d" % brk
+            return (head, " ".join(bars))
+        if page == 2:
+            sess = "  -.--" if self.session_ws is None else "%6.2f" % (min(self.session_ws / 3.6e6, 999.99))
+            tot = "      --" if self.total_wh is None else "%8d" % min(self.total_wh // 1000, 99999999)
+            return ("Sess" + sess + " kWh", "Tot" + tot + "kWh")
+        # page 3: network
+        net = self.net
+        if net is not None and net[1] == "ap":
+            ssid, pw = net[2], net[3]
+            return ("AP " + ssid if len(ssid) + 3 <= w else ssid,
+                    ("PW " + pw if len(pw) + 3 <= w else pw) if pw else "open setup AP")
+        if self.net_down is not None:
+            return ("WiFi down", self.net_down)
+        ip = net[0] if net is not None else self._port_ip()
+        b = "connected" if self.broker else ("lost" if self.broker is False else (
+            "none" if not self.settings.get("mqtt_host") else "connecting"))
+        return (ip or "no network", "MQTT " + b)
+
+    def _port_ip(self):
+        f = getattr(self.port, "ip", None)
+        if f is None:
+            return ""
+        try:
+            return f()
+        except Exception:  # noqa: BLE001 - no WiFi yet
+            return ""
+
+    def lines(self):
+        """The text for the glass now, one str per row (each exactly `cols` wide)."""
+        w, rows = self.cols, self.rows
+        if self.text is not None:
+            t = self.text
+            out = [t[i * w:(i + 1) * w] for i in range(rows)]
+        else:
+            blocks = []
+            fault = self._fault()
+            if fault is not None:
+                blocks.append(fault)
+            pages = self.pages()
+            if pages:
+                need = rows // 2 - len(blocks)
+                for k in range(need):
+                    p = pages[(self._page * need + k) % len(pages)]
+                    if k < len(pages):
+                        blocks.append(self.page_lines(p, w))
+            out = []
+            for b in blocks:
+                out.extend(b)
+        out = out[:rows]
+        while len(out) < rows:
+            out.append("")
+        return [_fit(ln, w) for ln in out]
+
+    def _render(self):
+        if self.lcd is None:
+            return
+        w = self.cols
+        want = self._want
+        for r, line in enumerate(self.lines()):
+            for c in range(w):
+                o = ord(line[c])
+                want[r * w + c] = o if 32 <= o < 127 else 63  # "?"
+        if want != self._shown:
+            self._dirty = True
+
+    # --- writing: only what changed, a bounded number of bytes a pass ------------------------------
+    def poll(self, budget_ms):
+        if not self._dirty or self.lcd is None:
+            return
+        want, shown = self._want, self._shown
+        n = len(want)
+        budget = BYTES_PER_PASS
+        i = self._scan
+        seen = 0
+        while budget >= 2 and seen < n:
+            if want[i] == shown[i]:
+                i = (i + 1) % n
+                seen += 1
+                continue
+            row_end = (i // self.cols + 1) * self.cols
+            j = i + 1
+            while j < row_end and j - i < budget - 1 and want[j] != shown[j]:
+                j += 1
+            try:
+                # message moves the cursor to (column, row) itself: one command per run
+                lcd = self.lcd
+                lcd.column, lcd.row = i % self.cols, i // self.cols
+                lcd.message = bytes(want[i:j]).decode()
+            except (OSError, RuntimeError) as e:
+                self._lost(e)
+                return
+            shown[i:j] = want[i:j]
+            budget -= 1 + j - i
+            self.bytes_written += 1 + j - i
+            seen += j - i
+            i = j % n
+        self._scan = i
+        if seen >= n:
+            self._dirty = want != shown
