@@ -64,7 +64,8 @@ class _Time:
         return getattr(self._real, name)
 
 
-_LIBRARY_MODULES = ("adafruit_character_lcd.character_lcd", "adafruit_character_lcd.character_lcd_i2c")
+_LIBRARY_MODULES = ("adafruit_character_lcd.character_lcd", "adafruit_character_lcd.character_lcd_i2c",
+                    "dinamics.lcd_driver")
 
 
 def charge_library_sleeps(cost):
@@ -336,4 +337,20 @@ def attach(bus, kind, address=None, cols=16, rows=2):
         bus.devices[0x20 if address is None else address] = Mcp23008Backpack(lcd)
     else:
         raise ValueError("unknown backpack %r (pcf8574, mcp23008)" % kind)
+    return lcd
+
+
+def open_pcf8574_library(i2c, address, cols, rows):
+    """The PCF8574 backpack through the Adafruit libraries: adafruit_pcf8574 pins driving
+    Character_LCD_Mono (P0 RS, P2 E, P4-P7 D4-D7, P3 backlight; P1 RW stays low: the PCF8574
+    object starts with every pin written low). It works; the firmware uses its own
+    dinamics.lcd_driver.Pcf8574Lcd instead (10x less bus time, ~10 KB less heap: docs/lcd.md).
+    Kept for the comparison in tests and `python -m hil lcd-bench`."""
+    from adafruit_character_lcd.character_lcd import Character_LCD_Mono
+    from adafruit_pcf8574 import PCF8574
+
+    pin = PCF8574(i2c, address).get_pin
+    lcd = Character_LCD_Mono(pin(0), pin(2), pin(4), pin(5), pin(6), pin(7), cols, rows,
+                             backlight_pin=pin(3))
+    lcd.backlight = True
     return lcd

@@ -12,7 +12,8 @@ until it clears; set_lcd text holds the glass for `lcd_text_s`. Numbers are fixe
 
 Never blocks a pass: each tick renders the page into `_want` (a bytearray of the glass), and
 poll() writes only the cells that differ from `_shown`, at most BYTES_PER_PASS bytes a pass
-(a cursor move counts one), so a whole 20x4 spreads over passes; no clear() after the init.
+(a cursor move counts one; the driver sets the bound: 2 through the library on an MCP23008, 9 on
+a PCF8574), so a whole 20x4 spreads over passes; no clear() after the init.
 """
 
 from dinamics import messages as m
@@ -27,7 +28,7 @@ except ImportError:  # CPython
 TICK_MS = const(1000)  # render period
 PAGE_MS = const(5000)  # page rotation
 PROBE_MS = const(10000)  # look for a display this often while there is none
-BYTES_PER_PASS = const(3)  # a cursor move + 2 characters: ~15-20 ms of the library's time
+BYTES_PER_PASS = const(2)  # per pass, unless the driver says (lcd_driver.*_PASS_BYTES)
 _ADDRESSES = (0x27, 0x3F, 0x20)  # found in this order when lcd_addr is 0 (auto)
 _T_TICK = "tick"
 _T_PROBE = "probe"
@@ -77,6 +78,7 @@ class Lcd(Actor):
         self._want = bytearray(0)
         self._shown = bytearray(0)
         self._dirty = False
+        self._budget = BYTES_PER_PASS
         self._scan = 0
         self.bytes_written = 0
         self._page = 0
@@ -183,6 +185,7 @@ class Lcd(Actor):
             self.lcd = None
             return
         self.address = addr
+        self._budget = getattr(self.lcd, "pass_bytes", BYTES_PER_PASS)
         self._size = size
         self._want = bytearray(b" " * (cols * rows))
         self._shown = bytearray(b" " * (cols * rows))  # init cleared the glass
@@ -360,7 +363,7 @@ class Lcd(Actor):
             return
         want, shown = self._want, self._shown
         n = len(want)
-        budget = BYTES_PER_PASS
+        budget = self._budget
         i = self._scan
         seen = 0
         while budget >= 2 and seen < n:

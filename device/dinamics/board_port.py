@@ -116,9 +116,10 @@ class BoardPort:
         """The unit LCD's I2C bus (100 kHz: the PCF8574 is a standard-mode part), built on first
         use; None while it cannot be: busio.I2C refuses a bus without pull-ups, which is a bus with
         no backpack on it yet, so the lcd actor asks again at its next probe."""
-        if self._i2c is None:
+        scl, sda = self.pin("LCD_SCL"), self.pin("LCD_SDA")
+        if self._i2c is None and scl is not None and sda is not None:
             try:
-                self._i2c = busio.I2C(self.pin("LCD_SCL"), self.pin("LCD_SDA"), frequency=100000)
+                self._i2c = busio.I2C(scl, sda, frequency=100000)
             except (RuntimeError, ValueError) as e:
                 if not self._i2c_said:
                     print("lcd: no I2C bus yet:", e)
