@@ -175,6 +175,8 @@ def test_a_full_20x4_rewrite_spreads_over_passes_within_the_byte_bound(rigs, kin
     bound = r.lcd._budget
     assert bound == {"pcf8574": 9, "mcp23008": 2}[kind]
     before = r.model.commands + r.model.data
+    r.run()  # delivers the text (the pass polls before it delivers: nothing written yet)
+    assert r.lcd._dirty
     worst = 0
     passes = 0
     while r.lcd._dirty:
