@@ -276,6 +276,7 @@ def test_text_fits_the_width_and_numbers_keep_their_width(rigs):
     r = rigs("pcf8574", lcd_pages=15, breaker=100)
     r.run()
     lcd = r.lcd
+    from dinamics.lcd_pages import page_lines
     for w in (16, 20):
         widths = {}
         for st, pilot, ma, ws, wh, ct in (
@@ -285,12 +286,12 @@ def test_text_fits_the_width_and_numbers_keep_their_width(rigs):
             lcd.state, lcd.pilot, lcd.car_ma, lcd.session_ws, lcd.total_wh = st, pilot, ma, ws, wh
             lcd.ct = (0, ct, 0b111, (0, 0, 0))
             for p in range(3):
-                for i, ln in enumerate(lcd.page_lines(p, w)[:2]):
+                for i, ln in enumerate(page_lines(lcd, p, w)[:2]):
                     assert len(ln) <= w, (p, ln)
                     if p and (p, i) in widths:
                         assert len(ln) == widths[(p, i)], (p, ln)  # fixed-width fields
                     widths[(p, i)] = len(ln)
-            assert len(lcd.page_lines(0, w)[1]) <= w
+            assert len(page_lines(lcd, 0, w)[1]) <= w
     for ln in r.lines():
         assert len(ln) == 16
 

@@ -2,7 +2,8 @@
 
 Off until a display answers: the bus is scanned at start and every PROBE_MS after (a display
 plugged in after boot is picked up; one that stops answering is dropped and looked for again).
-The driver (dinamics.lcd_driver, adafruit_character_lcd) is imported only then.
+The driver (dinamics.lcd_driver; adafruit_character_lcd for an MCP23008) and the page texts
+(dinamics.lcd_pages) are imported only then.
 
 What it shows, two lines per page (a 20x4 shows two pages at once), rotating every PAGE_MS over
 the pages switched on in `lcd_pages`: 1 state + pilot / car current, 2 CT current per phase with a
@@ -32,29 +33,6 @@ BYTES_PER_PASS = const(2)  # per pass, unless the driver says (lcd_driver.*_PASS
 _ADDRESSES = (0x27, 0x3F, 0x20)  # found in this order when lcd_addr is 0 (auto)
 _T_TICK = "tick"
 _T_PROBE = "probe"
-_STATES = ("starting", "not connected", "connected", "charging", "vent required",
-           "diode check", "GFCI fault", "no ground", "stuck relay", "GFI self-test",
-           "over temperature", "over current")
-
-
-def _state_name(s):
-    if s is None:
-        return "no EVSE data"
-    if 0 <= s < len(_STATES):
-        return _STATES[s]
-    return {254: "sleeping", 255: "disabled"}.get(s, "state %02x" % s)
-
-
-def _fit(text, w):
-    text = text[:w]
-    return text + " " * (w - len(text))
-
-
-def _amps(a):
-    """A current as %4.1f, clamped so the field never widens."""
-    return "%4.1f" % (min(max(a, 0.0), 99.9))
-
-
 class Lcd(Actor):
     name = "lcd"
     subscribes = (m.CT_READING, m.EVSE_STATE, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_PILOT,
@@ -69,6 +47,7 @@ class Lcd(Actor):
         self.lcd = None  # the driver while a display answers
         self.address = None
         self.probes = 0
+        self._pages = None  # dinamics.lcd_pages, imported with the driver
         self.reset()
 
     def reset(self):
@@ -177,11 +156,12 @@ class Lcd(Actor):
         size = g("lcd_size")
         cols, rows = (20, 4) if size == 2004 else (16, 2)
         try:
-            from dinamics import lcd_driver
+            from dinamics import lcd_driver, lcd_pages
 
+            self._pages = lcd_pages
             self.lcd = lcd_driver.open_display(bus, addr, cols, rows)
         except (OSError, RuntimeError, ValueError) as e:
-            self.log(m.WARNING, "lcd: display at 0x%02x did not start: %s" % (addr, e))
+            self.log(m.WARNING, "display at 0x%02x did not start: %s" % (addr, e))
             self.lcd = None
             return
         self.address = addr
@@ -192,13 +172,13 @@ class Lcd(Actor):
         self.cols, self.rows = cols, rows
         self._light = True
         self._idle_ms = 0
-        self.log(m.INFO, "lcd: %dx%d display at 0x%02x" % (cols, rows, addr))
+        self.log(m.INFO, "%dx%d display at 0x%02x" % (cols, rows, addr))
         if self._tick is None:
             self._tick = self.every(TICK_MS, _T_TICK)
         self._render()
 
     def _lost(self, e):
-        self.log(m.WARNING, "lcd: display stopped answering (%s); looking for it again" % e)
+        self.log(m.WARNING, "display stopped answering (%s); looking for it again" % e)
         self.lcd = None
         self._dirty = False
         if self._tick is not None:
@@ -216,7 +196,7 @@ class Lcd(Actor):
                 self.lcd.backlight = False
                 self.lcd.clear()
             except (OSError, RuntimeError) as e:
-                self.log(m.WARNING, "lcd: %s" % e)
+                self.log(m.WARNING, "%s" % e)
             if g("lcd"):
                 self._lost("lcd_size changed")
             else:
@@ -233,7 +213,7 @@ class Lcd(Actor):
         self._idle_ms += TICK_MS
         self._render()
         timeout = g("lcd_backlight_s")
-        light = (not timeout or self._idle_ms < timeout * 1000 or self._fault() is not None
+        light = (not timeout or self._idle_ms < timeout * 1000 or self._pages.fault(self) is not None
                  or self.text is not None)
         if light != self._light:
             try:
@@ -248,109 +228,14 @@ class Lcd(Actor):
         if self._tick is not None:
             self.cancel(self._tick)
             self._tick = None
-        self.log(m.INFO, "lcd: switched off")
-
-    def _fault(self):
-        """The error to hold on the glass (two lines), or None."""
-        if self.link_down is not None:
-            return ("EVSE LINK DOWN", "no reply to " + self.link_down)
-        s = self.state
-        if s is not None and 4 <= s < 254:
-            return ("EVSE FAULT", _state_name(s))
-        if self.ct_stale:
-            return ("CT STALE", "no fresh current")
-        return None
-
-    def pages(self):
-        """The enabled rotating pages, as page numbers 0..3."""
-        mask = self.settings.get("lcd_pages")
-        return [i for i in range(4) if mask & (1 << i)]
-
-    def page_lines(self, page, w):
-        if page == 0:
-            pilot = "--" if self.pilot is None else "%2d" % min(self.pilot, 99)
-            car = " --.-" if self.car_ma is None else " " + _amps(self.car_ma / 1000)
-            return (_state_name(self.state),
-                    "Car" + car + ("A  Pilot " if w >= 20 else "A  P") + pilot + "A")
-        if page == 1:
-            brk = self.settings.get("breaker")
-            ct = self.ct
-            if ct is None:
-                return ("CT  no readings", "breaker %3dA" % brk)
-            bw = (w - 2) // 3
-            nums = []
-            bars = []
-            for i in range(3):
-                if ct[2] & (1 << i):
-                    a = ct[1][i]
-                    nums.append(_amps(a))
-                    n = min(bw, int(bw * a / brk + 0.5)) if brk else 0
-                    bars.append("#" * n + "." * (bw - n))
-                else:
-                    nums.append(" -.-")
-                    bars.append("-" * bw)
-            head = " ".join(nums) + "A"
-            if w >= 20:
-                head += "/%3d" % brk
-            return (head, " ".join(bars))
-        if page == 2:
-            sess = "  -.--" if self.session_ws is None else "%6.2f" % (min(self.session_ws / 3.6e6, 999.99))
-            tot = "      --" if self.total_wh is None else "%8d" % min(self.total_wh // 1000, 99999999)
-            return ("Sess" + sess + " kWh", "Tot" + tot + "kWh")
-        # page 3: network
-        net = self.net
-        if net is not None and net[1] == "ap":
-            ssid, pw = net[2], net[3]
-            return ("AP " + ssid if len(ssid) + 3 <= w else ssid,
-                    ("PW " + pw if len(pw) + 3 <= w else pw) if pw else "open setup AP")
-        if self.net_down is not None:
-            return ("WiFi down", self.net_down)
-        ip = net[0] if net is not None else self._port_ip()
-        b = "connected" if self.broker else ("lost" if self.broker is False else (
-            "none" if not self.settings.get("mqtt_host") else "connecting"))
-        return (ip or "no network", "MQTT " + b)
-
-    def _port_ip(self):
-        f = getattr(self.port, "ip", None)
-        if f is None:
-            return ""
-        try:
-            return f()
-        except Exception:  # noqa: BLE001 - no WiFi yet
-            return ""
-
-    def lines(self):
-        """The text for the glass now, one str per row (each exactly `cols` wide)."""
-        w, rows = self.cols, self.rows
-        if self.text is not None:
-            t = self.text
-            out = [t[i * w:(i + 1) * w] for i in range(rows)]
-        else:
-            blocks = []
-            fault = self._fault()
-            if fault is not None:
-                blocks.append(fault)
-            pages = self.pages()
-            if pages:
-                need = rows // 2 - len(blocks)
-                for k in range(need):
-                    p = pages[(self._page * need + k) % len(pages)]
-                    if k < len(pages):
-                        blocks.append(self.page_lines(p, w))
-            out = []
-            for b in blocks:
-                out.extend(b)
-        out = out[:rows]
-        while len(out) < rows:
-            out.append("")
-        return [_fit(ln, w) for ln in out]
+        self.log(m.INFO, "switched off")
 
     def _render(self):
         if self.lcd is None:
             return
         w = self.cols
         want = self._want
-        for r, line in enumerate(self.lines()):
+        for r, line in enumerate(self._pages.lines(self)):
             for c in range(w):
                 o = ord(line[c])
                 want[r * w + c] = o if 32 <= o < 127 else 63  # "?"

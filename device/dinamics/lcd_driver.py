@@ -62,7 +62,7 @@ class Pcf8574Lcd:
             i = self._nibble(i, (v << 4) & 0xF0, rs)
         return i
 
-    def _send(self, end, pause=0):
+    def _send(self, end, pause=0.0):
         if not self.i2c.try_lock():  # nobody else uses this bus: never waits
             raise RuntimeError("I2C bus busy")
         try:
@@ -108,7 +108,7 @@ def open_display(i2c, address, cols, rows):
         from adafruit_character_lcd.character_lcd_i2c import Character_LCD_I2C
 
         lcd = Character_LCD_I2C(i2c, cols, rows, address=address)
-        lcd.pass_bytes = MCP23008_PASS_BYTES
+        setattr(lcd, "pass_bytes", MCP23008_PASS_BYTES)  # read by the actor
     else:
         lcd = Pcf8574Lcd(i2c, address, cols, rows)
     lcd.backlight = True
