@@ -354,3 +354,64 @@ def open_pcf8574_library(i2c, address, cols, rows):
                              backlight_pin=pin(3))
     lcd.backlight = True
     return lcd
+
+
+# --- the demo's and `python -m hil unit`'s terminal LCD ----------------------------------------
+
+LCD_HELP = ("show the unit's LCD in the terminal: a display on a fake I2C bus, BACKPACK[:SIZE] with "
+            "BACKPACK pcf8574 (0x27) or mcp23008 (0x20) and SIZE 16x2 (default) or 20x4")
+
+
+def parse_lcd(spec):
+    """"pcf8574", "mcp23008:20x4" -> (kind, cols, rows); ValueError when malformed."""
+    kind, _, size = spec.partition(":")
+    if kind not in ("pcf8574", "mcp23008"):
+        raise ValueError("--lcd: backpack pcf8574 or mcp23008, got %r" % kind)
+    size = size or "16x2"
+    if size not in ("16x2", "20x4"):
+        raise ValueError("--lcd: size 16x2 or 20x4, got %r" % size)
+    cols, rows = (int(x) for x in size.split("x"))
+    return kind, cols, rows
+
+
+def terminal_lcd(spec):
+    """-> (FakeI2C with a display on it, its Hd44780, restore()). The library's sleeps are
+    charged, not slept (a PC has no reason to wait 1 ms per byte)."""
+    kind, cols, rows = parse_lcd(spec)
+    cost = Cost()
+    restore = charge_library_sleeps(cost)
+    bus = FakeI2C(cost)
+    return bus, attach(bus, kind, cols=cols, rows=rows), restore
+
+
+def lcd_settings(app, spec):
+    """Tell the firmware the size of the display (as an installer would: set_lcd_size)."""
+    _kind, cols, _rows = parse_lcd(spec)
+    app.settings_actor.set("lcd_size", "2004" if cols == 20 else "1602", "cli")
+
+
+def lcd_view(model, say, period_ms=1000):
+    """A rig actor (host side) that prints the glass through `say` whenever it changed."""
+    from dinamics import messages as m
+    from dinamics.mailbox import Actor
+
+    class LcdView(Actor):
+        name = "lcd_view"
+
+        def __init__(self):
+            super().__init__()
+            self.last = None
+
+        def start(self):
+            self.every(period_ms, "view")
+
+        def handle(self, kind, payload):
+            if kind != m.TIMER:
+                return
+            text = model.render()
+            if text != self.last:
+                self.last = text
+                for line in ["unit LCD:"] + text.split("\n"):
+                    say(line)
+
+    return LcdView()

@@ -85,7 +85,7 @@ def rigs():
 
 
 def charging(r, amps=32, car_ma=15900):
-    r.sched.post(m.EVSE_STATE, (3, amps, amps, 0))
+    r.sched.post(m.EVSE_STATE, (3, 3, amps, 0))
     r.sched.post(m.EVSE_CURRENT, (car_ma, 230000))
     r.run(1000)
     r.settle()
@@ -139,7 +139,7 @@ def test_a_display_that_stops_answering_is_dropped_and_found_again(rigs):
     r = rigs("pcf8574", lcd_pages=1)
     charging(r)
     r.bus.fail = True
-    r.sched.post(m.EVSE_STATE, (2, 32, 0, 0))
+    r.sched.post(m.EVSE_STATE, (2, 2, None, 0))
     r.run(1000)
     r.run()
     assert r.lcd.lcd is None and r.lcd.crashes == 0
@@ -204,11 +204,11 @@ def test_fault_page_holds_until_the_fault_clears(rigs):
     r.settle()
     assert r.lines()[0] == "EVSE LINK DOWN  "
     r.post(m.LINK_STATUS, (True, ""))
-    r.sched.post(m.EVSE_STATE, (6, 32, 0, 0))
+    r.sched.post(m.EVSE_STATE, (6, 1, None, 0))
     r.run(1000)
     r.settle()
     assert r.lines() == ["EVSE FAULT      ", "GFCI fault      "]
-    r.sched.post(m.EVSE_STATE, (3, 32, 32, 0))
+    r.sched.post(m.EVSE_STATE, (3, 3, 32, 0))
     r.sched.post(m.BALANCER_FAULT, ("ct", 3500, "CT data stale"))
     r.run(1000)
     r.settle()
@@ -301,7 +301,7 @@ def test_backlight_goes_off_after_the_timeout_and_news_lights_it(rigs):
     charging(r)
     r.run(7000, step=100)
     assert not r.model.backlight
-    r.post(m.EVSE_STATE, (2, 32, 0, 0))
+    r.post(m.EVSE_STATE, (2, 2, None, 0))
     r.run(1000)
     assert r.model.backlight
     r.post(m.LINK_STATUS, (False, "GS"))
@@ -380,6 +380,7 @@ def test_the_hil_bench_shows_what_the_unit_does_on_the_lcd():
         w.emu.plug(EvModel(max_amps=16, phases=1))
         assert w.run_until(lambda: glass.lines()[0].startswith("charging"), 30000)
         assert w.run_until(lambda: "Car 16.0A" in glass.text(), 30000), glass.text()
+        assert "Pilot %2dA" % w.emu.current_capacity in glass.lines()[1]  # what the controller shows
         assert w.run_until(lambda: glass.lines()[2].startswith("21.0  1.0  1.0A/ 25"), 10000), glass.text()
         assert w.app.lcd.crashes == 0
     finally:

@@ -107,8 +107,8 @@ class Lcd(Actor):
         if kind == m.EVSE_STATE:
             news = payload[0] != self.state
             self.state = payload[0]
-            if self.pilot is None or news:
-                self.pilot = payload[1]
+            if payload[2] is not None:  # (state, pilot state, amps, vflags): $AT's amps
+                self.pilot = payload[2]
         elif kind == m.LINK_STATUS:
             self.link_down = None if payload[0] else (payload[1] or "?")
         elif kind == m.BALANCER_FAULT:
