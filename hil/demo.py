@@ -69,6 +69,15 @@ def run(args):
     from hil.world import World
 
     seconds = max(12.0, args.seconds)
+    from hil import hd44780
+
+    if getattr(args, "lcd", None):
+        try:
+            hd44780.parse_lcd(args.lcd)
+        except ValueError as e:  # before any broker is started
+            from hil.cli import fail
+
+            fail("python -m hil demo", str(e))
     embedded = None
     broker = None
     if not getattr(args, "no_mqtt", False):
@@ -83,17 +92,7 @@ def run(args):
               (44000, (13.0, 1.0, 1.0), "kettle off: house 13 A"),
               (56000, (3.0, 1.0, 1.0), "oven off: house 3 A")]
     house = HouseLoad(base=(3.0, 1.0, 1.0), steps=[(t, a) for t, a, _ in events])
-    lcd = None
-    if getattr(args, "lcd", None):
-        from hil import hd44780
-
-        try:
-            hd44780.parse_lcd(args.lcd)
-        except ValueError as e:
-            from hil.cli import fail
-
-            fail("python -m hil demo", str(e))
-        lcd = hd44780.terminal_lcd(args.lcd)
+    lcd = hd44780.terminal_lcd(args.lcd) if getattr(args, "lcd", None) else None
     w = World(virtual=False, out=__import__("sys").stdout, broker=broker,
               serial=getattr(args, "serial", None) if broker else None, house=house,
               port_kwargs={"i2c": lcd[0]} if lcd else None)

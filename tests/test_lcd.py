@@ -386,3 +386,25 @@ def test_the_hil_bench_shows_what_the_unit_does_on_the_lcd():
     finally:
         w.close()
         restore()
+
+
+def test_lcd_bench_figures_rank_the_drivers():
+    """The figures docs/lcd.md quotes come from `python -m hil lcd-bench` (charged time, not
+    measured): the firmware's PCF8574 driver is many times faster than the library paths."""
+    from hil.lcd_bench import per_char
+
+    mcp, pcf, lib = per_char("mcp23008"), per_char("pcf8574"), per_char("pcf8574-lib")
+    assert pcf[1] * 5 < lib[1] < mcp[1]
+    assert mcp[3] == 14.0  # I2C transactions per character through adafruit_mcp230xx
+
+
+@pytest.mark.parametrize("cmd", [["demo", "--no-mqtt", "--lcd", "hd44780"],
+                                 ["unit", "--evse-port", "/nonexistent", "--lcd", "pcf8574:40x2"]])
+def test_a_bad_lcd_option_is_one_line_and_exit_2(cmd, capsys):
+    from hil.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main(cmd)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--lcd" in err[0]
