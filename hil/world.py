@@ -56,6 +56,9 @@ class World:
             self.injector = CtInjector(CtFeedWriter(self.ct_serial), self.house,
                                        lambda t: self.emu.ev_phase_currents(),
                                        period_ms=ct_period_ms)
+        self.radio = port_kwargs.get("radio")  # a hil.sim_radio.SimRadio: its calls take virtual time
+        if self.radio is not None and virtual and self.radio.clock is None:
+            self.radio.clock = self.clock
         self.port = HostPort(unit_serial, self.state_dir, clock=clock, console=self.console,
                              **port_kwargs)
         self.app = app_factory(self.port)
@@ -70,6 +73,20 @@ class World:
 
     def ms(self):
         return self.now_ms()
+
+    def reboot_unit(self):
+        """The board was reset (hil.sim_radio.BoardReset: the watchdog got a hung pass): a new
+        App over the same port and settings files, the radio back to power-on; the controller
+        (the emulator) runs on untouched."""
+        if self.radio is not None:
+            self.radio.powered_on()
+        if self.mqtt is not None:
+            self.mqtt.session.close_client()
+        self.console(30, "--- board reset (watchdog) ---")
+        self.app = type(self.app)(self.port)
+        self.sched = self.app.sched
+        self.monitor = self.sched.add(Monitor())
+        self.mqtt = getattr(self.app, "mqtt", None)
 
     def step(self, ms=10):
         """Advance the world by about `ms`: move bytes, run the controller, run the firmware.

@@ -56,4 +56,8 @@ HELP = {
     "mqtt_tls": "1 = TLS to the broker",
     "wifi_ssid": "WiFi network (used at the next WiFi connect)",
     "wifi_pass": "WiFi password (never published)",
+    "wifi_service_ssid": "service WiFi network, tried only when the user's networks are not seen (empty = none)",
+    "wifi_service_pass": "service WiFi password (never published; no default)",
+    "wifi_ap_open": "1 = the setup AP Dinamics-<SN> is open; 0 = WPA2 with the unit's own password (console, LCD)",
+    "ntp_server": "NTP server for the clock (synctime); empty = no NTP",
 }

@@ -30,6 +30,7 @@ _MQTT = "mqtt_bridge"
 _SET = "settings"
 _CT = "ct_meter"
 _NET = "net_console"
+_WIFI = "wifi"
 
 # name, policy, senders, receivers                      payload
 _TABLE = (
@@ -50,7 +51,7 @@ _TABLE = (
     ("balancer.target", LATEST, (_BAL,), (_MQTT,)),      # (amps, reason) what it commands now
     ("charge.command", COMMAND, (_MQTT,), (_BAL,)),      # enable 1 off, 2 on, 3 sleep
     ("setting.set", COMMAND, (_MQTT,), (_SET,)),         # (name, raw value, source)
-    ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT)),  # names: tuple of the settings applied in one pass (values: read Settings); one message per pass, so a burst never fills an inbox
+    ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT, _WIFI)),  # names: tuple of the settings applied in one pass (values: read Settings); one message per pass, so a burst never fills an inbox
     ("setting.rejected", COMMAND, (_SET,), (_MQTT,)),    # (name, raw value, why): nothing changed (name: the setting, or what was asked for)
     ("net.status", COMMAND, (_MQTT,), (_BAL, _NET)),     # True broker up / False down
     ("phases", LATEST, (_BAL,), (_MQTT,)),               # (active_phases e.g. 0/1/12/123/99, no_of_phases)
@@ -60,6 +61,11 @@ _TABLE = (
     ("actor.stopped", COMMAND, (_SCHED,), (_MQTT,)),     # actor name: supervision stopped it for good; the port's fatal hook follows
     ("settings.stored", COMMAND, (_SET,), (_MQTT,)),     # names: made durable by the write that just completed (the bridge confirms them now)
     ("balancer.fault", COMMAND, (_BAL,), (_MQTT,)),      # (code, detail, text): "auto_stop" (timer1-3), "ct" (age ms / "ok"), "solar"; the bridge picks the error topic
+    # WiFi (actors/wifi.py)
+    ("net.up", COMMAND, (_WIFI,), (_MQTT,)),             # (ip, mode, ssid, ap_password): mode "sta"/"ap"; ap_password "" in sta mode or for an open AP; every (re)connect / AP start
+    ("net.down", COMMAND, (_WIFI,), (_MQTT,)),           # reason str: the station lost its network (the AP, if any, stays)
+    ("wifi.networks", COMMAND, (_WIFI,), REQUESTER),     # tuple of (ssid, rssi, is_open) strongest first: the answer to wifi.scan
+    ("link.hold", COMMAND, (_WIFI,), (_LINK,)),          # (requester, ms): a blocking call of up to ms comes; pulse $SY (raise the heartbeat margin if ms needs it), rapi.reply tag "hold" when done
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -101,6 +107,10 @@ EVSE_SLOW_REPLY = kind("evse.slow_reply")
 ACTOR_STOPPED = kind("actor.stopped")
 BALANCER_FAULT = kind("balancer.fault")
 SETTINGS_STORED = kind("settings.stored")
+NET_UP = kind("net.up")
+NET_DOWN = kind("net.down")
+WIFI_NETWORKS = kind("wifi.networks")
+LINK_HOLD = kind("link.hold")
 
 # Log levels for LOG payloads.
 DEBUG = 10

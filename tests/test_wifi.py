@@ -1,0 +1,338 @@
+"""The wifi actor (device/actors/wifi.py) on a simulated radio (hil/sim_radio.py) in the whole
+firmware against the OpenEVSE emulator, virtual time: credential order, the service network never
+beating the user's, the setup AP and the station retries with back-off, a busy AP client, net.up
+and net.down, blocking calls announced to rapi_link (heartbeat held, worst pass bounded), the DHCP
+hang recovered by the watchdog, NTP, the MQTT reconnect at net.up, and no reboot ever."""
+import pathlib
+import socket
+import struct
+import threading
+
+import pytest
+
+from actors import wifi as W
+from dinamics import messages as m
+from hil.recorder import Recorder
+from hil.sim_radio import BoardReset, SimRadio
+from hil.world import World
+
+NTP_EPOCH = 1800000000
+
+
+def make(nets=(), env=None, settings=None, radio=None, **rkw):
+    radio = radio or SimRadio(ntp_epoch=NTP_EPOCH, **rkw)
+    for n in nets:
+        radio.add(n[0], **n[1])
+    w = World(virtual=True, out=None, port_kwargs={"radio": radio, "wifi_env": env})
+    w.rec = w.sched.add(Recorder("netrec", (m.NET_UP, m.NET_DOWN, m.RAPI_TX_LINE), 256))
+    for k, v in (settings or {}).items():
+        w.set(k, v)
+    w.radio = radio
+    w.wifi = w.app.wifi
+    return w
+
+
+@pytest.fixture
+def worlds():
+    made = []
+
+    def _make(*a, **kw):
+        w = make(*a, **kw)
+        made.append(w)
+        return w
+
+    yield _make
+    for w in made:
+        w.close()
+
+
+def joins(w):
+    return [t for t, what in w.radio.log if what.startswith("joined")]
+
+
+def scans(w):
+    return [t for t, what in w.radio.log if what == "scan"]
+
+
+def test_credential_order_stored_then_settings_toml_then_service(worlds):
+    nets = [("home", {"password": "homepass1", "rssi": -80}),
+            ("toml", {"password": "tomlpass1", "rssi": -60}),
+            ("svc", {"password": "svcpass12", "rssi": -30})]
+    cfg = {"wifi_ssid": "home", "wifi_pass": "homepass1", "wifi_service_ssid": "svc",
+           "wifi_service_pass": "svcpass12"}
+    w = worlds(nets, env=("toml", "tomlpass1", None), settings=cfg)
+    w.run_for(8000)
+    assert w.wifi.sta_up and w.wifi.ssid == "home"
+    # the stored network refuses: settings.toml's is next, in the same round
+    w2 = worlds([("home", {"password": "other", "rssi": -80})] + nets[1:],
+                env=("toml", "tomlpass1", None), settings=cfg)
+    w2.run_for(12000)
+    assert w2.wifi.ssid == "toml"
+    # neither user network in sight: the service network
+    w3 = worlds(nets[2:], env=("toml", "tomlpass1", None), settings=cfg)
+    w3.run_for(8000)
+    assert w3.wifi.ssid == "svc"
+
+
+def test_the_service_network_never_beats_the_users_whatever_the_signal(worlds):
+    w = worlds([("svc", {"password": "svcpass12", "rssi": -20}),
+                ("home", {"password": "homepass1", "rssi": -89})],
+               settings={"wifi_ssid": "home", "wifi_pass": "homepass1",
+                         "wifi_service_ssid": "svc", "wifi_service_pass": "svcpass12"})
+    w.run_for(8000)
+    assert w.wifi.ssid == "home"
+    assert not any("svc" in what for t, what in w.radio.log if what.startswith("join"))
+
+
+def test_no_service_network_by_default():
+    from dinamics import settings as st
+
+    assert st.row("wifi_service_ssid")[st.DEFAULT] == "" and st.row("wifi_service_pass")[st.DEFAULT] == ""
+    assert st.row("wifi_service_pass")[st.FLAGS] & st.SECRET
+
+
+def test_setup_ap_with_its_own_password_then_station_retries_with_backoff(worlds):
+    w = worlds()
+    w.run_for(5000)
+    r = w.radio
+    assert r.ap_active and r.ap[0] == "Dinamics-0100004ED102"
+    pw = r.ap[1]
+    assert len(pw) == 10 and pw.isalnum()
+    ups = w.rec.of(m.NET_UP)
+    assert ups == [("192.168.4.1", "ap", "Dinamics-0100004ED102", pw)]
+    assert any(pw in line for line in w.console.lines)  # printed on the console ...
+    w.run_for(200000)
+    s = scans(w)
+    gaps = [b - a for a, b in zip(s, s[1:])]
+    assert gaps[0] >= 10000 and gaps[0] < 14000  # timer11, then doubling
+    assert gaps[1] >= 20000 and gaps[2] >= 40000
+    assert all(b >= a for a, b in zip(gaps, gaps[1:]))
+    assert len(w.rec.of(m.NET_UP)) == 1  # the AP was never restarted
+    # the network appears: joined at the next try, the AP lingers, then closes
+    r.add("home", password="homepass1")
+    w.set("wifi_ssid", "home")
+    w.set("wifi_pass", "homepass1")
+    w.run_for(8000)
+    assert w.wifi.sta_up and r.ap_active
+    assert w.rec.of(m.NET_UP)[-1] == ("192.168.1.20", "sta", "home", "")
+    w.run_for(W.AP_LINGER_MS + 3000)
+    assert not r.ap_active
+    # the same password after a reboot (kept in the wifiap store), never in the MQTT log ring
+    w2 = World(virtual=True, out=None, state_dir=w.state_dir,
+               port_kwargs={"radio": SimRadio(), "wifi_env": None})
+    try:
+        w2.run_for(6000)
+        assert w2.port.radio.ap == ("Dinamics-0100004ED102", pw)
+    finally:
+        w2.close()
+    assert not any(pw in text for lvl, text in getattr(w.mqtt, "_ring", ()) or ())
+
+
+def test_open_ap_when_the_installer_says_so_and_ap_password_from_settings_toml(worlds):
+    w = worlds(settings={"wifi_ap_open": 1})
+    w.run_for(5000)
+    assert w.radio.ap == ("Dinamics-0100004ED102", "")
+    assert w.rec.of(m.NET_UP)[-1][3] == ""
+    w2 = worlds(env=(None, None, "installer-pw"))
+    w2.run_for(5000)
+    assert w2.radio.ap[1] == "installer-pw"
+
+
+def test_a_busy_ap_client_holds_off_the_station_but_not_for_ever(worlds):
+    w = worlds()
+    w.run_for(5000)
+    assert w.radio.ap_active
+    n0 = len(scans(w))
+    t0 = w.ms()
+    while w.ms() - t0 < 60000:  # a client on the setup page, one request after another
+        w.wifi.client_busy(2000)
+        w.run_for(1000)
+    assert len(scans(w)) == n0  # no scan disturbed it (scans cost AP clients their frames)
+    assert w.wifi.stats["deferred"] > 0
+    while w.ms() - t0 < W.BUSY_MAX_MS + 30000:  # ... but it cannot keep the unit off for ever
+        w.wifi.client_busy(2000)
+        w.run_for(1000)
+    assert len(scans(w)) > n0
+    assert w.radio.ap_active
+
+
+def test_the_ap_stays_while_a_client_is_busy_after_the_join(worlds):
+    w = worlds()
+    w.run_for(5000)
+    w.radio.add("home", password="homepass1")
+    w.set("wifi_ssid", "home")
+    w.set("wifi_pass", "homepass1")
+    w.run_for(6000)
+    assert w.wifi.sta_up
+    t0 = w.ms()
+    while w.ms() - t0 < W.AP_LINGER_MS + 10000:
+        w.wifi.client_busy(2000)
+        w.run_for(1000)
+    assert w.radio.ap_active  # the setup page still talks to it
+    w.run_for(8000)
+    assert not w.radio.ap_active
+
+
+def test_net_up_on_every_reconnect_and_net_down_when_lost(worlds):
+    w = worlds([("home", {"password": "homepass1"})],
+               settings={"wifi_ssid": "home", "wifi_pass": "homepass1"})
+    w.run_for(8000)
+    assert w.rec.of(m.NET_UP) == [("192.168.1.20", "sta", "home", "")]
+    w.radio.drop()
+    w.run_for(3000)
+    assert w.rec.of(m.NET_DOWN) == ["lost home"]
+    w.run_for(15000)
+    assert w.rec.of(m.NET_UP)[-1] == ("192.168.1.21", "sta", "home", "")
+    assert w.radio.hostname == "dinamics-0100004ed102"
+
+
+def _sy_lines(w):
+    """The $SY lines the unit sent: "SY" (a pulse) or "SY 13 6" (a configuration)."""
+    out = []
+    for line in w.rec.of(m.RAPI_TX_LINE):
+        text = bytes(line).decode()
+        if text.startswith("$SY"):
+            out.append(text[1:].split(":")[0].split("^")[0].strip())
+    return out
+
+
+def test_a_join_is_announced_heartbeat_held_and_the_worst_pass_bounded(worlds):
+    """A radio that takes the full bound for a scan and a join: rapi_link raises the heartbeat
+    interval before the join (and only pulses before the scan), the controller never misses a
+    pulse, and no pass lasts longer than the join's bound."""
+    w = worlds([("home", {"password": "homepass1", "join_ms": W.CONNECT_MS})],
+               settings={"wifi_ssid": "home", "wifi_pass": "homepass1"}, scan_ms=W.SCAN_MS)
+    worst = [0]
+    orig = w.sched.run_once
+
+    def timed():
+        t0 = w.clock.ms
+        orig()
+        worst[0] = max(worst[0], w.clock.ms - t0)
+
+    w.sched.run_once = timed
+    w.run_for(20000)
+    assert w.wifi.sta_up
+    assert W.CONNECT_MS <= worst[0] <= W.CONNECT_MS + 100
+    assert w.emu._hs_trigger == 0  # never fell back to hb_amps
+    assert w.emu._hs_interval == 5  # restored after the hold
+    sy = _sy_lines(w)
+    assert "SY 13 6" in sy  # 5 s + the join's 6.5 s + slack, for the hold
+    assert sy[-1] == "SY" and "SY 5 6" in sy[sy.index("SY 13 6"):]  # then back to 5 s
+    assert w.app.rapi.stats["downs"] == 0
+
+
+def test_without_the_hold_the_controller_would_fall_back(worlds):
+    w = worlds(scan_ms=W.SCAN_MS)
+    w.run_for(15000)
+    assert w.app.rapi.up and w.emu._hs_trigger == 0
+    w.wifi.post = lambda kind, payload=None: kind != m.LINK_HOLD and w.sched.post(kind, payload)
+    w.radio.add("home", password="homepass1", join_ms=W.CONNECT_MS)
+    w.set("wifi_ssid", "home")
+    w.set("wifi_pass", "homepass1")
+    w.run_for(15000)
+    assert w.wifi.sta_up
+    assert w.emu._hs_trigger != 0  # the join outlasted the heartbeat interval
+
+
+def test_a_short_block_is_a_pulse_only_no_eeprom_write(worlds):
+    w = worlds([("home", {"password": "homepass1", "join_ms": W.CONNECT_MS})],
+               settings={"hb_interval": 10, "wifi_ssid": "home", "wifi_pass": "homepass1"},
+               scan_ms=W.SCAN_MS)
+    w.run_for(20000)
+    assert w.wifi.sta_up and w.emu._hs_trigger == 0
+    assert set(_sy_lines(w)) == {"SY", "SY 10 6"}  # pulses; the one configuration at link-up
+
+
+def test_dhcp_silence_hangs_the_join_and_the_watchdog_path_recovers(worlds):
+    w = worlds([("home", {"password": "homepass1", "dhcp": False})],
+               settings={"wifi_ssid": "home", "wifi_pass": "homepass1"})
+    with pytest.raises(BoardReset):
+        w.run_for(20000)
+    t_reset = w.ms()
+    assert w.emu._hs_trigger == 0  # the raised interval covered the hang until the reset
+    w.reboot_unit()
+    w.wifi = w.app.wifi
+    w.run_for(3000)
+    assert w.wifi.stats["hangs"] == 1 and w.radio.ap_active  # AP first after a hang
+    assert w.app.rapi.up
+    w.run_for(15000)
+    assert not [t for t, what in w.radio.log if t > t_reset and what.startswith("join")]
+    # DHCP works again: joined at the next try, the hang count cleared
+    w.radio.nets["home"].dhcp = True
+    w.run_for(15000)
+    assert w.wifi.sta_up and w.wifi._record().get("hung") == 0
+    assert w.emu._hs_interval == 5
+    assert w.port.fatal_actors == []
+
+
+def test_ntp_sets_the_clock_epoch(worlds):
+    w = worlds([("home", {"password": "homepass1"})],
+               settings={"wifi_ssid": "home", "wifi_pass": "homepass1"})
+    assert abs(w.clock.epoch() - NTP_EPOCH) > 1000
+    w.run_for(8000)
+    assert abs(w.clock.epoch() - NTP_EPOCH) <= 10
+    assert w.wifi.stats["ntp"] == 1
+
+
+def test_no_reboot_for_network_trouble(worlds):
+    w = worlds([("home", {"password": "homepass1", "refuse": "Unknown failure 15"})],
+               settings={"wifi_ssid": "home", "wifi_pass": "homepass1"})
+    w.run_for(30 * 60 * 1000, step=100)
+    assert not w.wifi.sta_up and w.wifi.stats["join_failures"] >= 5
+    assert w.port.fatal_actors == [] and w.sched.stopped == []
+    src = pathlib.Path(W.__file__).read_text()
+    assert "microcontroller" not in src and "reload" not in src and "supervisor" not in src
+
+
+def test_sntp_against_a_local_udp_server():
+    from dinamics.sntp import Sntp
+
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def answer():
+        data, addr = srv.recvfrom(64)
+        out = bytearray(48)
+        out[0] = 0x24  # version 4, mode 4 (server)
+        out[1] = 2
+        struct.pack_into("!I", out, 40, NTP_EPOCH + 2208988800)
+        srv.sendto(bytes(out), addr)
+
+    t = threading.Thread(target=answer)
+    t.start()
+    s = Sntp(socket)
+    s.send("127.0.0.1", port)
+    t.join(5)
+    got = None
+    for _ in range(200):
+        got = s.recv()
+        if got:
+            break
+        threading.Event().wait(0.01)
+    srv.close()
+    assert got == NTP_EPOCH
+
+
+def test_the_bridge_connects_at_once_when_the_network_comes_up():
+    from hil.broker import Mosquitto
+    from mqtt_fixtures import BridgeRig, free_port
+
+    port = free_port()
+    r = BridgeRig(serial="NETUP", mqtt_host="127.0.0.1", mqtt_port=port)
+    r.run(5 * 60 * 1000, step=100)  # no broker: the back-off reached its minute
+    assert not r.bridge.connected and r.bridge.session._backoff >= 60000
+    b = Mosquitto(port=port).start()
+    try:
+        r.sched.post(m.NET_UP, ("192.168.1.77", "sta", "home", ""))
+        r.run(100)
+        assert r.bridge.connected
+        r.run(100)
+        assert r.bridge.session.stats["published"] > 0
+        r.sched.post(m.NET_DOWN, "lost home")
+        r.run(10)
+        assert not r.bridge.connected  # the socket died with the network: reconnect at net.up
+        r.bridge.close()
+    finally:
+        b.close()
