@@ -5,7 +5,7 @@ controller shows otherwise, dinamics/evse_watch.py), the `$SY` heartbeat and the
 so the link file holds only the protocol: queue, wire, matching, timeouts, link up/down.
 """
 
-from adafruit_ticks import ticks_add, ticks_diff
+from adafruit_ticks import ticks_diff
 
 from dinamics import messages as m
 from dinamics import rapi
@@ -239,7 +239,7 @@ class EvseSync:
         and restore hb_interval after it (T_HOLD). `$SY i a` writes the controller's EEPROM, so
         only a hold that needs it raises the interval. The requester gets rapi.reply (HOLD, ...)
         once the controller answered (ok None: link down, or no heartbeat to keep: go ahead)."""
-        self._hold_until = ticks_add(self.now(), ms + self.settings.get("timer13"))
+        self._hold_ms = ms
         iv = self.settings.get("hb_interval")
         if not iv or not self.dialect.supports("SY"):
             self._answer(Req(requester, HOLD, "SY", None), None, (), "no heartbeat")
@@ -253,14 +253,10 @@ class EvseSync:
         self.request(HOLD, "SY", args, True, requester)
 
     def _held(self):
-        """A link.hold's blocking call may have run since: silence is not the controller's."""
-        u = self._hold_until
-        if u is None:
-            return False
-        if ticks_diff(u, self.now()) < 0:
-            self._hold_until = None
-            return False
-        return True
+        """A link.hold was granted within its blocking time + the silence limit: a silence now
+        may be a blocked pass, not the controller."""
+        at = self._hold_at
+        return at is not None and ticks_diff(self.now(), at) <= self._hold_ms + self._silence_ms()
 
     def _hold_over(self):
         self._hold_timer = None
