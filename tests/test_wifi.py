@@ -336,3 +336,25 @@ def test_the_bridge_connects_at_once_when_the_network_comes_up():
         r.bridge.close()
     finally:
         b.close()
+
+
+def test_a_blocked_pass_is_not_taken_for_a_dead_ct_feed():
+    """Before: the tick right after a 3 s scan saw the CT data 3 s old and paused the charge
+    (stale_ms 3000); the feed was fine, the loop was blocked. Now that tick skips the check and
+    the readings made since arrive before the next one."""
+    from hil.checks import Result
+    from hil.ev_model import EvModel
+    from hil.rigs import WorldRig
+    from hil.scenario_scripts import start_charging
+
+    rig = WorldRig(radio=SimRadio())
+    try:
+        rig.radio.scan_ms = W.SCAN_MS
+        start_charging(rig, Result("t", "host"), EvModel(max_amps=32, phases=1, phase=1),
+                       {"cte": 1, "breaker": 25, "c_limit": 32}, (2.3, 0, 0), settle_ms=40000)
+        assert rig.fw.wifi.stats["scans"] >= 2  # blocking scans happened while charging
+        assert rig.fw.balancer.stats["stale"] == 0 and rig.fw.balancer.pause is None
+        rig.ct_feed(False)  # a feed that really dies is still caught
+        assert rig.run_until(lambda: rig.fw.balancer.stats["stale"] > 0, 5000)
+    finally:
+        rig.close()
