@@ -72,12 +72,20 @@ class SimRadio:
         self._note("link lost")
 
     def _now(self):
-        return self.clock.ms if self.clock is not None else 0
+        if self.clock is not None:
+            return self.clock.ms
+        import time
+
+        return int(time.monotonic() * 1000)
 
     def _block(self, what, ms):
         self.blocks.append((what, ms))
         if self.clock is not None and ms:
             self.clock.advance(ms)
+        elif self.clock is None and ms:  # real time (the demo, `unit --sim-wifi`): really stall
+            import time
+
+            time.sleep(ms / 1000)
 
     def _note(self, what):
         self.log.append((self._now(), what))

@@ -133,6 +133,9 @@ def test_open_ap_when_the_installer_says_so_and_ap_password_from_settings_toml(w
     w.run_for(5000)
     assert w.radio.ap == ("Dinamics-0100004ED102", "")
     assert w.rec.of(m.NET_UP)[-1][3] == ""
+    w.set("serial", "UNIT7")  # the AP's name follows the serial (the MQTT prefix)
+    w.run_for(100)
+    assert w.radio.ap == ("Dinamics-UNIT7", "") and w.rec.of(m.NET_UP)[-1][2] == "Dinamics-UNIT7"
     w2 = worlds(env=(None, None, "installer-pw"))
     w2.run_for(5000)
     assert w2.radio.ap[1] == "installer-pw"
@@ -358,3 +361,23 @@ def test_a_blocked_pass_is_not_taken_for_a_dead_ct_feed():
         assert rig.run_until(lambda: rig.fw.balancer.stats["stale"] > 0, 5000)
     finally:
         rig.close()
+
+
+def test_demo_with_simulated_wifi_shows_the_setup_ap_and_the_network_state():
+    import signal
+    import subprocess
+    import sys
+
+    from test_cli import start, wait_for
+
+    p, lines = start(["demo", "--no-mqtt", "--wifi", "--seconds", "60"])
+    try:
+        seen = wait_for(lines, "setup AP Dinamics-0100004ED102", timeout=30)
+        seen += wait_for(lines, "view: wifi: not joined; setup AP", timeout=30)
+    finally:
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=15) == 0
+    bad = subprocess.run([sys.executable, "-m", "hil", "unit", "--evse-port", "/dev/null",
+                          "--sim-wifi", "x:short"], cwd=str(pathlib.Path(__file__).parents[1]),
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--sim-wifi" in bad.stderr

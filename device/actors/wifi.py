@@ -219,8 +219,12 @@ class Wifi(Actor):
         creds = ap = ntp = False
         for n in names:
             creds = creds or n in _WIFI_NAMES
-            ap = ap or n == "wifi_ap_open"
+            ap = ap or n == "wifi_ap_open" or n == "serial"
             ntp = ntp or n == "ntp_server"
+        if ap:  # the AP's name follows the serial
+            self.sn = mt.serial_number(self.settings, self.radio.mac)
+            self.ap_ssid = "Dinamics-" + self.sn
+            self._named = False
         if creds:
             want = self.settings.get("wifi_ssid")
             if not (self.sta_up and want == self.ssid):
