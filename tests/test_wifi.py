@@ -381,3 +381,25 @@ def test_demo_with_simulated_wifi_shows_the_setup_ap_and_the_network_state():
                           "--sim-wifi", "x:short"], cwd=str(pathlib.Path(__file__).parents[1]),
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--sim-wifi" in bad.stderr
+
+
+def test_a_scan_for_the_setup_page_is_announced_and_answered_to_the_requester(worlds):
+    from dinamics.mailbox import Actor
+
+    got = []
+
+    class Page(Actor):
+        name = "page"
+
+        def handle(self, kind, payload):
+            got.append((kind, payload))
+
+    w = worlds([("weak", {"rssi": -88}), ("strong", {"password": "abcdefgh1", "rssi": -40})])
+    page = w.sched.add(Page())
+    w.run_for(12000)
+    n = w.wifi.stats["scans"]
+    w.wifi.scan_for(page)  # what wifi.scan (web -> wifi) does
+    w.run_for(3000)
+    assert w.wifi.stats["scans"] == n + 1
+    assert got == [(m.WIFI_NETWORKS, (("strong", -40, False), ("weak", -88, True)))]
+    assert not w.wifi.sta_up  # a scan for the page joins nothing

@@ -283,6 +283,9 @@ class Wifi(Actor):
             self._connect()
         elif op == _NTP:
             self._ntp_send()
+        if self._scan_req and self._op is None:  # a wifi.scan that came during another call
+            self._scan_only = True
+            self._want(_SCAN)
 
     def _scan(self):
         self._block_pass = self.sched.passes
@@ -352,7 +355,7 @@ class Wifi(Actor):
 
     def _failed(self, why):
         self.failures += 1
-        if not self.ap_on:
+        if not self.ap_on and not self.radio.connected:  # still on the old network: no AP
             self._start_ap()
         wait = self._backoff_ms()
         self.log(m.INFO, "%s; station again in %d s" % (why, wait // 1000))
