@@ -40,6 +40,7 @@ class SimRadio:
         self.ntp_delay_ms = ntp_delay_ms
         self.ntp_dns_ms = 30
         self.log = []  # (ms, what): scans, joins, AP changes, for tests and the demo
+        self.on_block = None  # callable(what) run as each blocking call starts
         self.blocks = []  # (what, ms) of every blocking call
         self.powered_on()
 
@@ -80,6 +81,8 @@ class SimRadio:
 
     def _block(self, what, ms):
         self.blocks.append((what, ms))
+        if self.on_block is not None:  # a test's hook: something happens as the call starts
+            self.on_block(what)
         if self.clock is not None and ms:
             self.clock.advance(ms)
         elif self.clock is None and ms:  # real time (the demo, `unit --sim-wifi`): really stall

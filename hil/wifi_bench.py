@@ -144,7 +144,10 @@ def measure(out=print):
     finally:
         w.close()
 
-    # 4. AP at boot, the network appears
+    # 4. a load step that lands as a join starts: the reaction waits for the join
+    res.append(_step_during_join(W, SimRadio))
+
+    # 5. AP at boot, the network appears
     r = SimRadio(scan_ms=W.SCAN_MS)
     w = _world(r, {"breaker": 40, "c_limit": 32})
     try:
@@ -162,6 +165,10 @@ def measure(out=print):
     finally:
         w.close()
     for f in res:
+        if "step_to_sc_ms" in f:
+            out("%-48s step -> $SC %s ms (the join blocked %d ms; without WiFi work: %s ms)" % (
+                f["case"], f["step_to_sc_ms"], f["join_ms"], f["idle_step_to_sc_ms"]))
+            continue
         out("%-48s worst pass %5d ms, >50 ms: %d, $SY pulses %d, configs %s, controller fell back: %s, "
             "link downs %d, pilot %s A" % (f["case"], f["worst_pass_ms"], f["passes_over_50ms"],
                                           f["sy_pulses"], ",".join(f["sy_configs"]) or "-",
@@ -173,6 +180,45 @@ def measure(out=print):
             if k in f:
                 out("    %s: %s" % (k, f[k]))
     return res
+
+
+def _step_during_join(W, SimRadio):
+    """An oven (13 A on a 25 A breaker, car at 22 A) switched on just as a join starts (the
+    radio's hook: the moment the blocking call begins), and the same step with no WiFi work."""
+    from hil.checks import Result
+    from hil.ev_model import EvModel
+    from hil.rigs import WorldRig
+    from hil.scenario_scripts import start_charging
+    from hil.tape import sc_amps
+
+    out = {"case": "load step as a join starts", "join_ms": W.CONNECT_MS}
+    for with_join in (False, True):
+        rig = WorldRig(radio=SimRadio(scan_ms=W.SCAN_MS))
+        try:
+            start_charging(rig, Result("wifi-bench", "host"), EvModel(max_amps=32, phases=1, phase=1),
+                           {"cte": 1, "breaker": 25, "c_limit": 32}, (2.3, 0, 0))
+            wifi = rig.fw.wifi
+            at = []
+            if with_join:
+                def oven(what):
+                    if what == "connect" and not at:
+                        at.append(rig.set_house((15.3, 0, 0), "oven")[0])
+
+                rig.radio.on_block = oven
+                rig.wifi("add", "home", password="homepass1", join_ms=W.CONNECT_MS)
+                rig.configure(wifi_ssid="home", wifi_pass="homepass1")
+                rig.run_until(lambda: bool(at), 20000)
+            else:
+                at.append(rig.set_house((15.3, 0, 0), "oven")[0])
+            t = at[0]
+            rig.run_for(15000)
+            sc = [c for c in rig.tape.commands(t, rig.now_ms() + 1, ("SC",))
+                  if (sc_amps(c[2]) or 99) < 22]
+            key = "step_to_sc_ms" if with_join else "idle_step_to_sc_ms"
+            out[key] = (sc[0][0] - t) if sc else None
+        finally:
+            rig.close()
+    return out
 
 
 def run(args):

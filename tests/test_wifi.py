@@ -403,3 +403,18 @@ def test_a_scan_for_the_setup_page_is_announced_and_answered_to_the_requester(wo
     assert w.wifi.stats["scans"] == n + 1
     assert got == [(m.WIFI_NETWORKS, (("strong", -40, False), ("weak", -88, True)))]
     assert not w.wifi.sta_up  # a scan for the page joins nothing
+
+
+def test_wifi_bench_figures():
+    from hil import wifi_bench
+
+    lines = []
+    held, free, _hung, hang, step, ap = wifi_bench.measure(out=lines.append)
+    assert held["worst_pass_ms"] == W.CONNECT_MS and not held["controller_fell_back"]
+    assert "SY 13 6" in held["sy_configs"] and held["link_downs"] == 0 and held["sta_up"]
+    assert free["controller_fell_back"]
+    assert ap["net_up"][0][1] == "ap" and ap["net_up"][-1][1] == "sta"
+    assert hang["ap_after_reset_ms"] < 100 and not hang["hang_network_retried_within_15s"]
+    assert hang["fatal"] == [] and hang["sta_up"]
+    assert step["idle_step_to_sc_ms"] < 700 <= W.CONNECT_MS <= step["step_to_sc_ms"] < W.CONNECT_MS + 700
+    assert any("controller fell back: YES" in line for line in lines)  # the suppressed hold
