@@ -41,6 +41,9 @@ class SimRadio:
         self.ntp_dns_ms = 30
         self.log = []  # (ms, what): scans, joins, AP changes, for tests and the demo
         self.on_block = None  # callable(what) run as each blocking call starts
+        # callable(ms): advance the clock by ms and run the world around the unit (controller,
+        # CT feed) but not the unit, which is blocked; hil.world.World sets it
+        self.during_block = None
         self.blocks = []  # (what, ms) of every blocking call
         self.powered_on()
 
@@ -84,7 +87,14 @@ class SimRadio:
         if self.on_block is not None:  # a test's hook: something happens as the call starts
             self.on_block(what)
         if self.clock is not None and ms:
-            self.clock.advance(ms)
+            if self.during_block is not None:  # the world goes on: controller, CT feed
+                left = ms
+                while left > 0:
+                    d = 10 if left > 10 else left
+                    self.during_block(d)  # advances the clock by d
+                    left -= d
+            else:
+                self.clock.advance(ms)
         elif self.clock is None and ms:  # real time (the demo, `unit --sim-wifi`): really stall
             import time
 

@@ -6,6 +6,7 @@ Cases:
   no hold        the same with link.hold suppressed: what the heartbeat margin is for
   dhcp silence   the join associates, DHCP never answers: connect() hangs until the hardware
                  watchdog resets the board; the rebooted unit opens the setup AP first
+  step in join   a load step as a join starts: step -> $SC, also with hold_fallback=1
   ap then join   no known network at boot: setup AP; the network appears; joined at the next try
 Figures: worst pass (virtual ms: the time a blocking call took inside one pass), passes over
 50 ms, the $SY lines sent (pulses, raised interval), whether the controller fell back to hb_amps,
@@ -166,8 +167,11 @@ def measure(out=print):
         w.close()
     for f in res:
         if "step_to_sc_ms" in f:
-            out("%-48s step -> $SC %s ms (the join blocked %d ms; without WiFi work: %s ms)" % (
-                f["case"], f["step_to_sc_ms"], f["join_ms"], f["idle_step_to_sc_ms"]))
+            out("%-48s step -> $SC %s ms, pilot fits after %s ms (the join blocked %d ms; "
+                "without WiFi work: %s / %s ms; with hold_fallback=1: %s / %s ms)" % (
+                    f["case"], f["join_step_to_sc_ms"], f["join_pilot_fits_ms"], f["join_ms"],
+                    f["idle_step_to_sc_ms"], f["idle_pilot_fits_ms"],
+                    f["join_fallback_step_to_sc_ms"], f["join_fallback_pilot_fits_ms"]))
             continue
         out("%-48s worst pass %5d ms, >50 ms: %d, $SY pulses %d, configs %s, controller fell back: %s, "
             "link downs %d, pilot %s A" % (f["case"], f["worst_pass_ms"], f["passes_over_50ms"],
@@ -184,7 +188,9 @@ def measure(out=print):
 
 def _step_during_join(W, SimRadio):
     """An oven (13 A on a 25 A breaker, car at 22 A) switched on just as a join starts (the
-    radio's hook: the moment the blocking call begins), and the same step with no WiFi work."""
+    radio's hook: the moment the blocking call begins); the same step with no WiFi work; and with
+    hold_fallback=1 (the controller falls back to hb_amps while the unit is blind). Figures: step
+    -> the first cutting $SC, and step -> the controller's pilot at what fits (9 A) or below."""
     from hil.checks import Result
     from hil.ev_model import EvModel
     from hil.rigs import WorldRig
@@ -192,14 +198,23 @@ def _step_during_join(W, SimRadio):
     from hil.tape import sc_amps
 
     out = {"case": "load step as a join starts", "join_ms": W.CONNECT_MS}
-    for with_join in (False, True):
+    for key, join, fallback in (("idle", False, 0), ("join", True, 0), ("join_fallback", True, 1)):
         rig = WorldRig(radio=SimRadio(scan_ms=W.SCAN_MS))
         try:
             start_charging(rig, Result("wifi-bench", "host"), EvModel(max_amps=32, phases=1, phase=1),
-                           {"cte": 1, "breaker": 25, "c_limit": 32}, (2.3, 0, 0))
-            wifi = rig.fw.wifi
+                           {"cte": 1, "breaker": 25, "c_limit": 32, "hold_fallback": fallback},
+                           (2.3, 0, 0))
             at = []
-            if with_join:
+            seen = []  # first time the controller's pilot fits, watched during blocking calls too
+            inner = rig.radio.during_block
+
+            def watch(ms):
+                inner(ms)
+                if at and not seen and rig.emu.current_capacity <= 9:
+                    seen.append(rig.now_ms())
+
+            rig.radio.during_block = watch
+            if join:
                 def oven(what):
                     if what == "connect" and not at:
                         at.append(rig.set_house((15.3, 0, 0), "oven")[0])
@@ -211,13 +226,18 @@ def _step_during_join(W, SimRadio):
             else:
                 at.append(rig.set_house((15.3, 0, 0), "oven")[0])
             t = at[0]
-            rig.run_for(15000)
+            if seen or rig.run_until(lambda: rig.emu.current_capacity <= 9, 15000):
+                out[key + "_pilot_fits_ms"] = (seen[0] if seen else rig.now_ms()) - t
+            else:
+                out[key + "_pilot_fits_ms"] = None
+            rig.run_for(10000)
             sc = [c for c in rig.tape.commands(t, rig.now_ms() + 1, ("SC",))
                   if (sc_amps(c[2]) or 99) < 22]
-            key = "step_to_sc_ms" if with_join else "idle_step_to_sc_ms"
-            out[key] = (sc[0][0] - t) if sc else None
+            out[key + "_step_to_sc_ms"] = (sc[0][0] - t) if sc else None
         finally:
             rig.close()
+    out["step_to_sc_ms"] = out["join_step_to_sc_ms"]
+    out["idle_step_to_sc_ms"] = out["idle_step_to_sc_ms"]
     return out
 
 

@@ -61,6 +61,8 @@ class World:
             self.radio.clock = self.clock
         self.port = HostPort(unit_serial, self.state_dir, clock=clock, console=self.console,
                              **port_kwargs)
+        if self.radio is not None and virtual:
+            self.radio.during_block = self._blocked
         self.app = app_factory(self.port)
         self.sched = self.app.sched
         self.monitor = self.sched.add(Monitor())
@@ -73,6 +75,17 @@ class World:
 
     def ms(self):
         return self.now_ms()
+
+    def _blocked(self, ms):
+        """The unit is inside a blocking radio call: time passes, the controller and the CT feed
+        run (their lines wait in the unit's serial buffers, as on a board), the unit does not."""
+        self.clock.advance(ms)
+        if self.injector is not None:
+            self.injector.poll(self.ms())
+            self.ct_modem.pump()
+        self.modem.pump()
+        self.emu.poll()
+        self.modem.pump()
 
     def reboot_unit(self):
         """The board was reset (hil.sim_radio.BoardReset: the watchdog got a hung pass): a new

@@ -418,3 +418,22 @@ def test_wifi_bench_figures():
     assert hang["fatal"] == [] and hang["sta_up"]
     assert step["idle_step_to_sc_ms"] < 700 <= W.CONNECT_MS <= step["step_to_sc_ms"] < W.CONNECT_MS + 700
     assert any("controller fell back: YES" in line for line in lines)  # the suppressed hold
+
+
+def test_hold_fallback_lets_the_controller_fall_back_during_a_long_join(worlds):
+    """The installer's choice: no raised interval (no EEPROM write); while the unit is blind in a
+    6.5 s join the controller drops to hb_amps, and is restored ($SY 165) right after."""
+    w = worlds(scan_ms=W.SCAN_MS, settings={"hold_fallback": 1})
+    w.emu.plug(__import__("hil.ev_model", fromlist=["EvModel"]).EvModel(max_amps=32, phases=1))
+    w.run_for(15000)
+    caps = []
+    w.radio.on_block = lambda what: caps.append(w.emu.current_capacity)
+    w.radio.add("home", password="homepass1", join_ms=W.CONNECT_MS)
+    w.set("wifi_ssid", "home")
+    w.set("wifi_pass", "homepass1")
+    low = []
+    w.run_for(15000, each=lambda world: low.append(world.emu.current_capacity))
+    assert w.wifi.sta_up
+    assert min(low) == 6 and low[-1] == 16  # fell back during the join, the pilot back after
+    sy = _sy_lines(w)
+    assert "SY 165" in sy and not [s for s in sy if s.startswith("SY 1") and s != "SY 165"]

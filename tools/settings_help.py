@@ -60,4 +60,5 @@ HELP = {
     "wifi_service_pass": "service WiFi password (never published; no default)",
     "wifi_ap_open": "1 = the setup AP Dinamics-<SN> is open; 0 = WPA2 with the unit's own password (console, LCD)",
     "ntp_server": "NTP server for the clock (synctime); empty = no NTP",
+    "hold_fallback": "1 = during a WiFi join longer than hb_interval the controller falls back to hb_amps (the unit is blind meanwhile); 0 = the interval is raised for the join",
 }

@@ -238,14 +238,18 @@ class EvseSync:
         not fit in it (with _HOLD_SLACK_MS to spare), configure a longer interval for the hold
         and restore hb_interval after it (T_HOLD). `$SY i a` writes the controller's EEPROM, so
         only a hold that needs it raises the interval. The requester gets rapi.reply (HOLD, ...)
-        once the controller answered (ok None: link down, or no heartbeat to keep: go ahead)."""
+        once the controller answered (ok None: link down, or no heartbeat to keep: go ahead).
+        With `hold_fallback` the interval is never raised: only the pulse."""
         self._hold_ms = ms
         iv = self.settings.get("hb_interval")
         if not iv or not self.dialect.supports("SY"):
             self._answer(Req(requester, HOLD, "SY", None), None, (), "no heartbeat")
             return
         args = None
-        if ms + _HOLD_SLACK_MS > iv * 1000:
+        # hold_fallback: no raise; a join longer than the interval lets the controller fall back
+        # to hb_amps while the unit is blind (a load step then cannot overload the breaker);
+        # the pulse after it is answered "missed" and acknowledged ($SY 165), which restores it
+        if ms + _HOLD_SLACK_MS > iv * 1000 and not self.settings.get("hold_fallback"):
             args = (iv + (ms + _HOLD_SLACK_MS + 999) // 1000, self.settings.get("hb_amps"))
             if self.up:
                 self.cancel(self._hold_timer)
