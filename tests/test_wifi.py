@@ -437,3 +437,70 @@ def test_hold_fallback_lets_the_controller_fall_back_during_a_long_join(worlds):
     assert min(low) == 6 and low[-1] == 16  # fell back during the join, the pilot back after
     sy = _sy_lines(w)
     assert "SY 165" in sy and not [s for s in sy if s.startswith("SY 1") and s != "SY 165"]
+
+
+def test_the_board_adapter_speaks_wifi_radio_as_circuitpython_documents_it():
+    """dinamics/wifi_radio.WifiRadio over a fake `wifi` module with CircuitPython 10's signatures
+    (circuitpython-stubs: Radio.connect/start_ap keyword arguments, Network.authmode lists)."""
+    from types import SimpleNamespace as NS
+
+    from dinamics.wifi_radio import WifiRadio
+
+    class AuthMode:
+        OPEN, WPA2, PSK = "OPEN", "WPA2", "PSK"
+
+    calls = []
+
+    class Radio:
+        mac_address = b"\x24\x6f\x28\xaa\xbb\xcc"
+        enabled = False  # CircuitPython's own settings.toml join failed: radio off
+        connected = False
+        ipv4_address = None
+        ipv4_address_ap = None
+        ap_info = None
+        hostname = "cpy"
+
+        def start_scanning_networks(self, *, start_channel=1, stop_channel=11):
+            calls.append("scan")
+            return iter([NS(ssid="home", rssi=-70, channel=6, authmode=[AuthMode.WPA2, AuthMode.PSK]),
+                         NS(ssid="", rssi=-50, channel=1, authmode=[AuthMode.OPEN]),
+                         NS(ssid="cafe", rssi=-60, channel=11, authmode=[AuthMode.OPEN])])
+
+        def stop_scanning_networks(self):
+            calls.append("stop")
+
+        def connect(self, ssid, password=b"", *, channel=0, bssid=None, timeout=None):
+            calls.append(("connect", ssid, password, channel, timeout))
+            self.connected = True
+            self.ipv4_address = "192.168.1.9"
+            self.ap_info = NS(ssid=ssid)
+
+        def start_ap(self, ssid, password=b"", *, channel=1, authmode=(), max_connections=4):
+            calls.append(("ap", ssid, password, tuple(authmode)))
+
+        def stop_ap(self):
+            calls.append("stop_ap")
+
+    class Mdns:
+        def __init__(self, radio):
+            calls.append("mdns")
+
+        def advertise_service(self, *, service_type, protocol, port, txt_records=None):
+            calls.append(("advertise", service_type, protocol, port))
+
+    radio = Radio()
+    a = WifiRadio(NS(radio=radio, AuthMode=AuthMode), None, NS(Server=Mdns))
+    assert a.mac == b"\x24\x6f\x28\xaa\xbb\xcc"
+    assert a.scan() == [("home", -70, 6, False), ("cafe", -60, 11, True)]
+    assert radio.enabled is True and calls[:2] == ["scan", "stop"]
+    a.connect("home", "homepass1", 6, 5)
+    assert calls[-1] == ("connect", "home", "homepass1", 6, 5)
+    assert a.connected and a.ip() == "192.168.1.9" and a.ssid() == "home"
+    a.start_ap("Dinamics-X", "k7mq2xv9ra")
+    assert calls[-1] == ("ap", "Dinamics-X", "k7mq2xv9ra", ("WPA2", "PSK"))
+    a.start_ap("Dinamics-X", "")
+    assert calls[-1] == ("ap", "Dinamics-X", b"", ())  # open: no password, no authmode
+    a.set_hostname("dinamics-x")
+    assert radio.hostname == "dinamics-x" and ("advertise", "_http", "_tcp", 80) in calls
+    with pytest.raises(OSError):
+        a.ntp_send("pool.ntp.org")  # no pool: an error the actor retries on, never a crash
