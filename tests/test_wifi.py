@@ -139,6 +139,10 @@ def test_open_ap_when_the_installer_says_so_and_ap_password_from_settings_toml(w
     w2 = worlds(env=(None, None, "installer-pw"))
     w2.run_for(5000)
     assert w2.radio.ap[1] == "installer-pw"
+    # settings.toml gives whole numbers as ints: a numeric SSID and password still join
+    w3 = worlds([("1234", {"password": "12345678"})], env=(1234, 12345678, None))
+    w3.run_for(8000)
+    assert w3.wifi.ssid == "1234"
 
 
 def test_a_busy_ap_client_holds_off_the_station_but_not_for_ever(worlds):

@@ -84,9 +84,9 @@ class Wifi(Actor):
         self.port = port
         self.radio = port.radio
         env = getattr(port, "wifi_env", None) or (None, None, None)
-        self.env_ssid = env[0] or ""
-        self.env_pass = env[1] or ""
-        self.env_ap_pass = env[2] or ""
+        # settings.toml values may be whole numbers (a numeric SSID or password): text here
+        self.env_ssid, self.env_pass, self.env_ap_pass = [
+            "" if v is None else str(v) for v in env]
         self.stats = {"scans": 0, "joins": 0, "join_failures": 0, "aps": 0, "downs": 0,
                       "ntp": 0, "deferred": 0, "hangs": 0}
         self._store = None
