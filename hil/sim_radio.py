@@ -16,6 +16,26 @@ class BoardReset(BaseException):
     """The hardware watchdog reset the board (a pass hung longer than its timeout)."""
 
 
+class SimWatchdog:
+    """The hardware watchdog (microcontroller.watchdog) on the virtual clock: the firmware's
+    WatchdogFeeder feeds it; a blocking call that outlasts `timeout` since the last feed resets
+    the board (SimRadio raises BoardReset)."""
+
+    def __init__(self, clock, timeout_s=8):
+        self.clock = clock
+        self.timeout = timeout_s  # board_port.WATCHDOG_TIMEOUT_S
+        self.fed_at = clock.ms
+        self.feeds = 0
+        self.worst_unfed_ms = 0  # the longest a blocking call left it unfed
+
+    def feed(self):
+        self.fed_at = self.clock.ms
+        self.feeds += 1
+
+    def expired(self):
+        return self.clock.ms - self.fed_at >= self.timeout * 1000
+
+
 class Net:
     def __init__(self, ssid, rssi=-60, password="", channel=6, refuse=None, dhcp=True,
                  join_ms=1500):
@@ -44,6 +64,7 @@ class SimRadio:
         # callable(ms): advance the clock by ms and run the world around the unit (controller,
         # CT feed) but not the unit, which is blocked; hil.world.World sets it
         self.during_block = None
+        self.watchdog = None  # a SimWatchdog: a call that outlasts it raises BoardReset
         self.blocks = []  # (what, ms) of every blocking call
         self.powered_on()
 
@@ -87,14 +108,21 @@ class SimRadio:
         if self.on_block is not None:  # a test's hook: something happens as the call starts
             self.on_block(what)
         if self.clock is not None and ms:
-            if self.during_block is not None:  # the world goes on: controller, CT feed
-                left = ms
-                while left > 0:
-                    d = 10 if left > 10 else left
+            left = ms
+            while left > 0:
+                d = 10 if left > 10 else left
+                if self.during_block is not None:  # the world goes on: controller, CT feed
                     self.during_block(d)  # advances the clock by d
-                    left -= d
-            else:
-                self.clock.advance(ms)
+                else:
+                    self.clock.advance(d)
+                left -= d
+                wd = self.watchdog
+                if wd is not None and self.clock.ms - wd.fed_at > wd.worst_unfed_ms:
+                    wd.worst_unfed_ms = self.clock.ms - wd.fed_at
+                if wd is not None and wd.expired():
+                    self._note("watchdog reset during %s" % what)
+                    raise BoardReset("watchdog: %s blocked %d ms since the last feed" % (
+                        what, self.clock.ms - self.watchdog.fed_at))
         elif self.clock is None and ms:  # real time (the demo, `unit --sim-wifi`): really stall
             import time
 
@@ -122,7 +150,8 @@ class SimRadio:
             raise ConnectionError("Authentication failure")
         if not n.dhcp:
             self._note("join %s: associated, DHCP silent: connect() hangs" % ssid)
-            self._block("connect (DHCP silent)", self.watchdog_ms)
+            # for ever: until the watchdog (if the rig has one) or watchdog_ms
+            self._block("connect (DHCP silent)", self.watchdog_ms if self.watchdog is None else 3600000)
             raise BoardReset("watchdog: connect() to %s never returned" % ssid)
         self._block("connect", n.join_ms)
         self.connected = True

@@ -73,7 +73,8 @@ def _figures(w, name, extra=None):
          "sy_pulses": sy.count("SY"), "sy_configs": sorted(set(s for s in sy if s != "SY")),
          "controller_fell_back": w.emu._hs_trigger != 0, "link_downs": w.app.rapi.stats["downs"],
          "pilot_a": w.emu.current_capacity, "sta_up": w.app.wifi.sta_up,
-         "ap_active": w.radio.ap_active}
+         "ap_active": w.radio.ap_active,
+         "worst_unfed_ms": w.watchdog.worst_unfed_ms if w.watchdog is not None else None}
     f.update(extra or {})
     return f
 
@@ -174,10 +175,10 @@ def measure(out=print):
                     f["join_fallback_step_to_sc_ms"], f["join_fallback_pilot_fits_ms"]))
             continue
         out("%-48s worst pass %5d ms, >50 ms: %d, $SY pulses %d, configs %s, controller fell back: %s, "
-            "link downs %d, pilot %s A" % (f["case"], f["worst_pass_ms"], f["passes_over_50ms"],
-                                          f["sy_pulses"], ",".join(f["sy_configs"]) or "-",
-                                          "YES" if f["controller_fell_back"] else "no",
-                                          f["link_downs"], f["pilot_a"]))
+            "link downs %d, pilot %s A, watchdog unfed up to %s ms" % (
+                f["case"], f["worst_pass_ms"], f["passes_over_50ms"], f["sy_pulses"],
+                ",".join(f["sy_configs"]) or "-", "YES" if f["controller_fell_back"] else "no",
+                f["link_downs"], f["pilot_a"], f["worst_unfed_ms"]))
         for k in ("reset_at_ms", "ap_after_reset_ms", "link_after_reset_ms",
                   "hang_network_retried_within_15s", "joined_after_reset_ms", "ap_up_at_ms",
                   "joined_at_ms", "net_up"):

@@ -66,6 +66,8 @@ class World:
         self.app = app_factory(self.port)
         self.sched = self.app.sched
         self.monitor = self.sched.add(Monitor())
+        self.watchdog = None
+        self._add_watchdog()
         self.mqtt = getattr(self.app, "mqtt", None)
         if serial is not None:
             self.set("serial", serial)
@@ -75,6 +77,19 @@ class World:
 
     def ms(self):
         return self.now_ms()
+
+    def _add_watchdog(self):
+        """With a simulated radio (virtual time): the hardware watchdog too, fed by the firmware's
+        WatchdogFeeder as board_port.start_watchdog does, so a blocking call that outlasts it
+        resets the board (hil.sim_radio.BoardReset)."""
+        if self.radio is None or not self.virtual:
+            return
+        from dinamics.watchdog import WatchdogFeeder
+        from hil.sim_radio import SimWatchdog
+
+        self.watchdog = SimWatchdog(self.clock)
+        self.radio.watchdog = self.watchdog
+        self.sched.add(WatchdogFeeder(self.watchdog))
 
     def _blocked(self, ms):
         """The unit is inside a blocking radio call: time passes, the controller and the CT feed
@@ -100,6 +115,7 @@ class World:
         self.sched = self.app.sched
         self.monitor = self.sched.add(Monitor())
         self.mqtt = getattr(self.app, "mqtt", None)
+        self._add_watchdog()
 
     def step(self, ms=10):
         """Advance the world by about `ms`: move bytes, run the controller, run the firmware.

@@ -508,3 +508,17 @@ def test_the_board_adapter_speaks_wifi_radio_as_circuitpython_documents_it():
     assert radio.hostname == "dinamics-x" and ("advertise", "_http", "_tcp", 80) in calls
     with pytest.raises(OSError):
         a.ntp_send("pool.ntp.org")  # no pool: an error the actor retries on, never a crash
+
+
+def test_joins_that_take_their_full_bound_never_trip_the_watchdog(worlds):
+    """The firmware's WatchdogFeeder feeds a simulated 8 s hardware watchdog every second; a scan
+    and a join that each take their whole bound, over several reconnects (so the feeder's phase
+    varies), leave it unfed at most CONNECT_MS + one feed period, and it never fires."""
+    w = worlds([("home", {"password": "homepass1", "join_ms": W.CONNECT_MS})],
+               settings={"wifi_ssid": "home", "wifi_pass": "homepass1"}, scan_ms=W.SCAN_MS)
+    for i in range(4):
+        w.run_for(20000 + 137 * i)
+        assert w.wifi.sta_up
+        w.radio.drop()
+    assert w.wifi.stats["joins"] == 4
+    assert W.CONNECT_MS <= w.watchdog.worst_unfed_ms <= W.CONNECT_MS + 1000 < w.watchdog.timeout * 1000
