@@ -69,13 +69,14 @@ class HostPort:
       ip()         this host's outgoing address    (board: wifi.radio.ipv4_address)"""
 
     def __init__(self, evse_uart, state_dir, clock=None, console=None, ct_stream=None, mqtt=False,
-                 serial=None):
+                 serial=None, radio=None):
         self.clock = clock or BoardClock()
         self.console = console or Console(self.clock)
         self.evse_uart = open_serial(evse_uart) if isinstance(evse_uart, str) else evse_uart
         self.fs = DirFs(state_dir)
         self.ct_stream = open_serial(ct_stream) if isinstance(ct_stream, str) else ct_stream
         self.fatal_actors = []
+        self.radio = radio  # a LoRa radio (hil.radio_sim.SimRadio) or None
         self.mac = mac_for_serial(serial)
         self.socket_pool = None
         self._ssl = None
@@ -94,6 +95,10 @@ class HostPort:
 
             self._ssl = ssl.create_default_context()
         return self._ssl
+
+    def lora_radio(self, settings):
+        """The LoRa radio (the board builds an RFM9x here: dinamics/board_port.py)."""
+        return self.radio
 
     def fatal(self, actor):
         """An actor was stopped for good (the scheduler has posted `actor.stopped`). A board

@@ -222,6 +222,7 @@ class WorldRig(Rig):
             w.modem.pump()
             w.emu.poll()
             w.modem.pump()
+            w.lora_pass()
             w.sched.run_once()
             if left > 0:
                 self.observe()

@@ -56,4 +56,11 @@ HELP = {
     "mqtt_tls": "1 = TLS to the broker",
     "wifi_ssid": "WiFi network (used at the next WiFi connect)",
     "wifi_pass": "WiFi password (never published)",
+    "lora_key": "LoRa: the key shared with the bridge at the charger, 32-64 hex digits (docs/lora.md)",
+    "lora_band": "LoRa band: 868 EU 1 % duty cycle, 869 EU 869.4-869.65 MHz 10 %, 915 US 400 ms dwell",
+    "lora_sf": "LoRa spreading factor (the bridge must use the same)",
+    "lora_bw": "LoRa bandwidth (the bridge must use the same)",
+    "lora_poll_x": "on LoRa the EVSE polls (timers 5-9) are this many times slower",
+    "lora_hb_s": "on LoRa the $SY heartbeat interval (instead of hb_interval)",
+    "lora_timeout_ms": "on LoRa the reply timeout (instead of timer13 when longer)",
 }

@@ -68,7 +68,8 @@ class MqttBridge(Actor):
     subscribes = (m.LOG, m.SETTING_CHANGED, m.SETTING_REJECTED, m.CT_READING, m.EVSE_STATE,
                   m.EVSE_ASYNC, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_PLUG, m.EVSE_PILOT,
                   m.EVSE_SLOW_REPLY, m.LINK_STATUS, m.BALANCER_TARGET, m.BALANCER_FAULT,
-                  m.ACTOR_STOPPED, m.PHASES, m.SETTINGS_RESET, m.SETTINGS_STORED)  # + rapi.reply, sent to it
+                  m.ACTOR_STOPPED, m.PHASES, m.SETTINGS_RESET, m.SETTINGS_STORED,
+                  m.LORA_AIR)  # + rapi.reply, sent to it
     polls = True
     inbox_size = 48
 
@@ -329,6 +330,10 @@ class MqttBridge(Actor):
         elif kind == m.EVSE_SLOW_REPLY:
             if mt.debug_on(self.settings, mt.DBG_TIMEOUT):
                 self._pub("timeout", str(payload))
+        elif kind == m.LORA_AIR:  # (used ms, budget ms, window ms, frames, refused, rssi)
+            self._pub("lora", '{"airtime_ms":%d,"budget_ms":%d,"window_s":%d,"frames":%d,'
+                      '"refused":%d,"rssi":%d}' % (payload[0], payload[1], payload[2] // 1000,
+                                                   payload[3], payload[4], payload[5]))
 
     def _timer(self, tag):
         if tag == T_CONNECT:

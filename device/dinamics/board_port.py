@@ -114,6 +114,20 @@ class BoardPort:
         n = self.pins[self.roles.index(role)]
         return None if n == 255 else getattr(_gpio(), "GPIO%d" % n)
 
+    def lora_radio(self, settings):
+        """The RFM9x on the LORA_* pins (lazily: only a LoRa-linked unit or a bridge pays for
+        adafruit_rfm9x), None when the profile has no LoRa CS pin."""
+        if self.pin("LORA_CS") is None or self.pin("LORA_SCK") is None:
+            return None
+        import digitalio
+
+        from dinamics.lora_radio import Rfm9xRadio
+
+        spi = busio.SPI(self.pin("LORA_SCK"), MOSI=self.pin("LORA_MOSI"), MISO=self.pin("LORA_MISO"))
+        return Rfm9xRadio(spi, digitalio.DigitalInOut(self.pin("LORA_CS")),
+                          digitalio.DigitalInOut(self.pin("LORA_RST")), settings.get("lora_band"),
+                          settings.get("lora_sf"), settings.get("lora_bw"))
+
     def ip(self):
         if self._wifi is not None and self._wifi.radio.ipv4_address is not None:
             return str(self._wifi.radio.ipv4_address)

@@ -30,6 +30,7 @@ _MQTT = "mqtt_bridge"
 _SET = "settings"
 _CT = "ct_meter"
 _NET = "net_console"
+_LORA = "lora_link"
 
 # name, policy, senders, receivers                      payload
 _TABLE = (
@@ -44,13 +45,13 @@ _TABLE = (
     ("evse.boot", COMMAND, (_LINK,), (_BAL,)),           # (postcode, fw) from $AB ((0, "") at POST), after re-sync is queued
     ("rapi.request", COMMAND, (_BAL, _MQTT), (_LINK,)),  # (requester, tag, cmd, args): requester an Actor or None (no reply); args tuple or None
     ("rapi.reply", COMMAND, (_LINK,), REQUESTER),        # (tag, ok, fields, text) ok None = failed (timeout, link down, superseded ...)
-    ("rapi.tx_line", COMMAND, (_LINK,), (_UART,)),       # bytes of one line incl. CR
-    ("rapi.rx_line", COMMAND, (_UART,), (_LINK,)),       # bytes of one line ($ .. before CR)
+    ("rapi.tx_line", COMMAND, (_LINK,), (_UART, _LORA)),       # bytes of one line incl. CR
+    ("rapi.rx_line", COMMAND, (_UART, _LORA), (_LINK,)),       # bytes of one line ($ .. before CR)
     ("link.status", COMMAND, (_LINK,), (_BAL, _MQTT)),   # (up, cmd): cmd "" when up, else the command left unanswered (the bridge: OK / CON_ERROR_FAILED_COM :GS)
     ("balancer.target", LATEST, (_BAL,), (_MQTT,)),      # (amps, reason) what it commands now
     ("charge.command", COMMAND, (_MQTT,), (_BAL,)),      # enable 1 off, 2 on, 3 sleep
     ("setting.set", COMMAND, (_MQTT,), (_SET,)),         # (name, raw value, source)
-    ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT)),  # names: tuple of the settings applied in one pass (values: read Settings); one message per pass, so a burst never fills an inbox
+    ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT, _LORA)),  # names: tuple of the settings applied in one pass (values: read Settings); one message per pass, so a burst never fills an inbox
     ("setting.rejected", COMMAND, (_SET,), (_MQTT,)),    # (name, raw value, why): nothing changed (name: the setting, or what was asked for)
     ("net.status", COMMAND, (_MQTT,), (_BAL, _NET)),     # True broker up / False down
     ("phases", LATEST, (_BAL,), (_MQTT,)),               # (active_phases e.g. 0/1/12/123/99, no_of_phases)
@@ -60,6 +61,7 @@ _TABLE = (
     ("actor.stopped", COMMAND, (_SCHED,), (_MQTT,)),     # actor name: supervision stopped it for good; the port's fatal hook follows
     ("settings.stored", COMMAND, (_SET,), (_MQTT,)),     # names: made durable by the write that just completed (the bridge confirms them now)
     ("balancer.fault", COMMAND, (_BAL,), (_MQTT,)),      # (code, detail, text): "auto_stop" (timer1-3), "ct" (age ms / "ok"), "solar"; the bridge picks the error topic
+    ("lora.air", LATEST, (_LORA,), (_MQTT,)),            # (used ms in the window, budget ms, window ms, frames, refused, rssi): the airtime ledger, every minute
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -101,6 +103,7 @@ EVSE_SLOW_REPLY = kind("evse.slow_reply")
 ACTOR_STOPPED = kind("actor.stopped")
 BALANCER_FAULT = kind("balancer.fault")
 SETTINGS_STORED = kind("settings.stored")
+LORA_AIR = kind("lora.air")
 
 # Log levels for LOG payloads.
 DEBUG = 10
