@@ -38,6 +38,7 @@ _MAX_LINES = const(8)
 _MAX_BODY = const(96)
 _REPLY_PL = const(60)  # a reply frame the ack timeout allows for
 _RESYNC_GAP_MS = const(5000)
+_REACK_MS = const(2000)  # a repeat of the newest frame this soon: our ack was lost, ack again
 _GATHER_MS = const(20)  # bridge: the controller's `$AT` follows its `$OK` within ms: one frame
 _LBT_MAX_MS = const(400)  # listen before talk: a busy channel defers a frame at most this long
 _T_AIR = "air"
@@ -88,6 +89,7 @@ class LoraLink(Actor):
         self.warned = False
         self.lines_at = None  # when the oldest waiting line came (bridge: gather)
         self.deferred = None  # since when a busy channel holds our frame back
+        self.top_at = None  # when the newest peer frame was accepted
 
     def start(self):
         self.every(_AIR_MS, _T_AIR)
@@ -306,11 +308,13 @@ class LoraLink(Actor):
             return
         if fresh == 1:
             self.stats["replayed"] += 1
-            if kind == lf.DATA and (areq or self.bridge) and c == self.replay.top:
+            if (kind == lf.DATA and (areq or self.bridge) and c == self.replay.top
+                    and ticks_diff(self.now(), self.top_at) < _REACK_MS):
                 self._owe(c, self.ack_safety)  # our ack was lost: the peer sent it again
             return
         self.counters.heard(c)
         self.replay.mark(c)
+        self.top_at = self.now()
         self.stats["accepted"] += 1
         if ack is not None:
             self._acked(ack)
