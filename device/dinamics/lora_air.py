@@ -53,6 +53,7 @@ class Ledger:
         self.frames = 0
         self.refused = 0
         self.refused_safety = 0
+        self.peak_us = 0  # the most ever used in one window
 
     def _roll(self, now):
         if self.at is None:
@@ -93,6 +94,8 @@ class Ledger:
         self._roll(now)
         self.buckets[self.i] += us
         self.used += us
+        if self.used > self.peak_us:
+            self.peak_us = self.used
         self.total_us += us
         self.frames += 1
 
