@@ -93,6 +93,10 @@ def run_episode(spec, steps, seed, link=None):
         start_charging(rig, res, ev, settings, base, settle_ms=30000)
         s = rig.settings
         r_ms = checks.run_budget_ms(s)
+        r_cable = r_ms
+        if rig.link == "lora":  # the radio's round trip (hil.budget.RADIO_LINK_MS)
+            r_ms = budget.reaction_budget_ms(s.get("timer4", budget.TIMER4_MS),
+                                             link_ms=budget.RADIO_LINK_MS)
         air0 = lora_figures(rig)
         plan = StepPlan(rng, breaker, car, fitted, export)
         t_start = rig.now_ms()
@@ -110,6 +114,8 @@ def run_episode(spec, steps, seed, link=None):
         t_end = rig.now_ms()
         out["violations"] = [tuple(v) for v in budget.violations(rig.tape, breaker, r_ms,
                                                                  t_start, t_end)]
+        out["violations_cable_budget"] = len(budget.violations(rig.tape, breaker, r_cable,
+                                                               t_start, t_end))
         out["longest_over_s"] = figures.longest_over_s(rig.tape, breaker, t_start, t_end)
         out["energy"] = figures.energy_as(rig.tape, t_start, t_end, car)
         out["oracle"] = oracle_as(rig.house, t_start, t_end, breaker, car, s["c_min_limit"],
@@ -220,6 +226,7 @@ def summarise(results, seed):
             continue
         steps.extend(r["steps"])
         if r.get("lora"):
+            r["lora"]["violations_cable_budget"] = r.get("violations_cable_budget", 0)
             lora.append((r["sim_s"], r["lora"]))
         viol += len(r["violations"])
         energy += r["energy"]
@@ -321,7 +328,8 @@ def summarise_lora(lora):
     F["lora_bridge_airtime_pct"] = round(sum(x[1]["bridge_air_us"] for x in lora) / 1e4 / sim, 3)
     F["lora_peak_window_pct_of_budget"] = round(
         100.0 * max(x[1]["max_window_ms"] for x in lora) / lora[0][1]["budget_ms"], 1)
-    for k in ("frames", "lost", "collisions", "resent", "refused", "downs"):
+    for k in ("frames", "lost", "collisions", "resent", "refused", "downs",
+              "violations_cable_budget"):
         F["lora_" + k] = sum(x[1][k] for x in lora)
     return F
 

@@ -318,7 +318,8 @@ def controller_reboot(rig, res, breaker=25, base=2.3, oven=13.0):
     ok = rig.emu.state == 3 and rig.car_draw() > 0
     res.fig("charging_after_reboot", ok)
     res.check(ok, "not charging again 30 s after the reboot (state %02x)" % rig.emu.state)
-    res.check(rig.emu.heartbeat[:2] == (rig.settings["hb_interval"], rig.settings["hb_amps"]),
+    hb = rig.settings["lora_hb_s"] if rig.link == "lora" else rig.settings["hb_interval"]
+    res.check(rig.emu.heartbeat[:2] == (hb, rig.settings["hb_amps"]),
               "heartbeat not configured again after the reboot: %s" % (rig.emu.heartbeat,))
     whole_run_checks(rig, res, t0)
 

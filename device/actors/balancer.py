@@ -328,8 +328,8 @@ class Balancer(Regulation):
         s = self.settings
         x = s.get("lora_poll_x") if s.get("lora") else 1  # LoRa: airtime is scarce (docs/lora.md)
         if self.car.following(now, self.cmd, self.last_change):
-            return TICK_MS * x
-        return hr.GG_PERIOD_MS * (_RADIO_GG_X * x if x > 1 or s.get("lora") else 1)
+            return TICK_MS * 2 * x if s.get("lora") else TICK_MS  # radio: 2 s by default
+        return hr.GG_PERIOD_MS * _RADIO_GG_X * x if s.get("lora") else hr.GG_PERIOD_MS
 
     def _check_stale(self, now):
         s = self.settings

@@ -33,7 +33,7 @@ except ImportError:
         return expr
 
 _ATTEMPTS = const(3)
-ACK_HOLD_MS = const(80)  # the bridge waits this long for the controller's reply to carry the ack
+ACK_HOLD_MS = const(150)  # the bridge waits this long for the controller's reply to carry the ack
 _MAX_LINES = const(8)
 _MAX_BODY = const(96)
 _REPLY_PL = const(60)  # a reply frame the ack timeout allows for
