@@ -15,6 +15,9 @@ def add_parser(sub):
     p.add_argument("--no-mqtt", action="store_true", help="run without any broker")
     p.add_argument("--serial", default="DEMO00000001", metavar="SN",
                    help="device serial, i.e. topic prefix Dinamics/<SN>/ (default DEMO00000001)")
+    p.add_argument("--link", choices=("cable", "lora"), default="cable",
+                   help="lora: a LoRa-linked install, the unit talks to a bridge at the charger "
+                        "over a simulated radio (docs/lora.md); its airtime on Dinamics/<SN>/lora")
     return p
 
 
@@ -81,10 +84,13 @@ def run(args):
               (56000, (3.0, 1.0, 1.0), "oven off: house 3 A")]
     house = HouseLoad(base=(3.0, 1.0, 1.0), steps=[(t, a) for t, a, _ in events])
     w = World(virtual=False, out=__import__("sys").stdout, broker=broker,
-              serial=getattr(args, "serial", None) if broker else None, house=house)
+              serial=getattr(args, "serial", None) if broker else None, house=house,
+              link=getattr(args, "link", "cable"))
     stop, _restore = catch_stop()
     say = lambda text: w.console(20, "demo " + text)  # noqa: E731
     say("unit on %s, EVSE emulator on %s (pyserial over a pty pair)" % w.modem.paths)
+    if w.medium is not None:
+        say("LoRa-linked: the unit <-> radio (SF7/BW125, EU868 1 %) <-> bridge <-> the EVSE line")
     if broker is not None:
         from dinamics.mqtt_topics import serial_number
 
@@ -120,6 +126,10 @@ def run(args):
                 say("unplugging the car")
                 w.emu.unplug()
     finally:
+        if w.medium is not None and w.app.lora is not None:
+            a = w.app.lora.air()
+            say("LoRa: %d frames from the unit, %.1f s on air of a %d s budget per hour; %d lost"
+                % (a[3], a[0] / 1000.0, a[1] // 1000, w.medium.stats["lost"]))
         st = w.app.rapi.stats
         if st["rtt_count"]:
             say("RAPI round trips: %d, mean %.1f ms, worst %d ms; worst scheduler pass %.1f ms"

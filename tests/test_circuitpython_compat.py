@@ -26,8 +26,9 @@ ALLOWED = {
     # libraries from the bundle (device/requirements.txt)
     "adafruit_ticks",
     "adafruit_character_lcd", "adafruit_rfm9x", "adafruit_rfm", "adafruit_httpserver",
+    "adafruit_bus_device",
     # ours
-    "dinamics", "actors",
+    "dinamics", "actors", "bridge",
 }
 
 DEVICE_FILES = sorted(p for p in DEVICE.rglob("*.py"))

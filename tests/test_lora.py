@@ -37,6 +37,7 @@ def test_frames_round_trip_and_reject_tampering_and_reflection():
     auth = lf.Auth(KEY)
     f = lf.encode(auth, lf.DATA, False, 7, 5, b"$SY :41^30\r", True)
     assert lf.decode(auth, f, False) == (lf.DATA, 7, 5, b"$SY :41^30\r", True)
+    assert lf.decode(auth, lf.encode(auth, lf.ACK, False, 8, 0x1234), False)[2] == 0x34  # low 8 bits
     assert lf.decode(auth, f, True) is None  # the unit's own frame played back to the unit
     for i in range(len(f)):
         bad = bytearray(f)

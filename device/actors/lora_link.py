@@ -90,6 +90,7 @@ class LoraLink(Actor):
         self.lines_at = None  # when the oldest waiting line came (bridge: gather)
         self.deferred = None  # since when a busy channel holds our frame back
         self.top_at = None  # when the newest peer frame was accepted
+        self.acked_by = None  # (peer counter, our frame that acknowledged it)
 
     def start(self):
         self.every(_AIR_MS, _T_AIR)
@@ -230,7 +231,9 @@ class LoraLink(Actor):
         # 3. an ack alone, a resync
         if self.ack is not None and (not self.bridge or ticks_diff(now, self.ack_due) >= 0):
             c = self.counters.next()
-            self._emit(now, lf.encode(self.auth, lf.ACK, self.bridge, c, self.ack), self.ack_safety)
+            frame = lf.encode(self.auth, lf.ACK, self.bridge, c, self.ack)
+            self._emit(now, frame, self.ack_safety)
+            self.acked_by = (self.ack, frame)
             self.ack = None
             self.stats["acks"] += 1
         elif self.resync_due is not None:
@@ -262,6 +265,7 @@ class LoraLink(Actor):
             return
         if ack is not None:
             self.ack = None
+            self.acked_by = (ack, frame)  # sent again as it is when the peer repeats `ack`
         self.stats["lines_out"] += body.count(b"\r")
         if not self.bridge or areq:
             self.out.append([c, frame, 1, ticks_add(now, self._ack_wait_ms(len(frame))), safety,
@@ -272,8 +276,10 @@ class LoraLink(Actor):
         frame = o[1]
         if self._emit(now, frame, o[4]):
             self.stats["resent"] += 1
-        wait = self._ack_wait_ms(len(frame)) << (o[2] - 1)
-        jitter = (o[0] * 2654435761 >> 8) % (wait // 2 + 1)
+        # back-off: 1, 4/3, 5/3 ... of the ack wait, plus up to half of it at random (the counter
+        # hashed): two radios that collided do not collide again
+        wait = self._ack_wait_ms(len(frame)) * (o[2] + 1) // 3
+        jitter = ((o[0] * 2654435761 + o[2]) >> 8) % (wait // 2 + 1)
         o[3] = ticks_add(now, wait + jitter)
 
     def _emit(self, now, frame, safety):
@@ -310,7 +316,13 @@ class LoraLink(Actor):
             self.stats["replayed"] += 1
             if (kind == lf.DATA and (areq or self.bridge) and c == self.replay.top
                     and ticks_diff(self.now(), self.top_at) < _REACK_MS):
-                self._owe(c, self.ack_safety)  # our ack was lost: the peer sent it again
+                # our ack was lost: the peer sent it again. The frame that carried the ack (the
+                # controller's reply) goes again as it was; else a new ack.
+                if self.bridge and self.acked_by is not None and self.acked_by[0] == c:
+                    self._emit(self.now(), self.acked_by[1], self.ack_safety)
+                    self.stats["resent"] += 1
+                else:
+                    self._owe(c, self.ack_safety)
             return
         self.counters.heard(c)
         self.replay.mark(c)
@@ -344,7 +356,7 @@ class LoraLink(Actor):
 
     def _acked(self, c):
         for o in self.out:
-            if o[0] == c:
+            if o[0] & 0xFF == c:
                 self.out.remove(o)
                 self.stats["ack_rtt_ms"] = ticks_diff(self.now(), o[7])
                 return

@@ -229,7 +229,10 @@ class EvseSync:
         # Pulse three times per interval: one lost pulse never trips the fallback. With the
         # heartbeat off (or a controller without $SY) the same timer sends a keep-alive $GS, so
         # a dead line is still noticed within link_silence_ms.
-        self._hb_timer = self.every(max(300, (interval or _KEEPALIVE_S) * 1000 // 3), T_HB)
+        # On LoRa twice per interval: a pulse is re-sent by the radio link and by rapi_link (8
+        # times) until it is answered, and every pulse costs airtime (docs/lora.md).
+        self._hb_timer = self.every(max(300, (interval or _KEEPALIVE_S) * 1000
+                                        // (2 if self.radio else 3)), T_HB)
 
     def _pulse(self):
         if self._hb_s() and self.dialect.supports("SY"):

@@ -199,7 +199,7 @@ class RapiLink(EvseSync, Actor):
 
     def _silence_ms(self):
         ms = self.settings.get("link_silence_ms")
-        return max(ms, 3 * self._timeout_ms()) if self.radio else ms
+        return max(ms, 6 * self._timeout_ms()) if self.radio else ms
 
     def _timeout_ms(self):
         ms = self.settings.get("timer13")

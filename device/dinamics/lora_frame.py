@@ -4,7 +4,8 @@ Frame (no RadioHead header: the radio adapter writes the FIFO itself):
   byte 0      flags: bits 0-1 type (1 DATA, 2 ACK, 3 RESYNC), bit 2 the ack field is there,
               bit 3 please ack, bit 7 the sender's role (0 unit, 1 bridge)
   bytes 1-4   the sender's frame counter, u32 big endian, never reused (persisted in blocks)
-  [4 bytes]   the peer counter this frame acknowledges (only with bit 2)
+  [1 byte]    the low 8 bits of the peer counter this frame acknowledges (only with bit 2; the
+              sender has at most a few frames waiting, with consecutive counters: unambiguous)
   body        DATA: RAPI lines, each ending in CR; RESYNC: u32 "send above this"
   last 8      tag: HMAC-SHA256(key, everything before it), first 8 bytes
 
@@ -83,7 +84,7 @@ def key_from_hex(text):
 def encode(auth, kind, bridge, counter, ack=None, body=b"", areq=False):
     flags = kind | (F_BRIDGE if bridge else 0) | (F_AREQ if areq else 0)
     if ack is not None:
-        head = struct.pack(">BII", flags | F_ACK, counter, ack)
+        head = struct.pack(">BIB", flags | F_ACK, counter, ack & 0xFF)
     else:
         head = struct.pack(">BI", flags, counter)
     msg = head + body
@@ -102,10 +103,10 @@ def decode(auth, frame, from_bridge):
     at = 5
     ack = None
     if flags & F_ACK:
-        if len(frame) < 9 + TAG:
+        if len(frame) < 6 + TAG:
             return None
-        ack = struct.unpack_from(">I", frame, 5)[0]
-        at = 9
+        ack = frame[5]
+        at = 6
     return kind, counter, ack, bytes(frame[at:len(frame) - TAG]), bool(flags & F_AREQ)
 
 
