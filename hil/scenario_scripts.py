@@ -49,7 +49,7 @@ def measure_step(rig, res, prefix, amps3, hold_ms, phases):
     return figures.step_figures(rig.tape, t, rig.now_ms(), pilot, s["breaker"], phases,
                                 s["c_min_limit"], s["c_limit"],
                                 rig.emu.ev.max_amps if rig.emu.ev else 0,
-                                checks.run_budget_ms(s))
+                                checks.run_budget_ms(s, rig.link))
 
 
 # --- scenarios ----------------------------------------------------------------------------------

@@ -378,3 +378,23 @@ def test_rfm9x_glue_on_a_fake_sx127x_never_blocks():
     assert chips[0].regs[0x12] == 0  # TxDone cleared
     assert chips[0].regs[0x01] & 7 == 5  # back to listening
     assert not b.carrier()
+
+
+def test_radio_settings_reach_the_rfm9x_live():
+    from dinamics.lora_radio import Rfm9xRadio
+    from hil.fake_sx127x import FakePin, FakeSpi, FakeSX127x
+
+    chip = FakeSX127x()
+    spi = FakeSpi(chip)
+    radio = Rfm9xRadio(spi, spi.cs_pin(), FakePin(), 868, 7, 125)
+    s = Settings({"lora_key": KEY_HEX})
+    sched = Scheduler(VirtualClock())
+    link = sched.add(LoraLink(s, radio, SlotStore(CuttingFs(), "lora")))
+    for name, v in (("lora_sf", 10), ("lora_bw", 250), ("lora_band", 915)):
+        s.apply(name, v)
+    sched.post(m.SETTING_CHANGED, ("lora_sf", "lora_bw", "lora_band"))
+    sched.run_once()
+    assert chip.sf_bw() == (10, 250)
+    frf = (chip.regs[6] << 16) | (chip.regs[7] << 8) | chip.regs[8]
+    assert abs(frf * 32e6 / 524288 / 1e6 - 915.0) < 0.01
+    assert link.ledger.budget == 400 and chip.regs[0x01] & 7 == 5

@@ -18,6 +18,7 @@ The radio (dinamics/lora_radio.py on a board, hil/radio_sim.py on the host) is n
   send(frame) -> bool   start sending (False: busy)      busy() -> bool  still sending
   receive() -> bytes or None  a frame that arrived        rssi            of the last frame
   carrier() -> bool     another radio's frame is on air now (listen before talk)
+  configure(band, sf, bw_khz)   optional: new radio parameters (set_lora_band/_sf/_bw)
 """
 from adafruit_ticks import ticks_add, ticks_diff
 
@@ -101,11 +102,17 @@ class LoraLink(Actor):
             if self.active and not self.bridge:
                 self._queue(payload, self._safety(payload))
         elif kind == m.SETTING_CHANGED:
+            radio = False
             for name in payload:
                 if name == "lora_key":
                     self._key()
                 elif name == "lora_band":
                     self.ledger.set_band(self.settings.get("lora_band"))
+                radio = radio or name in ("lora_band", "lora_sf", "lora_bw")
+            conf = getattr(self.radio, "configure", None)
+            if radio and conf is not None:
+                s = self.settings
+                conf(s.get("lora_band"), s.get("lora_sf"), s.get("lora_bw"))
         elif kind == m.TIMER and payload == _T_AIR:
             if self.active and not self.bridge:
                 self.post(m.LORA_AIR, self.air())

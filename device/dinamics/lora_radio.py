@@ -37,6 +37,16 @@ class Rfm9xRadio:
         self.crc_errors = 0
         r.listen()
 
+    def configure(self, band, sf, bw_khz):
+        """New band / SF / BW (settings changed): register writes only."""
+        r = self.rfm
+        r.idle()
+        r.frequency_mhz = FREQ_MHZ[band]
+        r.spreading_factor = sf
+        r.signal_bandwidth = bw_khz * 1000
+        self.sending = False
+        r.listen()
+
     def send(self, frame):
         """Start sending `frame`; False while the previous one is still on air."""
         if self.busy():
