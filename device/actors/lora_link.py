@@ -96,6 +96,14 @@ class LoraLink(Actor):
     def start(self):
         self.every(_AIR_MS, _T_AIR)
 
+    def activate(self, on):
+        """The unit's transport swap (App._medium): what waited on the radio is dropped (rapi_link
+        sends its request again on the medium that carries the lines now)."""
+        self.active = on
+        self.lines = []
+        self.out = []
+        self.ack = None
+
     # --- messages --------------------------------------------------------------------------
     def handle(self, kind, payload):
         if kind == m.RAPI_TX_LINE:

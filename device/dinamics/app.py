@@ -54,7 +54,7 @@ class App:
                 self.lora = LoraLink(self.settings, radio, SlotStore(self.port.fs, "lora"))
                 self.sched.add(self.lora)
         if self.lora is not None:
-            self.lora.active = lora
+            self.lora.activate(lora)
         self.uart.active = not lora
         return lora
 
