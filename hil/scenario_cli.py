@@ -194,7 +194,8 @@ def run(args, out=None):
         else:
             from hil.bench import link_kwargs
 
-            res = sc.run(n, params=params, progress=progress, link=link_kwargs(args))
+            link = link_kwargs(args)
+            res = sc.run(n, params=params, progress=progress, **({"link": link} if link else {}))
         for line in res.lines():
             print(line, file=out)
         out.flush()

@@ -398,3 +398,17 @@ def test_radio_settings_reach_the_rfm9x_live():
     frf = (chip.regs[6] << 16) | (chip.regs[7] << 8) | chip.regs[8]
     assert abs(frf * 32e6 / 524288 / 1e6 - 915.0) < 0.01
     assert link.ledger.budget == 400 and chip.regs[0x01] & 7 == 5
+
+
+def test_airtime_goes_out_on_its_own_topic():
+    import json
+
+    from test_mqtt_bridge import BridgeRig
+
+    r = BridgeRig()
+    r.connect()
+    r.sched.post(m.LORA_AIR, (1234, 36000, 3600000, 17, 2, -71))
+    r.run()
+    assert json.loads(r.published("lora")[-1]) == {"airtime_ms": 1234, "budget_ms": 36000,
+                                                   "window_s": 3600, "frames": 17, "refused": 2,
+                                                   "rssi": -71}
