@@ -239,7 +239,9 @@ def test_replayed_and_forged_frames_are_never_accepted():
         if i % 50 == 0:
             p.run(10)
     p.run(200)
-    assert (p.unit.stats["accepted"], p.bridge.stats["accepted"]) == acc
+    # nothing the attacker sent was accepted; what each side accepted meanwhile is at most the
+    # peer's signed RESYNC (one a minute) that old authentic frames provoke
+    assert p.unit.stats["accepted"] - acc[0] <= 1 and p.bridge.stats["accepted"] - acc[1] <= 1
     assert p.uart.written == written and p.rec.of(m.RAPI_RX_LINE) == got
 
 
@@ -412,3 +414,20 @@ def test_airtime_goes_out_on_its_own_topic():
     assert json.loads(r.published("lora")[-1]) == {"airtime_ms": 1234, "budget_ms": 36000,
                                                    "window_s": 3600, "frames": 17, "refused": 2,
                                                    "rssi": -71}
+
+
+def test_a_sender_that_lost_its_counters_is_resynced():
+    p = Pair()
+    for i in range(40):
+        p.tx(b"$GS :%02X^00\r" % (0x41 + i % 60))
+        p.run(300)
+    p.unit_fs.files.clear()  # the unit's drive was wiped: its counters start again at 1
+    p.unit_sched = Scheduler(p.clock)
+    p.unit = p.unit_sched.add(LoraLink(p.settings, p.medium.radios[0], SlotStore(p.unit_fs, "lora")))
+    p.uart.written = b""
+    p.tx(b"$GV :50^00\r")
+    p.run(3000)
+    # its first frame looks like an old one: refused, answered with a RESYNC; the frame goes
+    # again above the bridge's window and arrives once
+    assert p.bridge.stats["old"] >= 1 and p.unit.counters.tx > p.bridge.replay.top - 1
+    assert p.uart.written == b"$GV :50^00\r"

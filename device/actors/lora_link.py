@@ -38,7 +38,7 @@ ACK_HOLD_MS = const(150)  # the bridge waits this long for the controller's repl
 _MAX_LINES = const(8)
 _MAX_BODY = const(96)
 _REPLY_PL = const(60)  # a reply frame the ack timeout allows for
-_RESYNC_GAP_MS = const(5000)
+_RESYNC_GAP_MS = const(60000)
 _REACK_MS = const(2000)  # a repeat of the newest frame this soon: our ack was lost, ack again
 _GATHER_MS = const(20)  # bridge: the controller's `$AT` follows its `$OK` within ms: one frame
 _LBT_MAX_MS = const(400)  # listen before talk: a busy channel defers a frame at most this long
@@ -319,13 +319,16 @@ class LoraLink(Actor):
             return
         kind, c, ack, body, areq = d
         fresh = self.replay.fresh(c)
-        if fresh == 2:
+        if fresh == 2 or (fresh == 1 and c + lf.WINDOW <= self.replay.top):
             self.stats["old"] += 1
-            # we rebooted and forgot the window: tell the peer where to continue, once (and
-            # never again once it was heard: an old frame replayed later gets nothing)
-            if self.replay.top == self.replay.floor and (
-                    self.resync_at is None or ticks_diff(self.now(), self.resync_at) > _RESYNC_GAP_MS):
-                self.resync_due = self.replay.floor
+            # an authentic frame below our window: we rebooted (the floor), or the peer lost its
+            # counters (a wiped drive), or it is an old frame replayed. Tell the peer where to
+            # continue: at once after our boot, else at most once a minute (a replaying
+            # attacker costs us 46 ms of airtime a minute, never an accepted frame)
+            now = self.now()
+            if ((self.replay.top == self.replay.floor and self.resync_at is None)
+                    or self.resync_at is None or ticks_diff(now, self.resync_at) > _RESYNC_GAP_MS):
+                self.resync_due = self.replay.top
             return
         if fresh == 1:
             self.stats["replayed"] += 1
