@@ -44,7 +44,6 @@ _GATHER_MS = const(20)  # bridge: the controller's `$AT` follows its `$OK` withi
 _LBT_MAX_MS = const(400)  # listen before talk: a busy channel defers a frame at most this long
 _T_AIR = "air"
 _AIR_MS = const(60000)
-_SAFETY = (b"$FS", b"$SY", b"$OK", b"$NK")  # $OK/$NK: the bridge's replies (see _safety)
 
 
 class LoraLink(Actor):
