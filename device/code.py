@@ -9,6 +9,10 @@ from dinamics import board_profiles as bp
 from dinamics.board_port import BoardPort
 
 gc.collect()
+if bp.getenv("DINAMICS_ROLE") == "bridge":  # the board at the charger: radio <-> controller
+    import bridge  # noqa: F401  (runs for ever)
+
+    raise SystemExit(0)
 try:
     port = BoardPort()
 except bp.BoardError as e:  # unknown board or a bad pin: one line, then stop (fix settings.toml)

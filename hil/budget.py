@@ -40,6 +40,9 @@ EV_RESPONSE_MS = 5000  # every car in the scenarios and the benchmark follows it
 # itself answers in LINK_TICK_MS (5 ms); the property tests use the plant's reply delay instead.
 RIG_LINK_MS = 50
 TIMER4_MS = 1000  # the firmware's default timer4 (dinamics.settings)
+# A LoRa-linked install (docs/lora.md): one RAPI round trip is allowed the radio's reply timeout
+# (lora_timeout_ms, 1.5 s: a lost frame and its re-send), so R = 0.65 + 4.5 + 5 = 10.15 s.
+RADIO_LINK_MS = 1500
 
 
 def detect_ms(link_ms=RIG_LINK_MS, reading_ms=READING_MS):

@@ -117,8 +117,12 @@ def check_raise(res, f, prefix):
               % (prefix, f["reversals"]))
 
 
-def run_budget_ms(settings):
-    """The reaction budget for a rig's settings (its timer4; a 5 s car, the rig's link)."""
+def run_budget_ms(settings, link="cable"):
+    """The reaction budget for a rig's settings (its timer4; a 5 s car, the rig's link; over
+    LoRa the radio's round trip, hil.budget.RADIO_LINK_MS)."""
+    if link == "lora":
+        return budget.reaction_budget_ms(settings.get("timer4", budget.TIMER4_MS),
+                                         link_ms=budget.RADIO_LINK_MS)
     return budget.reaction_budget_ms(settings.get("timer4", budget.TIMER4_MS))
 
 
@@ -134,7 +138,7 @@ def whole_run_checks(rig, res, t0, pauses_ok=False):
         res.fig("spurious_pauses", len(sp))
         res.check(not sp, "paused although the house left room for the minimum, at %s s"
                   % ", ".join("%.1f" % (x / 1000) for x in sp))
-    r = run_budget_ms(s)
+    r = run_budget_ms(s, rig.link)
     v = budget.violations(tape, s["breaker"], r, t0, t1)
     res.fig("breaker_violations", len(v))
     res.fig("overshoot_as_total", round(figures.overshoot_as(tape, s["breaker"], t0, t1), 2))

@@ -22,6 +22,9 @@ def add_parser(sub):
                    help="run the wifi actor on a simulated radio: no known network at boot (setup "
                         "AP), the network DemoHome appears and is joined at 20 s (the scans and "
                         "the join really stall the loop, as on a board)")
+    p.add_argument("--link", choices=("cable", "lora"), default="cable",
+                   help="lora: a LoRa-linked install, the unit talks to a bridge at the charger "
+                        "over a simulated radio (docs/lora.md); its airtime on Dinamics/<SN>/lora")
     return p
 
 
@@ -113,10 +116,12 @@ def run(args):
         radio = port_kwargs["radio"] = SimRadio(scan_ms=1500, ntp_epoch=lambda: int(__import__("time").time()))
     w = World(virtual=False, out=__import__("sys").stdout, broker=broker,
               serial=getattr(args, "serial", None) if broker else None, house=house,
-              port_kwargs=port_kwargs or None)
+              port_kwargs=port_kwargs or None, link=getattr(args, "link", "cable"))
     stop, _restore = catch_stop()
     say = lambda text: w.console(20, "demo " + text)  # noqa: E731
     say("unit on %s, EVSE emulator on %s (pyserial over a pty pair)" % w.modem.paths)
+    if w.medium is not None:
+        say("LoRa-linked: the unit <-> radio (SF7/BW125, EU868 1 %) <-> bridge <-> the EVSE line")
     if broker is not None:
         from dinamics.mqtt_topics import serial_number
 
@@ -169,6 +174,10 @@ def run(args):
         if radio is not None:
             say(wifi_state(w.app.wifi) + "; longest blocking radio call %d ms"
                 % max([ms for _, ms in radio.blocks] or [0]))
+        if w.medium is not None and w.app.lora is not None:
+            a = w.app.lora.air()
+            say("LoRa: %d frames from the unit, %.1f s on air of a %d s budget per hour; %d lost"
+                % (a[3], a[0] / 1000.0, a[1] // 1000, w.medium.stats["lost"]))
         st = w.app.rapi.stats
         if st["rtt_count"]:
             say("RAPI round trips: %d, mean %.1f ms, worst %d ms; worst scheduler pass %.1f ms"

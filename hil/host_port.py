@@ -72,13 +72,14 @@ class HostPort:
     settings.toml's (CIRCUITPY_WIFI_SSID, CIRCUITPY_WIFI_PASSWORD, DINAMICS_AP_PASSWORD)."""
 
     def __init__(self, evse_uart, state_dir, clock=None, console=None, ct_stream=None, mqtt=False,
-                 serial=None, i2c=None, radio=None, wifi_env=None):
+                 serial=None, i2c=None, radio=None, wifi_env=None, lora=None):
         self.clock = clock or BoardClock()
         self.console = console or Console(self.clock)
         self.evse_uart = open_serial(evse_uart) if isinstance(evse_uart, str) else evse_uart
         self.fs = DirFs(state_dir)
         self.ct_stream = open_serial(ct_stream) if isinstance(ct_stream, str) else ct_stream
         self.fatal_actors = []
+        self._lora = lora  # a LoRa radio (hil.radio_sim: the medium's end) or None
         self.mac = mac_for_serial(serial)
         # The unit LCD's bus (board: busio.I2C on the LCD_SDA/LCD_SCL pins): a hil.hd44780.FakeI2C;
         # None = no lcd actor (as on a board without those pins).
@@ -105,6 +106,10 @@ class HostPort:
 
             self._ssl = ssl.create_default_context()
         return self._ssl
+
+    def lora_radio(self, settings):
+        """The LoRa radio (the board builds an RFM9x here: dinamics/board_port.py)."""
+        return self._lora
 
     def fatal(self, actor):
         """An actor was stopped for good (the scheduler has posted `actor.stopped`). A board

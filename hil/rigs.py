@@ -29,6 +29,7 @@ class Rig:
     virtual = True
     mode = "host"
     fw = None  # the firmware App when it runs in this process (introspection), else None
+    link = "cable"  # "lora": a LoRa-linked install (hil.world.World with the bridge)
     broker: "Broker | None" = None  # a Broker the rig controls (start/stop), or None
     progress = None  # a hil.progress.Progress: a line now and then while the rig runs
 
@@ -194,6 +195,7 @@ class WorldRig(Rig):
                            **emulator_kwargs)
         self.radio = radio
         self.fw = self.world.app
+        self.link = self.world.link
         # pyserial raises "Write timeout" when a write that DID go through took longer than the
         # port's write_timeout (the process was preempted on a busy machine): keep the line.
         inj = self.world.injector
@@ -226,6 +228,7 @@ class WorldRig(Rig):
             w.modem.pump()
             w.emu.poll()
             w.modem.pump()
+            w.lora_pass()
             w.sched.run_once()
             if left > 0:
                 self.observe()
@@ -242,6 +245,10 @@ class WorldRig(Rig):
                 raise RuntimeError("setting %s=%r refused" % (name, value))
 
     def cut_link(self, cut):
+        if self.world.medium is not None:  # LoRa-linked: the radio dies
+            self.tape.mark(self.now_ms(), "radio " + ("dead" if cut else "back"))
+            self.world.medium.down = bool(cut)
+            return
         self.tape.mark(self.now_ms(), "cable " + ("cut" if cut else "joined"))
         self.world.modem.cut = bool(cut)
 

@@ -11,6 +11,8 @@ and watches it; without them, set the printed settings on the unit yourself firs
 broker_gone needs a broker the rig can kill: --own-broker PORT starts mosquitto on this PC
 (0.0.0.0:PORT); point the unit's set_mqtt_host/set_mqtt_port at this PC.
 --host-unit runs the bench path against the firmware on this PC in real time (no hardware).
+--link lora (with --loss, --sf): the host run as a LoRa-linked install: the bridge at the charger
+and the unit talk over a simulated radio medium (docs/lora.md).
 
 Figures are printed one `name: value` a line; `FAILED: …` lines list broken assertions; the exit
 status is 0 when every scenario passed (or was skipped), 1 otherwise. Progress goes to stderr: a
@@ -40,6 +42,9 @@ def add_parser(sub):
     p.add_argument("--host-unit", action="store_true",
                    help="bench mode against the firmware on this PC (real time, pty pairs)")
     p.add_argument("--baud", type=int, default=115200)
+    from hil.bench import add_link_args
+
+    add_link_args(p)
     return p
 
 
@@ -187,7 +192,10 @@ def run(args, out=None):
                 if broker is not None:
                     broker.close()
         else:
-            res = sc.run(n, params=params, progress=progress)
+            from hil.bench import link_kwargs
+
+            link = link_kwargs(args)
+            res = sc.run(n, params=params, progress=progress, **({"link": link} if link else {}))
         for line in res.lines():
             print(line, file=out)
         out.flush()

@@ -52,7 +52,7 @@ def _mqtt_available():
     return True
 
 
-def make_world_rig(spec, serial="HILSCEN1"):
+def make_world_rig(spec, serial="HILSCEN1", link=None):
     broker = None
     if "broker" in spec.needs:
         if not _mqtt_available():
@@ -65,7 +65,7 @@ def make_world_rig(spec, serial="HILSCEN1"):
         radio = SimRadio(ntp_epoch=1800000000)
     try:
         rig = WorldRig(broker=broker.address if broker else None,
-                       serial=serial if broker else None, radio=radio)
+                       serial=serial if broker else None, radio=radio, **(link or {}))
     except Exception:
         if broker is not None:
             broker.close()
@@ -74,16 +74,17 @@ def make_world_rig(spec, serial="HILSCEN1"):
     return rig
 
 
-def run(name, rig=None, params=None, mode=None, progress=None):
+def run(name, rig=None, params=None, mode=None, progress=None, link=None):
     """Run one scenario. Without a rig: a WorldRig (virtual time). Returns a Result.
-    progress: a hil.progress.Progress for a line on stderr now and then while it runs."""
+    progress: a hil.progress.Progress for a line on stderr now and then while it runs.
+    link: {"link": "lora", "lora_loss": …} runs it over the radio (hil.world.World)."""
     spec = SCENARIOS[name]
     res = Result(name, mode or ("bench" if rig is not None and not rig.virtual
                                 else "host (virtual time)"))
     own = rig is None
     try:
         if own:
-            rig = make_world_rig(spec)
+            rig = make_world_rig(spec, link=link)
         rig.progress = progress
         spec.func(rig, res, **(params or {}))
     except Skip as e:

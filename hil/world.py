@@ -12,14 +12,22 @@ from hil.monitor import Monitor
 from hil.null_modem import NullModem
 
 
+LORA_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"  # the rig's pair
+
+
 class World:
     def __init__(self, virtual=True, state_dir=None, out=None, min_level=20, app_factory=App,
                  port_kwargs=None, broker=None, serial=None, ct=False, house=None,
-                 ct_period_ms=300, **emulator_kwargs):
+                 ct_period_ms=300, link="cable", lora_loss=0.0, lora_seed=1, lora_sf=7,
+                 **emulator_kwargs):
         """broker=(host, port) puts the unit on that MQTT broker (its MQTT socket traffic is real
         even on the virtual clock); serial names it (topic prefix Dinamics/<serial>/).
         ct=True or house=HouseLoad(...) adds the CT feed: a second pty pair into which a CtInjector
-        plays house load + the car's draw, as a board in HIL mode reads it from usb_cdc.data."""
+        plays house load + the car's draw, as a board in HIL mode reads it from usb_cdc.data.
+        link="lora": a LoRa-linked install: the controller's line goes to a bridge (dinamics.
+        bridge_app, its own scheduler on the same clock) that talks to the unit over a simulated
+        medium (hil.radio_sim; `lora_loss` per frame, `lora_sf`); the unit's cable stays joined to
+        the same line too, so `set("lora", 0)` swaps back live."""
         self.virtual = virtual
         self.clock = VirtualClock() if virtual else None
         if virtual:
@@ -34,6 +42,16 @@ class World:
         self.evse_serial = self.modem.attach(1, open_serial(evse_path))
         unit_serial = self.modem.attach(0, open_serial(unit_path))
         self.emu = OpenEvseEmulator(self.evse_serial, self.now_ms, **emulator_kwargs)
+        self.link = link
+        self.medium = self.bridge = self.shared = None
+        if link == "lora":
+            from hil.radio_sim import Medium, SharedPort
+
+            self.shared = SharedPort(unit_serial)
+            self.medium = Medium(self.now_ms, sf=lora_sf, loss=lora_loss, seed=lora_seed)
+            unit_serial = self.shared.reader()
+        elif link != "cable":
+            raise ValueError("link: cable or lora")
         self.state_dir = state_dir or tempfile.mkdtemp(prefix="dinamics-world-")
         from dinamics.clock import BoardClock
         clock = self.clock if virtual else BoardClock()
@@ -59,6 +77,8 @@ class World:
         self.radio = port_kwargs.get("radio")  # a hil.sim_radio.SimRadio: its calls take virtual time
         if self.radio is not None and virtual and self.radio.clock is None:
             self.radio.clock = self.clock
+        if self.medium is not None:
+            port_kwargs["lora"] = self.medium.radio("unit")
         self.port = HostPort(unit_serial, self.state_dir, clock=clock, console=self.console,
                              **port_kwargs)
         if self.radio is not None and virtual:
@@ -74,7 +94,33 @@ class World:
         if broker is not None:
             self.set("mqtt_port", broker[1])
             self.set("mqtt_host", broker[0])
+        if self.medium is not None:
+            self._make_bridge(clock, out, min_level, lora_sf)
+            self.set("lora_sf", lora_sf)
+            self.set("lora_key", LORA_KEY)
+            self.set("lora", 1)
 
+    def _make_bridge(self, clock, out, min_level, sf):
+        import os
+
+        from dinamics.bridge_app import BridgeApp
+        from dinamics.store import SlotStore
+        from hil.host_fs import DirFs
+        from hil.radio_sim import BridgePort
+
+        fs = DirFs(os.path.join(self.state_dir, "bridge"))
+        if SlotStore(fs).load() is None:  # as its settings.toml would seed it (first boot)
+            SlotStore(fs).save({"lora_key": LORA_KEY, "lora_sf": sf})
+        self.bridge_console = Console(clock, out=out, min_level=min_level, keep=2000, prefix="bridge")
+        self.bridge_port = BridgePort(self.shared.reader(), self.medium.radio("bridge"), fs, clock,
+                                      self.bridge_console)
+        self.bridge = BridgeApp(self.bridge_port)
+
+    def lora_pass(self):
+        """The bridge's turn: the controller's bytes to both readers, one bridge pass."""
+        if self.bridge is not None:
+            self.shared.pump()
+            self.bridge.sched.run_once()
     def ms(self):
         return self.now_ms()
 
@@ -130,6 +176,7 @@ class World:
             self.modem.pump()
             self.emu.poll()
             self.modem.pump()
+            self.lora_pass()
             self.sched.run_once()
         if not self.virtual:
             time.sleep(ms / 1000)
@@ -156,7 +203,8 @@ class World:
     def close(self):
         if self.mqtt is not None:
             self.mqtt.close()
-        for s in (self.evse_serial, self.port.evse_uart, self.ct_serial, self.port.ct_stream):
+        for s in (self.evse_serial, self.port.evse_uart, self.ct_serial, self.port.ct_stream,
+                  self.shared.ser if self.shared is not None else None):
             try:
                 if s is not None:
                     s.close()

@@ -377,6 +377,9 @@ def expect(values, sub, payload, retained=False, plug=None):
             return ("error",)
         if name == "link_silence_ms" and v < 2 * values["timer13"]:
             return ("error",)
+        # issue 13: the LoRa key is empty or 32-64 hex digits (an even count)
+        if name == "lora_key" and v and not __import__("re").fullmatch("([0-9a-fA-F]{2}){16,32}", v):
+            return ("error",)
         return ("set", name, v)
     cmd = mt.command(sub)
     if cmd is None:

@@ -28,7 +28,7 @@ ALLOWED = {
     "adafruit_character_lcd", "adafruit_rfm9x", "adafruit_rfm", "adafruit_httpserver",
     "adafruit_mcp230xx", "adafruit_bus_device",  # the unit LCD's MCP23008 backpack
     # ours
-    "dinamics", "actors",
+    "dinamics", "actors", "bridge",
 }
 
 DEVICE_FILES = sorted(p for p in DEVICE.rglob("*.py"))

@@ -66,4 +66,11 @@ HELP = {
     "wifi_ap_open": "1 = the setup AP Dinamics-<SN> is open; 0 = WPA2 with the unit's own password (console, LCD)",
     "ntp_server": "NTP server for the clock (synctime); empty = no NTP",
     "hold_fallback": "1 = during a WiFi join longer than hb_interval the controller falls back to hb_amps (the unit is blind meanwhile); 0 = the interval is raised for the join",
+    "lora_key": "LoRa: the key shared with the bridge at the charger, 32-64 hex digits (docs/lora.md)",
+    "lora_band": "LoRa band: 868 EU 1 % duty cycle, 869 EU 869.4-869.65 MHz 10 %, 915 US 400 ms dwell",
+    "lora_sf": "LoRa spreading factor (the bridge must use the same)",
+    "lora_bw": "LoRa bandwidth (the bridge must use the same)",
+    "lora_poll_x": "on LoRa the EVSE polls (timers 5-9) are this many times slower",
+    "lora_hb_s": "on LoRa the $SY heartbeat interval (instead of hb_interval)",
+    "lora_timeout_ms": "on LoRa the reply timeout (instead of timer13 when longer)",
 }

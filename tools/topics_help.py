@@ -110,6 +110,9 @@ RESPONSE_DOC = {
         'EVSE reply to set_lcd ($FP …)'),
     'responseEraseLCD': ('$OK / $NK …',
         'EVSE reply to erase_lcd ($FP …)'),
+    'lora': ('{"airtime_ms":…,"budget_ms":…,"window_s":…,"frames":…,"refused":…,"rssi":…}',
+        'LoRa-linked installs: time on air in the rolling window (an hour; 20 s on US915), the '
+        "band's budget, frames sent and refused by the ledger, last RSSI; every minute (docs/lora.md)"),
 }
 
 

@@ -54,6 +54,9 @@ _DYNAMIC_SETTINGS = ("c_limit", "c_min_limit", "dinamics", "breaker", "cte", "so
                      "stale_ms", "stale_action")
 
 
+_RADIO_GG_X = 15  # on LoRa a steady charge reads $GG every 15 s x lora_poll_x (1 min by default)
+
+
 class Balancer(Regulation):
     name = "balancer"
     subscribes = (m.LINK_STATUS, m.EVSE_STATE, m.EVSE_BOOT, m.CHARGE_COMMAND, m.SETTING_CHANGED,
@@ -329,9 +332,11 @@ class Balancer(Regulation):
         """$GG every second; every tick (250 ms) while the car may still be following a command
         change, so that the estimate of the car's current is never more than a reading old
         when it moves."""
+        s = self.settings
+        x = s.get("lora_poll_x") if s.get("lora") else 1  # LoRa: airtime is scarce (docs/lora.md)
         if self.car.following(now, self.cmd, self.last_change):
-            return TICK_MS
-        return hr.GG_PERIOD_MS
+            return TICK_MS * 2 * x if s.get("lora") else TICK_MS  # radio: 2 s by default
+        return hr.GG_PERIOD_MS * _RADIO_GG_X * x if s.get("lora") else hr.GG_PERIOD_MS
 
     def _check_stale(self, now):
         s = self.settings

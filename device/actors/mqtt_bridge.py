@@ -69,7 +69,7 @@ class MqttBridge(Actor):
                   m.EVSE_ASYNC, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_PLUG, m.EVSE_PILOT,
                   m.EVSE_SLOW_REPLY, m.LINK_STATUS, m.BALANCER_TARGET, m.BALANCER_FAULT,
                   m.ACTOR_STOPPED, m.PHASES, m.SETTINGS_RESET, m.SETTINGS_STORED,
-                  m.NET_UP, m.NET_DOWN)  # + rapi.reply, sent to it
+                  m.NET_UP, m.NET_DOWN, m.LORA_AIR)  # + rapi.reply, sent to it
     polls = True
     inbox_size = 48
 
@@ -340,6 +340,10 @@ class MqttBridge(Actor):
         elif kind == m.EVSE_SLOW_REPLY:
             if mt.debug_on(self.settings, mt.DBG_TIMEOUT):
                 self._pub("timeout", str(payload))
+        elif kind == m.LORA_AIR:  # (used ms, budget ms, window ms, frames, refused, rssi)
+            self._pub("lora", '{"airtime_ms":%d,"budget_ms":%d,"window_s":%d,"frames":%d,'
+                      '"refused":%d,"rssi":%d}' % (payload[0], payload[1], payload[2] // 1000,
+                                                   payload[3], payload[4], payload[5]))
 
     def _timer(self, tag):
         if tag == T_CONNECT:

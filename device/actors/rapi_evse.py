@@ -72,8 +72,8 @@ class EvseSync:
                 interval, amps, trigger = rapi.parse_sy(fields)
                 if trigger == 2:  # a pulse was missed: acknowledge so the current is restored
                     self.request(LINK, "SY", (165,))
-                elif args is None and self._hold_timer is None and self.settings.get("hb_interval") and (
-                        interval != self.settings.get("hb_interval") or amps != self.settings.get("hb_amps")):
+                elif args is None and self._hold_timer is None and self._hb_s() and (
+                        interval != self._hb_s() or amps != self.settings.get("hb_amps")):
                     self._configure_heartbeat()
         except ValueError as e:
             self.log(m.WARNING, "bad %s reply: %s" % (cmd, e))
@@ -162,7 +162,7 @@ class EvseSync:
         st["rtt_count"] += 1
         if rtt > st["rtt_worst"]:
             st["rtt_worst"] = rtt
-        if rtt * 2 > self.settings.get("timer13"):
+        if rtt * 2 > self._timeout_ms():
             self.post(m.EVSE_SLOW_REPLY, rtt)
 
     # --- state reports -------------------------------------------------------------------------
@@ -220,8 +220,13 @@ class EvseSync:
         self.request(LINK, cmd, args)
 
     # --- heartbeat and polls ----------------------------------------------------------------
+    def _hb_s(self):
+        """The heartbeat interval: hb_interval on the cable, lora_hb_s on the radio (0: off)."""
+        hb = self.settings.get("hb_interval")
+        return self.settings.get("lora_hb_s") if hb and self.radio else hb
+
     def _configure_heartbeat(self, head=False):
-        interval = self.settings.get("hb_interval")
+        interval = self._hb_s()
         self.cancel(self._hb_timer)
         self._hb_timer = None
         self.cancel(self._hold_timer)  # a raised interval (link.hold) ends with this one
@@ -230,7 +235,10 @@ class EvseSync:
         # Pulse three times per interval: one lost pulse never trips the fallback. With the
         # heartbeat off (or a controller without $SY) the same timer sends a keep-alive $GS, so
         # a dead line is still noticed within link_silence_ms.
-        self._hb_timer = self.every(max(300, (interval or _KEEPALIVE_S) * 1000 // 3), T_HB)
+        # On LoRa twice per interval: a pulse is re-sent by the radio link and by rapi_link (8
+        # times) until it is answered, and every pulse costs airtime (docs/lora.md).
+        self._hb_timer = self.every(max(300, (interval or _KEEPALIVE_S) * 1000
+                                        // (2 if self.radio else 3)), T_HB)
 
     def hold(self, requester, ms):
         """link.hold: a blocking call of up to `ms` (a WiFi connect) is coming; nothing is read or
@@ -268,7 +276,7 @@ class EvseSync:
             self._configure_heartbeat()
 
     def _pulse(self):
-        if self.settings.get("hb_interval") and self.dialect.supports("SY"):
+        if self._hb_s() and self.dialect.supports("SY"):
             self.request(LINK, "SY", None)
         else:
             self.request(POLL, "GS", None)
@@ -279,6 +287,8 @@ class EvseSync:
                 ms = self.settings.get(setting)
                 if slow_when_charging == self.charging:
                     ms *= self.settings.get("TFO")
+                if self.radio:
+                    ms *= self.settings.get("lora_poll_x")
                 return ms if ms < _POLL_MAX_MS else _POLL_MAX_MS
         raise ValueError(cmd)
 

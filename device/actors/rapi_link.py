@@ -52,6 +52,8 @@ class RapiLink(EvseSync, Actor):
         self.wire = Wire()
         self.watch = EvseWatch()
         self.queue = RequestQueue()
+        self.radio = False  # True: the lines go over LoRa (lora_link): slower polls, longer waits
+        self.medium = None  # callable(lora on) -> True when the radio carries the lines (App)
         self.stats = {"sent": 0, "replies": 0, "timeouts": 0, "bad_checksum": 0, "late": 0,
                       "noise": 0, "held": 0, "debug_lines": 0, "async": 0, "rtt_last": 0,
                       "rtt_worst": 0, "rtt_sum": 0, "rtt_count": 0, "downs": 0, "boots": 0,
@@ -94,11 +96,16 @@ class RapiLink(EvseSync, Actor):
             self._timer(payload)
         elif kind == m.LINK_HOLD:  # (requester, ms)
             self.hold(payload[0], payload[1])
-        elif kind == m.SETTING_CHANGED and self.up:
+        elif kind == m.SETTING_CHANGED:
+            if "lora" in payload:
+                self._swap()
+            if not self.up:
+                return
             hb = polls = False
             for name in payload:
-                hb = hb or name in ("hb_interval", "hb_amps")
-                polls = polls or name in ("TFO", "timer5", "timer6", "timer7", "timer8", "timer9")
+                hb = hb or name in ("hb_interval", "hb_amps", "lora_hb_s")
+                polls = polls or name in ("TFO", "timer5", "timer6", "timer7", "timer8", "timer9",
+                                          "lora_poll_x")
             if hb:
                 self._configure_heartbeat()
             if polls:
@@ -187,18 +194,46 @@ class RapiLink(EvseSync, Actor):
         if urgent:
             self.urgent = r
             self.cancel(self._utimeout)
-            self._utimeout = self.after(self.settings.get("timer13"), _T_UTIMEOUT)
+            self._utimeout = self.after(self._timeout_ms(), _T_UTIMEOUT)
         else:
             self.inflight = r
             self.cancel(self._timeout)
-            self._timeout = self.after(self.settings.get("timer13"), _T_TIMEOUT)
+            self._timeout = self.after(self._timeout_ms(), _T_TIMEOUT)
         if self.quiet_since is None and self.up:
             self.quiet_since = now
             self.cancel(self._silence)
             self._silence = self.after(self._silence_ms(), _T_SILENCE)
 
     def _silence_ms(self):
-        return self.settings.get("link_silence_ms")
+        ms = self.settings.get("link_silence_ms")
+        return max(ms, 6 * self._timeout_ms()) if self.radio else ms
+
+    def _timeout_ms(self):
+        ms = self.settings.get("timer13")
+        return max(ms, self.settings.get("lora_timeout_ms")) if self.radio else ms
+
+    def _swap(self):
+        """`lora` changed: the other medium carries the lines from now on. What was in flight is
+        dropped there and goes again (first) on the new one; the heartbeat and polls take the
+        medium's pace. No restart."""
+        was = self.radio
+        self.radio = bool(self.medium(self.settings.get("lora"))) if self.medium else False
+        if was == self.radio:
+            return
+        self.log(m.INFO, "lines now go over " + ("LoRa" if self.radio else "the cable"))
+        self._drop_inflight()
+        self.wire.clear()
+        if self.up:
+            self.quiet_since = None
+            self.cancel(self._silence)
+            self._silence = None
+            self._configure_heartbeat(head=True)
+            self._arm_polls()
+            self._pump()
+        else:
+            self.cancel(self._probe_timer)
+            self._probe_ms = _PROBE_FIRST_MS
+            self._probe_timer = self.after(1, _T_PROBE)
 
     def _retry(self, r):
         """Send again (ahead of the queue) if attempts remain. False: give up."""
@@ -334,7 +369,7 @@ class RapiLink(EvseSync, Actor):
         self.stats["timeouts"] += 1
         if self.booting and r.tag != PROBE:
             # it waits in the controller's buffer until `$AB`: sending it again would only fill it
-            self._timeout = self.after(self.settings.get("timer13"), _T_TIMEOUT)
+            self._timeout = self.after(self._timeout_ms(), _T_TIMEOUT)
             return
         self.inflight = None
         if r.tag == PROBE:

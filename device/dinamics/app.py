@@ -2,7 +2,8 @@
 
 A port provides: clock, console(level, text), fatal(actor), fs (settings files), evse_uart
 (the cable transport), and optionally ct_stream, socket_pool, mac, mem_free(), radio (+ wifi_env:
-the wifi actor, actors/wifi.py), i2c_bus() (the unit LCD's bus, or None while it cannot be opened)."""
+the wifi actor, actors/wifi.py), i2c_bus() (the unit LCD's bus, or None while it cannot be opened),
+lora_radio(settings) (the LoRa radio, or None: see actors/lora_link.py)."""
 
 from dinamics import messages as m
 from dinamics.mailbox import Scheduler
@@ -29,6 +30,10 @@ class App:
             self.ct = add(CtMeter(self.settings, port))
         self.uart = add(UartLink(port.evse_uart))
         self.rapi = add(RapiLink(self.settings))
+        self.lora = None  # actors.lora_link, built (and imported) when the `lora` setting is first on
+        self.rapi.medium = self._medium
+        if self.settings.get("lora"):
+            self.rapi.radio = self._medium(True)
         self.balancer = add(Balancer(self.settings))
         self.settings_actor = add(SettingsActor(self.settings, self.store))
         self.mqtt = None
@@ -43,6 +48,24 @@ class App:
         if getattr(port, "i2c_bus", None) is not None:
             from actors.lcd import Lcd
             self.lcd = add(Lcd(self.settings, port))
+
+    def _medium(self, lora):
+        """Which transport carries the RAPI lines: True when it is the radio now."""
+        if lora and self.lora is None:
+            make = getattr(self.port, "lora_radio", None)
+            radio = make(self.settings) if make is not None else None
+            if radio is None:
+                self.sched.log(m.ERROR_LEVEL, "lora: this unit has no LoRa radio; the cable stays")
+                lora = False
+            else:
+                from actors.lora_link import LoraLink
+
+                self.lora = LoraLink(self.settings, radio, SlotStore(self.port.fs, "lora"))
+                self.sched.add(self.lora)
+        if self.lora is not None:
+            self.lora.activate(lora)
+        self.uart.active = not lora
+        return lora
 
     def run_forever(self):
         self.sched.log(m.INFO, "dinamics starting")

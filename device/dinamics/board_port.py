@@ -146,6 +146,21 @@ class BoardPort:
         n = self.pins[self.roles.index(role)]
         return None if n == 255 else getattr(_gpio(), "GPIO%d" % n)
 
+    def lora_radio(self, settings):
+        """The RFM9x on the LORA_* pins (lazily: only a LoRa-linked unit or a bridge pays for
+        adafruit_rfm9x), None when the profile has no LoRa CS pin."""
+        sck, mosi, miso = self.pin("LORA_SCK"), self.pin("LORA_MOSI"), self.pin("LORA_MISO")
+        cs, rst = self.pin("LORA_CS"), self.pin("LORA_RST")
+        if sck is None or mosi is None or miso is None or cs is None or rst is None:
+            return None
+        import digitalio
+
+        from dinamics.lora_radio import Rfm9xRadio
+
+        spi = busio.SPI(sck, MOSI=mosi, MISO=miso)
+        return Rfm9xRadio(spi, digitalio.DigitalInOut(cs), digitalio.DigitalInOut(rst),
+                          settings.get("lora_band"), settings.get("lora_sf"), settings.get("lora_bw"))
+
     def ip(self):
         if self._wifi is not None and self._wifi.radio.ipv4_address is not None:
             return str(self._wifi.radio.ipv4_address)

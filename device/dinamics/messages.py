@@ -32,6 +32,7 @@ _CT = "ct_meter"
 _NET = "net_console"
 _LCD = "lcd"
 _WIFI = "wifi"
+_LORA = "lora_link"
 
 # name, policy, senders, receivers                      payload
 _TABLE = (
@@ -46,13 +47,13 @@ _TABLE = (
     ("evse.boot", COMMAND, (_LINK,), (_BAL,)),           # (postcode, fw) from $AB ((0, "") at POST), after re-sync is queued
     ("rapi.request", COMMAND, (_BAL, _MQTT), (_LINK,)),  # (requester, tag, cmd, args): requester an Actor or None (no reply); args tuple or None
     ("rapi.reply", COMMAND, (_LINK,), REQUESTER),        # (tag, ok, fields, text) ok None = failed (timeout, link down, superseded ...)
-    ("rapi.tx_line", COMMAND, (_LINK,), (_UART,)),       # bytes of one line incl. CR
-    ("rapi.rx_line", COMMAND, (_UART,), (_LINK,)),       # bytes of one line ($ .. before CR)
+    ("rapi.tx_line", COMMAND, (_LINK,), (_UART, _LORA)),       # bytes of one line incl. CR
+    ("rapi.rx_line", COMMAND, (_UART, _LORA), (_LINK,)),       # bytes of one line ($ .. before CR)
     ("link.status", COMMAND, (_LINK,), (_BAL, _MQTT, _LCD)),   # (up, cmd): cmd "" when up, else the command left unanswered (the bridge: OK / CON_ERROR_FAILED_COM :GS)
     ("balancer.target", LATEST, (_BAL,), (_MQTT,)),      # (amps, reason) what it commands now
     ("charge.command", COMMAND, (_MQTT,), (_BAL,)),      # enable 1 off, 2 on, 3 sleep
     ("setting.set", COMMAND, (_MQTT,), (_SET,)),         # (name, raw value, source)
-    ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT, _WIFI)),  # names: tuple of the settings applied in one pass (values: read Settings); one message per pass, so a burst never fills an inbox
+    ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT, _WIFI, _LORA)),  # names: tuple of the settings applied in one pass (values: read Settings); one message per pass, so a burst never fills an inbox
     ("setting.rejected", COMMAND, (_SET,), (_MQTT,)),    # (name, raw value, why): nothing changed (name: the setting, or what was asked for)
     ("net.status", COMMAND, (_MQTT,), (_BAL, _NET, _LCD)),     # True broker up / False down
     ("phases", LATEST, (_BAL,), (_MQTT,)),               # (active_phases e.g. 0/1/12/123/99, no_of_phases)
@@ -69,6 +70,8 @@ _TABLE = (
     ("net.down", COMMAND, (_WIFI,), (_MQTT, _LCD)),         # reason str: the station lost its network (the AP, if any, stays)
     ("wifi.networks", COMMAND, (_WIFI,), REQUESTER),     # tuple of (ssid, rssi, is_open) strongest first: the answer to wifi.scan
     ("link.hold", COMMAND, (_WIFI,), (_LINK,)),          # (requester, ms): a blocking call of up to ms comes; pulse $SY (raise the heartbeat margin if ms needs it), rapi.reply tag "hold" when done
+    # LoRa (actors/lora_link.py)
+    ("lora.air", LATEST, (_LORA,), (_MQTT,)),            # (used ms in the window, budget ms, window ms, frames, refused, rssi): the airtime ledger, every minute
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -115,6 +118,7 @@ NET_DOWN = kind("net.down")
 LCD_TEXT = kind("lcd.text")
 WIFI_NETWORKS = kind("wifi.networks")
 LINK_HOLD = kind("link.hold")
+LORA_AIR = kind("lora.air")
 
 # Log levels for LOG payloads.
 DEBUG = 10

@@ -61,6 +61,7 @@ RESPONSES = (
     ("settings", True), ("timers", False), ("wifi", False), ("debug", False),
     ("rapi_response", False), ("responseST", False), ("responseSH", False), ("responseLCD", False),
     ("responseEraseLCD", False),
+    ("lora", False),  # LoRa-linked installs: the airtime ledger (docs/lora.md)
 )
 
 RETAINED = tuple(r[0] for r in RESPONSES if r[1])

@@ -108,6 +108,14 @@ TABLE = (
     ("wifi_ap_open", "set_wifi_ap_open", BOOL, 0, 1, 0, "", _PN, ""),
     ("ntp_server", "set_ntp_server", STR, 0, 64, "pool.ntp.org", "", _PN, ""),
     ("hold_fallback", "set_hold_fallback", BOOL, 0, 1, 0, "", _P, ""),
+    # LoRa-linked installs (docs/lora.md): the radio's key and parameters, slower traffic on radio.
+    ("lora_key", "set_lora_key", STR, 0, 64, "", "", _PS, ""),
+    ("lora_band", "set_lora_band", CHOICE, (868, 869, 915), None, 868, "", _P, ""),
+    ("lora_sf", "set_lora_sf", INT, 7, 12, 7, "", _P, ""),
+    ("lora_bw", "set_lora_bw", CHOICE, (125, 250, 500), None, 125, "kHz", _P, ""),
+    ("lora_poll_x", "set_lora_poll_x", INT, 1, 20, 4, "x", _P, ""),
+    ("lora_hb_s", "set_lora_hb_s", INT, 10, 60, 60, "s", _P, ""),
+    ("lora_timeout_ms", "set_lora_timeout_ms", INT, 500, 10000, 1500, "ms", _P, ""),
 )
 
 NAMES = tuple(row[0] for row in TABLE)
@@ -191,6 +199,15 @@ LINK_SILENCE_PER_TIMEOUT = 2  # link_silence_ms >= 2 x timer13 (a silence shorte
 #                               timeouts would call the link down while a request still waits)
 
 
+def _hex_key(text):
+    if len(text) % 2 or not 32 <= len(text) <= 64:
+        return False
+    for ch in text:
+        if ch not in "0123456789abcdefABCDEF":
+            return False
+    return True
+
+
 def _poll_problem(timer, t, tfo):
     if t * tfo > MAX_POLL_MS:
         return "%s x TFO = %d x %d = %d ms is above the limit %d ms (24 h)" % (
@@ -218,6 +235,8 @@ def check_together(values, name, value):
     if name == "timer13" and value * LINK_SILENCE_PER_TIMEOUT > get("link_silence_ms", 60000):
         return "2 x timer13 = %d ms is above link_silence_ms (%d ms)" % (
             value * LINK_SILENCE_PER_TIMEOUT, get("link_silence_ms"))
+    if name == "lora_key" and value and not _hex_key(value):
+        return "expected 32-64 hex digits (a 16-32 byte key), or empty"
     if name == "link_silence_ms" and value < get("timer13", 0) * LINK_SILENCE_PER_TIMEOUT:
         return "link_silence_ms below 2 x timer13 = %d ms" % (
             get("timer13") * LINK_SILENCE_PER_TIMEOUT)
