@@ -76,6 +76,20 @@ def test_a_value_is_rejected_not_wrapped_and_the_old_value_stays():
     assert r.published("breaker")[-1] == "25" and r.store.seq > 0
 
 
+def test_a_refused_secret_is_not_echoed_on_the_error_topic():
+    # Defect: a refused set_lora_key / set_mqtt_pass payload came back in the error JSON's
+    # "value", although SECRET settings are never published.
+    r = BridgeRig()
+    r.connect()
+    for sub, raw in (("set_lora_key", "00112233445566778899aabbccddeeffXX"),
+                     ("set_mqtt_pass", "p" * 65), ("set_wifi_pass", "q" * 65)):
+        err = r.errors(r.send(sub, raw))
+        assert err and err[0]["topic"] == sub and err[0]["error"], (sub, err)
+        assert raw[:20] not in json.dumps(err) and err[0]["value"] == "(secret, not shown)"
+    err = r.errors(r.send("set_breaker", "272"))  # a public setting still shows what was refused
+    assert err[0]["value"] == "272"
+
+
 def test_cross_field_rule_min_above_max_is_an_error():
     r = BridgeRig()
     r.connect()

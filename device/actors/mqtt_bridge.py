@@ -212,6 +212,9 @@ class MqttBridge(Actor):
 
     def _reject(self, sub, value, text):
         self.stats["rejected"] += 1
+        r = st.by_topic(sub)
+        if r is not None and r[st.FLAGS] & st.SECRET:
+            value = "(secret, not shown)"  # a refused key or password is still (nearly) a secret
         self._pub("error", mt.error_json(sub, value, text), True)
 
     # --- incoming ------------------------------------------------------------------------------
