@@ -1,4 +1,5 @@
 """Host port: the board's surface built from pyserial ports, a state directory and a clock."""
+import os
 import sys
 import time
 
@@ -66,10 +67,12 @@ class HostPort:
       ssl_context  ssl.create_default_context()   (board: ssl.create_default_context())
       mac          6 bytes, from `serial`          (board: wifi.radio.mac_address)
       mem_free()   MemAvailable of this host       (board: gc.mem_free())
-      ip()         this host's outgoing address    (board: wifi.radio.ipv4_address)"""
+      ip()         this host's outgoing address    (board: wifi.radio.ipv4_address)
+    With `web_port` (0 = a free port) the web UI listens on that port (all interfaces), with
+    the page from device/www and `web_password` (None: settings.toml's or the web_pass setting)."""
 
     def __init__(self, evse_uart, state_dir, clock=None, console=None, ct_stream=None, mqtt=False,
-                 serial=None):
+                 serial=None, web_port=None, web_password=None):
         self.clock = clock or BoardClock()
         self.console = console or Console(self.clock)
         self.evse_uart = open_serial(evse_uart) if isinstance(evse_uart, str) else evse_uart
@@ -80,7 +83,14 @@ class HostPort:
         self.socket_pool = None
         self._ssl = None
         self._ip = None
-        if mqtt:
+        self.web = web_port is not None
+        self.web_port = web_port
+        self.web_host = "127.0.0.1"
+        self.web_password = web_password
+        self.www_root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                     "device", "www")
+        self.restarts = 0
+        if mqtt or self.web:
             import socket
 
             self.socket_pool = socket
@@ -106,6 +116,11 @@ class HostPort:
         callback = getattr(self, "on_fatal", None)
         if callback is not None:
             callback(actor)
+
+    def restart(self):
+        """The web UI's restart: a board resets (microcontroller.reset); the host counts it."""
+        self.restarts += 1
+        self.console(m.WARNING, "restart asked (a board would reset now)")
 
     def mem_free(self):
         try:

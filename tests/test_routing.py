@@ -19,7 +19,11 @@ ON_BEHALF = {
     "dinamics/mqtt_session.py": "mqtt_bridge",  # the bridge's broker session (owner.post)
     "dinamics/mailbox.py": SCHEDULER,  # log lines, actor.stopped
     "dinamics/timers.py": SCHEDULER,  # timers (a mixin of the scheduler)
+    "dinamics/web_routes.py": "web",  # the web actor's HTTP routes
 }
+# Agreed actors built on a parallel branch (helper brief): their rows are in the table already;
+# the lead drops a name from here when its actor is merged.
+PARALLEL = {"wifi"}
 SENT_TO_ONE = (m.REQUESTER, m.OWNER)
 
 
@@ -89,9 +93,9 @@ def test_every_row_names_known_actors():
                            "ct_meter", "net_console"}
     for k in range(m.COUNT):
         senders, receivers = m.SENDERS[k], m.RECEIVERS[k]
-        assert senders and set(senders) <= set(actors) | {SCHEDULER}, m.NAMES[k]
+        assert senders and set(senders) <= set(actors) | {SCHEDULER} | PARALLEL, m.NAMES[k]
         if receivers not in SENT_TO_ONE:
-            assert receivers and set(receivers) <= set(actors), m.NAMES[k]
+            assert receivers and set(receivers) <= set(actors) | PARALLEL, m.NAMES[k]
 
 
 def test_subscriptions_match_the_table():
@@ -105,6 +109,8 @@ def test_subscriptions_match_the_table():
         if m.RECEIVERS[k] in SENT_TO_ONE:
             continue
         for name in m.RECEIVERS[k]:
+            if name in PARALLEL and name not in actors:
+                continue
             assert k in actors[name].subscribes, "the table lists %s for %s; it does not subscribe" % (
                 name, m.NAMES[k])
 
@@ -120,6 +126,8 @@ def test_every_kind_is_emitted_by_its_declared_senders_only():
             assert how == "post", "%s: %s has receivers: post() it" % (where, m.NAMES[k])
     for k in range(m.COUNT):
         for sender in m.SENDERS[k]:
+            if sender in PARALLEL and sender not in device_actors():
+                continue
             assert any(f[0] == k and f[1] == sender for f in found), "%s never emits %s" % (
                 sender, m.NAMES[k])
 

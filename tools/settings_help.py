@@ -56,4 +56,6 @@ HELP = {
     "mqtt_tls": "1 = TLS to the broker",
     "wifi_ssid": "WiFi network (used at the next WiFi connect)",
     "wifi_pass": "WiFi password (never published)",
+    "web_port": "TCP port of the web UI (0 = off; move it when the CircuitPython web workflow owns 80)",
+    "web_pass": "web UI admin password when settings.toml has no DINAMICS_WEB_PASSWORD (set at the first visit; never published); not settable over MQTT",
 }

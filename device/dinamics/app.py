@@ -1,7 +1,8 @@
 """App wiring shared by the board (code.py) and the host (hil/host_port.py).
 
 A port provides: clock, console(level, text), fatal(actor), fs (settings files), evse_uart
-(the cable transport), and optionally ct_stream, socket_pool, mac, mem_free()."""
+(the cable transport), and optionally ct_stream, socket_pool, mac, mem_free(), restart(); web=False leaves the web UI
+out (the host port without web_port)."""
 
 from dinamics import messages as m
 from dinamics.mailbox import Scheduler
@@ -34,6 +35,10 @@ class App:
         if getattr(port, "socket_pool", None) is not None:
             from actors.mqtt_bridge import MqttBridge
             self.mqtt = add(MqttBridge(self.settings, port))
+        self.web = None
+        if getattr(port, "socket_pool", None) is not None and getattr(port, "web", True):
+            from actors.web import Web
+            self.web = add(Web(self.settings, port))
 
     def run_forever(self):
         self.sched.log(m.INFO, "dinamics starting")
