@@ -39,29 +39,29 @@ _REASON = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large",
 
 def request_problem(head):
     """The request line and headers (bytes up to the blank line) -> (status, content length):
-    status 0 when the guard lets the library have it, else 400."""
-    end = head.find(b"\r\n")
-    line = head[:end] if end >= 0 else head
-    parts = line.split(b" ")
+    status 0 when the guard lets the library have it, else 400. What the library can parse: a
+    `METHOD /path HTTP/1.x` line, at least one header (HTTP/1.1 needs Host), every header
+    `Name: value`, printable ASCII only (it decodes UTF-8 and splits on other line breaks)."""
+    for c in head:
+        if (c < 32 and c not in (9, 10, 13)) or c > 126:
+            return 400, 0
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ")
     if (len(parts) != 3 or parts[0] not in _METHODS or not parts[1].startswith(b"/")
-            or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0")):
+            or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0") or len(lines) < 2):
         return 400, 0
-    for c in line:
-        if c < 32 or c > 126:
-            return 400, 0
     length = 0
-    for h in head.split(b"\r\n")[1:]:
-        if not h:
-            continue
-        k = h.find(b":")
-        if k <= 0:
+    for h in lines[1:]:
+        k = h.find(b": ")
+        if k <= 0 or b"\n" in h or b"\t" in h[:k] or b" " in h[:k]:
             return 400, 0
-        if h[:k].strip().lower() == b"content-length":
-            v = h[k + 1:].strip()
+        name = h[:k].lower()
+        if name == b"content-length":
+            v = h[k + 2:].strip()
             if not v or len(v) > 9 or v.strip(b"0123456789"):
                 return 400, 0
             length = int(v)
-        elif h[:k].strip().lower() == b"transfer-encoding":
+        elif name == b"transfer-encoding":
             return 400, 0  # chunked bodies: not taken
     return 0, length
 

@@ -1,0 +1,175 @@
+"""The web actor without a browser: the guard around adafruit_httpserver (connect-and-close, silent
+and slowloris clients, 413/431/400, the socket limit), a port scan and slowloris while the
+balancer reacts to a load step (no pass over 50 ms, the cut still goes out), 1 000 malformed
+requests (no crash, no setting changed), the login's rate limit and the JSON API's auth/CSRF."""
+import json
+import random
+import socket
+import time
+
+import pytest
+
+from web_fixtures import Running, http, wait_for
+
+PW = "admin-pass-1"
+
+
+@pytest.fixture(scope="module")
+def unit():
+    from hil.ev_model import EvModel
+    from hil.house import HouseLoad
+    from hil.world import World
+
+    w = World(virtual=True, house=HouseLoad(base=(3.0, 1.0, 1.0)),
+              port_kwargs={"web_port": 0, "web_password": PW})
+    for name, value in (("breaker", 25), ("cte", 123), ("c_limit", 32), ("dinamics", 1)):
+        w.set(name, value)
+    w.run_until(lambda: w.app.rapi.up, 8000)
+    w.emu.plug(EvModel(max_amps=32, phases=1, response_s=1.0))
+    w.run_until(lambda: w.emu.state == 3, 20000)
+    run = Running(w, step_ms=5)
+    yield w, run, w.app.web.listening[1]
+    run.close()
+    w.close()
+
+
+def login(port):
+    out = http(port, b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(PW), PW.encode()))
+    head, body = out.split(b"\r\n\r\n", 1)
+    cookie = [h.split(b":", 1)[1].split(b";")[0].strip() for h in head.split(b"\r\n") if h.lower().startswith(b"set-cookie")][0]
+    return cookie, json.loads(body)["csrf"].encode()
+
+
+def status_of(resp):
+    return int(resp.split(b" ", 2)[1]) if resp.startswith(b"HTTP/1.1 ") else None
+
+
+def test_guard_answers_what_the_library_must_never_see(unit):
+    w, run, port = unit
+    assert status_of(http(port, b"GET /api/session HTTP/1.1\r\nHost: unit\r\n\r\n")) == 200
+    big = b"POST /api/set_breaker HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + b"1" * 5000
+    assert status_of(http(port, big)) == 413
+    assert status_of(http(port, b"GET / HTTP/1.1\r\nX: " + b"a" * 3000 + b"\r\n\r\n")) == 431
+    assert status_of(http(port, b"BREW /pot HTTP/1.1\r\nHost: unit\r\n\r\n")) == 400
+    assert status_of(http(port, b"GET / HTTP/1.1\r\n\r\n")) == 400  # no Host: 400, as HTTP/1.1 says
+    assert status_of(http(port, b"GET /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n")) == 400
+    # a client that sends part of a request and then nothing: 408 once its time is up
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /api/sess")
+    s.settimeout(10)
+    assert status_of(s.recv(200)) == 408
+    s.close()
+    # files outside the routes are not served (settings.toml, the code)
+    assert status_of(http(port, b"GET /settings.toml HTTP/1.1\r\nHost: u\r\n\r\n")) == 404
+    assert status_of(http(port, b"GET /../code.py HTTP/1.1\r\nHost: u\r\n\r\n")) in (403, 404)
+
+
+def test_port_scan_and_slowloris_while_the_balancer_cuts(unit):
+    w, run, port = unit
+    guard = w.app.web.guard
+    pilot = run.call(lambda w: w.emu.current_capacity)
+    run.call(lambda w: setattr(w.sched, "worst_pass_ms", 0))
+    slow = []
+    for _ in range(2):  # two slowloris clients: a header byte now and then
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.1\r\n")
+        slow.append(s)
+    run.call(lambda w: w.house.set(w.ms(), (19.0, 1.0, 1.0)))
+    closed_before = guard.stats["closed_early"]
+    for _ in range(200):  # port scan: connect, close
+        socket.create_connection(("127.0.0.1", port)).close()
+        for s in slow:
+            try:
+                s.send(b"X")
+            except OSError:
+                pass
+    assert wait_for(lambda: guard.stats["closed_early"] >= closed_before + 150, 10)
+    assert wait_for(lambda: w.emu.current_capacity < pilot, 10), "no $SC cut under web load"
+    for s in slow:
+        s.close()
+    # still serving
+    assert wait_for(lambda: status_of(http(port, b"GET /api/session HTTP/1.1\r\nHost: unit\r\n\r\n")) == 200, 10)
+    worst = run.call(lambda w: w.sched.worst_pass_ms)
+    assert worst <= 50, "a pass took %d ms under a port scan + slowloris" % worst
+    assert w.app.web.crashes == 0
+
+
+def _malformed(rng, cookie, csrf):
+    pick = rng.randrange(14)
+    junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
+    if pick == 0:
+        return junk
+    if pick == 1:
+        return b"GET " + junk + b" HTTP/1.1\r\n\r\n"
+    if pick == 2:
+        return b"POST /api/set_breaker HTTP/1.1\r\nContent-Length: 2\r\n\r\n20"  # no login
+    if pick == 3:
+        return (b"POST /api/set_breaker HTTP/1.1\r\nCookie: dsid=" + junk.hex().encode()[:40]
+                + b"\r\nContent-Length: 2\r\n\r\n20")
+    if pick == 4:
+        return (b"POST /api/set_c_limit HTTP/1.1\r\nCookie: dsid=" + cookie.split(b"=", 1)[1]
+                + b"\r\nX-CSRF: wrong\r\nContent-Length: 2\r\n\r\n10")  # CSRF missing
+    if pick == 5:
+        return b"GET /api/status HTTP/1.1\r\nContent-Length: " + str(rng.randrange(10, 900)).encode() + b"\r\n\r\nab"
+    if pick == 6:
+        return b"GET /" + b"%" * rng.randrange(1, 50) + b"?a=%zz&&=&b HTTP/1.1\r\n\r\n"
+    if pick == 7:
+        return b"GET / HTTP/1.1\r\n" + junk.replace(b"\r\n", b"") + b"\r\n\r\n"
+    if pick == 8:
+        return b"POST /api/login HTTP/1.1\r\nHost: u\r\nContent-Length: 3\r\n\r\n" + junk[:3]
+    if pick == 9:
+        return b"GET /api/session HTTP/1.0\r\nCookie: " + b";=;" * rng.randrange(1, 100) + b"\r\n\r\n"
+    if pick == 10:
+        return b"POST /api/" + junk.hex().encode()[:30] + b" HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+    if pick == 11:
+        return b"GET /api/status HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    if pick == 12:
+        return b"\r\n\r\n"
+    return b"PUT /api/settings HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=\r\n\r\n"
+
+
+def test_a_thousand_malformed_requests_change_nothing(unit):
+    w, run, port = unit
+    cookie, csrf = login(port)
+    before = run.call(lambda w: dict(w.app.settings.values))
+    rng = random.Random(7)
+    codes = {}
+    t0 = time.monotonic()
+    for _ in range(1000):
+        code = status_of(http(port, _malformed(rng, cookie, csrf)))
+        codes[code] = codes.get(code, 0) + 1
+    after = run.call(lambda w: dict(w.app.settings.values))
+    assert after == before
+    assert w.app.web.crashes == 0 and not w.port.fatal_actors
+    assert codes.get(200, 0) < 200 and codes.get(400, 0) > 100, codes
+    assert status_of(http(port, b"GET /api/session HTTP/1.1\r\nHost: unit\r\n\r\n")) == 200
+    print("1000 malformed requests in %.1f s: %s" % (time.monotonic() - t0, codes))
+
+
+def test_api_auth_csrf_and_the_login_rate_limit(unit):
+    w, run, port = unit
+    run.call(lambda w: w.app.web.__dict__.update(fails=0, locked_until=None))  # the fuzz above failed logins
+    cookie, csrf = login(port)
+    post = b"POST /api/set_c_limit HTTP/1.1\r\nHost: u\r\nCookie: %s\r\nX-CSRF: %s\r\nContent-Length: 2\r\n\r\n%s"
+    r = http(port, post % (cookie, csrf, b"18"))
+    assert status_of(r) == 200 and json.loads(r.split(b"\r\n\r\n", 1)[1]) == {"ok": True, "value": 18}
+    assert run.call(lambda w: w.app.settings.get("c_limit")) == 18
+    r = http(port, post % (cookie, csrf, b"99"))
+    assert status_of(r) == 400 and b"out of range 6-80" in r
+    r = http(port, b"GET /api/settings HTTP/1.1\r\nHost: u\r\nCookie: %s\r\n\r\n" % cookie)
+    rows = {x["name"]: x for x in json.loads(r.split(b"\r\n\r\n", 1)[1])}
+    assert rows["mqtt_pass"]["value"] == "not set" and "web_pass" not in rows
+    assert rows["breaker"]["topic"] == "set_breaker" and rows["c_limit"]["group"] == "charging"
+    # wrong passwords: locked out after three, even for the right one, for a while
+    bad = b"POST /api/login HTTP/1.1\r\nHost: u\r\nContent-Length: 5\r\n\r\nwrong"
+    codes = [status_of(http(port, bad)) for _ in range(4)]
+    assert codes[:3] == [401, 401, 401] and codes[3] == 429
+    good = b"POST /api/login HTTP/1.1\r\nHost: u\r\nContent-Length: %d\r\n\r\n%s" % (len(PW), PW.encode())
+    assert status_of(http(port, good)) == 429
+
+
+def test_constant_time_compare():
+    from actors.web import same
+
+    assert same("abc", "abc") and not same("abc", "abd") and not same("abc", "ab")
+    assert not same("", "x") and same("", "")
