@@ -115,9 +115,8 @@ class Web(Actor):
         if self.started_ms is None:
             self.started_ms = self.now()
         self.every(1000, _T_SWEEP)
-        if self.server is None and (self.net is not None or self._ip()
-                                    or getattr(self.port, "web_port", None) is not None):
-            self._listen()
+        if self.server is None and (self.net is not None or getattr(self.port, "web_port", None) is not None):
+            self._listen()  # a board: once the wifi actor says the network is up (net.up)
 
     # --- the server ----------------------------------------------------------------------------
     def _port_number(self):
@@ -129,8 +128,12 @@ class Web(Actor):
         number = self._port_number()
         if pool is None or not number and getattr(self.port, "web_port", None) is None:
             return
-        from adafruit_httpserver import Server
-
+        try:
+            from adafruit_httpserver import Server
+        except ImportError as e:  # a drive without lib/adafruit_httpserver: no web UI, no crash loop
+            self.log(m.ERROR_LEVEL, "web UI off: %s (copy lib/adafruit_httpserver)" % e)
+            return
+        trim_library()
         from dinamics.web_guard import GuardPool
 
         self.guard = GuardPool(pool, self.now)
@@ -414,6 +417,40 @@ class Web(Actor):
             out["web"].update(self.guard.stats)
         out["actors"] = [[a.name, a.crashes, a.lost] for a in self.sched.actors]
         return out
+
+
+# adafruit_httpserver parts the web UI never uses, dropped after the import so the GC frees them
+# (heap: docs/architecture.md). The package's __init__ imports every module, so they cannot be
+# left out of the import itself.
+_UNUSED = (("response", ("ChunkedResponse", "JSONResponse", "Redirect", "SSEResponse", "Websocket")),
+           ("request", ("File", "Files", "FormData")),
+           ("authentication", ("Bearer", "Token")),
+           ("server", ("Bearer", "Token")))
+_UNUSED_SERVER = ("serve_forever", "add_routes", "_create_ssl_context", "_create_cpython_ssl_context",
+                  "_create_circuitpython_ssl_context", "_validate_https_cert_provided")
+
+
+def trim_library():
+    import adafruit_httpserver as h
+
+    if getattr(h, "_dinamics_trimmed", False):
+        return
+    for sub, names in _UNUSED:
+        mod = getattr(h, sub, None)
+        for n in names:
+            for where in (mod, h):
+                if where is not None and hasattr(where, n):
+                    try:
+                        delattr(where, n)
+                    except (AttributeError, TypeError):
+                        pass
+    for n in _UNUSED_SERVER:
+        try:
+            delattr(h.Server, n)
+        except (AttributeError, TypeError):
+            pass
+    h.MIMETypes.configure(default_to="text/plain", keep_for=[".html"])
+    h._dinamics_trimmed = True
 
 
 def _routes(web, server):

@@ -10,6 +10,8 @@ loop). It also reads any body into RAM and busy-waits while a slow peer drains a
 So the library never sees a real client socket. This pool hands it a listening socket whose
 `accept()` returns only requests already read in full, by `pump()`, which the web actor calls
 every pass and which never blocks:
+  - while no client is connected, accept() is tried every `accept_ms` (20) only: on a board a
+    refused accept raises, i.e. allocates; a new client waits at most that long;
   - at most `max_conns` client sockets at once (the board has 8 in all; MQTT needs one); more
     clients wait in the listen backlog;
   - each client is read without blocking into a buffer of at most `head_max` + `body_max` bytes;
@@ -248,7 +250,7 @@ class GuardPool:
     board, the stdlib `socket` module on a PC), `now()` the scheduler's ms ticks."""
 
     def __init__(self, pool, now, max_conns=3, head_max=2048, body_max=1024, request_ms=3000,
-                 send_ms=5000, out_max=20480):
+                 send_ms=5000, out_max=20480, accept_ms=20):
         self.pool = pool
         self.now = now
         self.AF_INET = pool.AF_INET
@@ -261,6 +263,8 @@ class GuardPool:
         self.request_ms = request_ms
         self.send_ms = send_ms
         self.out_max = out_max
+        self.accept_ms = accept_ms
+        self._next_accept = now()
         self.conns = []
         self.ready = []
         self.listener = None
@@ -280,10 +284,13 @@ class GuardPool:
             return
         now = self.now()
         conns = self.conns
+        if not conns and ticks_less(now, self._next_accept):
+            return  # idle: look for a client every accept_ms only (a refused accept allocates)
         while len(conns) < self.max_conns:
             try:
                 sock, addr = listener.sock.accept()
             except OSError:
+                self._next_accept = ticks_add(now, self.accept_ms)
                 break
             try:
                 sock.setblocking(False)
