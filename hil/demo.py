@@ -13,6 +13,10 @@ def add_parser(sub):
                    help="MQTT broker to use (default: start mosquitto on 127.0.0.1:1883, or a free "
                         "port if 1883 is taken; the embedded amqtt broker if mosquitto is missing)")
     p.add_argument("--no-mqtt", action="store_true", help="run without any broker")
+    p.add_argument("--web-port", type=int, default=0, metavar="PORT",
+                   help="web UI port on 127.0.0.1 (default 0: a free port; -1: no web UI)")
+    p.add_argument("--web-password", default="dinamics-demo", metavar="PW",
+                   help="web UI admin password (default dinamics-demo)")
     p.add_argument("--serial", default="DEMO00000001", metavar="SN",
                    help="device serial, i.e. topic prefix Dinamics/<SN>/ (default DEMO00000001)")
     return p
@@ -80,8 +84,11 @@ def run(args):
               (44000, (13.0, 1.0, 1.0), "kettle off: house 13 A"),
               (56000, (3.0, 1.0, 1.0), "oven off: house 3 A")]
     house = HouseLoad(base=(3.0, 1.0, 1.0), steps=[(t, a) for t, a, _ in events])
+    web_port = getattr(args, "web_port", 0)
+    web = {} if web_port < 0 else {"web_port": web_port,
+                                   "web_password": getattr(args, "web_password", "dinamics-demo")}
     w = World(virtual=False, out=__import__("sys").stdout, broker=broker,
-              serial=getattr(args, "serial", None) if broker else None, house=house)
+              serial=getattr(args, "serial", None) if broker else None, house=house, port_kwargs=web)
     stop, _restore = catch_stop()
     say = lambda text: w.console(20, "demo " + text)  # noqa: E731
     say("unit on %s, EVSE emulator on %s (pyserial over a pty pair)" % w.modem.paths)
@@ -97,6 +104,9 @@ def run(args):
                         ("timer7", 2000), ("timer9", 3000)):
         w.set(name, value)
     say("house: 25 A breaker, 3 A base load; dynamic load management on, c_limit 32 A")
+    if w.app.web is not None and w.app.web.listening:
+        say("web UI: http://127.0.0.1:%d/  (password %s; docs/web.md)"
+            % (w.app.web.listening[1], web["web_password"]))
     plug_at, unplug_at = 4000, int(seconds * 1000) - 4000
     plugged = unplugged = False
     next_view = 5000

@@ -173,3 +173,16 @@ def test_constant_time_compare():
 
     assert same("abc", "abc") and not same("abc", "abd") and not same("abc", "ab")
     assert not same("", "x") and same("", "")
+
+
+def test_generated_web_files_are_current():
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "tools", "gen_www.py")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + " (run: .venv/bin/python tools/gen_www.py --write)"
+    out = subprocess.run([sys.executable, os.path.join(root, "tools", "gen_web_api.py")], capture_output=True,
+                         text=True, check=True).stdout
+    assert out in open(os.path.join(root, "docs", "web.md")).read(), "run: .venv/bin/python tools/gen_web_api.py --write"
