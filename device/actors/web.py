@@ -99,7 +99,12 @@ class Web(Actor):
         self.reset()
 
     def reset(self):
-        self._held = []  # [kind, key, conn, request, deadline]
+        g = getattr(self, "guard", None)
+        if g is not None:  # after a crash: held requests are lost; let their sockets go
+            for c in tuple(g.conns):
+                if c.hold:
+                    g.release(c)
+        self._held = []  # [kind, key, request, deadline]
         self.ct = None
         self.evse = None
         self.current = None
