@@ -79,6 +79,14 @@ def test_first_boot_in_ap_mode_set_password_then_join_wifi(ui):
     assert w.app.settings.get("wifi_ssid") == "HomeNet"
     assert "homenet-pass" not in page.content()  # the stored password is never sent back
     assert page.locator("#w-now").inner_text().endswith("password set")
+    # forget (delete_wifi): the credentials go, the stand-in opens the setup AP again
+    page.click("#forget")
+    page.wait_for_selector("#w-now:has-text('Now: ap')")
+    assert w.app.settings.get("wifi_ssid") == "" and w.app.settings.get("wifi_pass") == ""
+    page.fill("#w-ssid", "HomeNet")
+    page.fill("#w-pass", "homenet-pass")
+    page.click("#join")
+    page.wait_for_selector("#w-now:has-text('Now: sta HomeNet')")
 
 
 def test_dashboard_follows_a_load_step(ui):
