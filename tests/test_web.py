@@ -186,3 +186,34 @@ def test_generated_web_files_are_current():
     out = subprocess.run([sys.executable, os.path.join(root, "tools", "gen_web_api.py")], capture_output=True,
                          text=True, check=True).stdout
     assert out in open(os.path.join(root, "docs", "web.md")).read(), "run: .venv/bin/python tools/gen_web_api.py --write"
+
+
+def test_the_web_path_on_micropython(tmp_path):
+    """web actor + web_guard + web_routes + adafruit_httpserver on the MicroPython unix VM, with
+    in-memory sockets (tests/vm_web/web_probe.py): login, status, a refusal and a change through
+    the settings actor, connect-and-close, 413, the gzip'd page."""
+    import os
+    import shutil
+    import subprocess
+
+    from hil import vm
+
+    if vm.interpreter() is None:
+        pytest.skip("no micropython interpreter (scripts/setup)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    drive = str(tmp_path / "drive")
+    vm.build_drive(drive)
+    shutil.copytree(os.path.join(root, "device", "www"), os.path.join(drive, "www"))
+    env = {"PATH": os.environ.get("PATH", ""), "MICROPYPATH": ":".join(
+        [os.path.join(drive, ".vm"), drive, os.path.join(drive, "lib")])}
+    r = subprocess.run([vm.interpreter(), os.path.join(root, "tests", "vm_web", "web_probe.py"),
+                        os.path.join(drive, "www")], capture_output=True, text=True, timeout=60,
+                       env=env, cwd=drive)
+    lines = [x for x in r.stdout.splitlines() if x.startswith("WEB ")]
+    assert lines, r.stdout[-2000:] + r.stderr[-2000:]
+    out = json.loads(lines[0][4:])
+    assert out["login"] == out["status"] == out["page"] == "HTTP/1.1 200" and out["page_gzip"]
+    assert json.loads(out["refused"])["error"] == "out of range 6-100"
+    assert json.loads(out["applied"]) == {"ok": True, "value": 20} and out["breaker"] == 20
+    assert out["scan_closed"] and out["big"] == "HTTP/1.1 413"
+    assert out["crashes"] == 0 and out["errors"] == 0
