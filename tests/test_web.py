@@ -217,3 +217,5 @@ def test_the_web_path_on_micropython(tmp_path):
     assert json.loads(out["applied"]) == {"ok": True, "value": 20} and out["breaker"] == 20
     assert out["scan_closed"] and out["big"] == "HTTP/1.1 413"
     assert out["crashes"] == 0 and out["errors"] == 0
+    # listening and idle: only the accept tried every 100 ms allocates (docs/web.md)
+    assert out["idle_alloc_per_pass"] < 3, out["idle_alloc_per_pass"]

@@ -10,7 +10,7 @@ loop). It also reads any body into RAM and busy-waits while a slow peer drains a
 So the library never sees a real client socket. This pool hands it a listening socket whose
 `accept()` returns only requests already read in full, by `pump()`, which the web actor calls
 every pass and which never blocks:
-  - while no client is connected, accept() is tried every `accept_ms` (20) only: on a board a
+  - while no client is connected, accept() is tried every `accept_ms` (100) only: on a board a
     refused accept raises, i.e. allocates; a new client waits at most that long;
   - at most `max_conns` client sockets at once (the board has 8 in all; MQTT needs one); more
     clients wait in the listen backlog;
@@ -250,7 +250,7 @@ class GuardPool:
     board, the stdlib `socket` module on a PC), `now()` the scheduler's ms ticks."""
 
     def __init__(self, pool, now, max_conns=3, head_max=2048, body_max=1024, request_ms=3000,
-                 send_ms=5000, out_max=20480, accept_ms=20):
+                 send_ms=5000, out_max=20480, accept_ms=100):
         self.pool = pool
         self.now = now
         self.AF_INET = pool.AF_INET

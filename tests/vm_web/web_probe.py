@@ -178,6 +178,20 @@ out["big"] = r.out[:12].decode()
 r = ask(b"GET / HTTP/1.1\r\nHost: u\r\n\r\n")
 out["page"] = r.out[:12].decode()
 out["page_gzip"] = b"content-encoding: gzip" in r.out.lower()
+# idle with the server listening: 1000 passes, 1 ms apart (the guard tries accept every 20 ms)
+import gc  # noqa: E402
+
+for _ in range(50):
+    clock.t += 1
+    sched.run_once()
+gc.collect()
+gc.disable()
+a0 = gc.mem_alloc()
+for _ in range(1000):
+    clock.t += 1
+    sched.run_once()
+out["idle_alloc_per_pass"] = (gc.mem_alloc() - a0) / 1000
+gc.enable()
 out["crashes"] = web.crashes
 out["errors"] = web.stats["errors"]
 print("WEB " + json.dumps(out))
