@@ -28,6 +28,12 @@ sent back (secret settings show as "set"/"not set").
 import json
 import os
 
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
 from adafruit_ticks import ticks_add, ticks_diff, ticks_less, ticks_ms
 
 from dinamics import messages as m
@@ -35,12 +41,12 @@ from dinamics import settings as st
 from dinamics.mailbox import Actor
 from dinamics.version import VERSION
 
-_BUDGET_MS = 15  # at most this long in the library per pass (requests are already read in full)
-_REPLY_MS = 4000  # a held request (setting, RAPI, scan) answered 504 after this
-_SCAN_MS = 15000  # a WiFi scan may take longer
-_SESSION_MS = 8 * 3600 * 1000
-_MAX_SESSIONS = 4
-_MAX_HELD = 4
+_BUDGET_MS = const(15)  # at most this long in the library per pass (requests are already read in full)
+_REPLY_MS = const(4000)  # a held request (setting, RAPI, scan) answered 504 after this
+SCAN_MS = 15000  # a WiFi scan may take longer (web_routes)
+_SESSION_MS = const(8 * 3600 * 1000)
+_MAX_SESSIONS = const(4)
+_MAX_HELD = const(4)
 _T_SWEEP = "sweep"  # timer tags: time out held requests and sessions;
 _T_RESTART = "restart"  # restart once the answer to /api/restart is out
 _TAG_RAPI = "web"  # rapi.request tag (one console request at a time)

@@ -28,12 +28,18 @@ later (a reply from another actor), by sending a Response itself and calling `re
 
 import errno
 
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
 from adafruit_ticks import ticks_add, ticks_less
 
 _EAGAIN = errno.EAGAIN
-_READING = 0
-_READY = 1  # complete, waiting for (or in) the library
-_CLOSING = 2  # the library closed it: send what is left, then close
+_READING = const(0)
+_READY = const(1)  # complete, waiting for (or in) the library
+_CLOSING = const(2)  # the library closed it: send what is left, then close
 _METHODS = (b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH")
 _REASON = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large",
            431: "Request Header Fields Too Large"}

@@ -35,7 +35,7 @@ def _text(request):
 
 
 def add(web, server):
-    from actors.web import _COOKIE, same
+    from actors.web import _COOKIE, SCAN_MS, same
 
     def auth(request, post):
         """None when allowed, else the refusal."""
@@ -147,7 +147,7 @@ def add(web, server):
                 return reply(request, {"error": "no WiFi on this unit"}, 503)
             if web.held("scan"):
                 return reply(request, {"error": "a scan is running"}, 409)
-            if not web.post(m.WIFI_SCAN, web) or not web.hold("scan", None, request, 15000):
+            if not web.post(m.WIFI_SCAN, web) or not web.hold("scan", None, request, SCAN_MS):
                 return reply(request, {"error": "busy"}, 503)
             return None
         if topic == "restart":
