@@ -219,3 +219,13 @@ def test_the_web_path_on_micropython(tmp_path):
     assert out["crashes"] == 0 and out["errors"] == 0
     # listening and idle: only the accept tried every 100 ms allocates (docs/web.md)
     assert out["idle_alloc_per_pass"] < 3, out["idle_alloc_per_pass"]
+
+
+def test_the_web_workflow_keeps_port_80():
+    from actors.web import WORKFLOW_MOVE, workflow_on_80
+
+    env = {"CIRCUITPY_WEB_API_PASSWORD": "pw"}
+    assert workflow_on_80(env.get) and WORKFLOW_MOVE != 80
+    assert not workflow_on_80({}.get)
+    assert not workflow_on_80(dict(env, CIRCUITPY_WEB_API_PORT=8000).get)
+    assert workflow_on_80(dict(env, CIRCUITPY_WEB_API_PORT=80).get)

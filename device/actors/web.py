@@ -74,6 +74,22 @@ def same(a, b):
     return r == 0
 
 
+WORKFLOW_MOVE = 8080  # where the web UI goes when the web workflow holds port 80
+
+
+def workflow_on_80(getenv=None):
+    """CircuitPython's web workflow listens on 80 when settings.toml sets
+    CIRCUITPY_WEB_API_PASSWORD and leaves CIRCUITPY_WEB_API_PORT at 80."""
+    getenv = getenv or os.getenv
+    try:
+        if not getenv("CIRCUITPY_WEB_API_PASSWORD"):
+            return False
+        p = getenv("CIRCUITPY_WEB_API_PORT")
+        return p is None or int(p) == 80
+    except Exception:  # noqa: BLE001 - no getenv, or a port that is not a number
+        return False
+
+
 def _hex(n):
     import binascii
 
@@ -132,7 +148,14 @@ class Web(Actor):
     # --- the server ----------------------------------------------------------------------------
     def _port_number(self):
         p = getattr(self.port, "web_port", None)
-        return self.settings.get("web_port") if p is None else p
+        if p is not None:
+            return p
+        n = self.settings.get("web_port")
+        if n == 80 and workflow_on_80():
+            self.log(m.WARNING, "port 80 is CircuitPython's web workflow (CIRCUITPY_WEB_API_PASSWORD): "
+                                "web UI on %d" % WORKFLOW_MOVE)
+            return WORKFLOW_MOVE
+        return n
 
     def _listen(self):
         pool = getattr(self.port, "socket_pool", None)
