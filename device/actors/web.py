@@ -337,7 +337,11 @@ class Web(Actor):
         return (self.net is not None and self.net[1] == "ap") or getattr(self.port, "web_port", None) is not None
 
     def session(self, request):
-        token = request.cookies.get(_COOKIE) if request.cookies else None
+        try:
+            cookies = request.cookies  # the library's parser raises on `Cookie: ;=;`
+        except ValueError:
+            cookies = None
+        token = cookies.get(_COOKIE) if cookies else None
         if not token:
             return None
         for t in self.sessions:
