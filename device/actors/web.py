@@ -171,8 +171,7 @@ class Web(Actor):
         from dinamics.web_guard import GuardPool
 
         self.guard = GuardPool(pool, self.now)
-        root = getattr(self.port, "www_root", None) or "/www"
-        server = Server(self.guard, root)
+        server = Server(self.guard, None)  # no file serving but the page's own route
         server.headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                           "X-Content-Type-Options": "nosniff"}
         _routes(self, server)
