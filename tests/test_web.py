@@ -64,6 +64,30 @@ def test_guard_answers_what_the_library_must_never_see(unit):
     assert status_of(http(port, b"GET /../code.py HTTP/1.1\r\nHost: u\r\n\r\n")) in (403, 404)
 
 
+def test_at_most_three_clients_and_the_fourth_is_served_when_one_times_out(unit):
+    w, run, port = unit
+    guard = w.app.web.guard
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    assert wait_for(lambda: len(guard.conns) == 3, 5)
+    most = [0]
+
+    def watch(w):
+        most[0] = max(most[0], len(w.app.web.guard.conns))
+
+    first_timeout = run.call(lambda w: min(c.deadline for c in w.app.web.guard.conns))
+    got = http(port, b"GET /api/session HTTP/1.1\r\nHost: u\r\n\r\n", timeout=20)  # waits in the backlog
+    t1 = run.call(lambda w: w.sched.clock.now())  # scheduler ticks (they wrap: ticks_diff)
+    run.call(watch)
+    assert status_of(got) == 200
+    from adafruit_ticks import ticks_diff
+
+    late = ticks_diff(t1, first_timeout)
+    assert late >= 0, "served %d ms before a silent client timed out" % -late
+    assert most[0] <= 3
+    for s in silent:
+        s.close()
+
+
 def test_port_scan_and_slowloris_while_the_balancer_cuts(unit):
     w, run, port = unit
     guard = w.app.web.guard
