@@ -3,6 +3,7 @@ and slowloris clients, 413/431/400, the socket limit), a port scan and slowloris
 balancer reacts to a load step (no pass over 50 ms, the cut still goes out), 1 000 malformed
 requests (no crash, no setting changed), the login's rate limit and the JSON API's auth/CSRF."""
 import json
+import os
 import random
 import socket
 import time
@@ -12,6 +13,7 @@ import pytest
 from web_fixtures import Running, http, wait_for
 
 PW = "admin-pass-1"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +256,113 @@ def test_the_web_workflow_keeps_port_80():
     assert not workflow_on_80({}.get)
     assert not workflow_on_80(dict(env, CIRCUITPY_WEB_API_PORT=8000).get)
     assert workflow_on_80(dict(env, CIRCUITPY_WEB_API_PORT=80).get)
+
+
+class _Peer:
+    """A client socket as the guard sees it: sends `data`, then EOF; takes `take` bytes per send
+    (then EAGAIN until the next pump), or raises `broken` on send."""
+
+    def __init__(self, data, take=None, broken=None):
+        self.data, self.take, self.broken = data, take, broken
+        self.out, self.closed, self.budget = b"", False, take
+
+    def setblocking(self, flag):
+        pass
+
+    def recv_into(self, buf, n=0):
+        k = min(len(self.data), n or len(buf))
+        buf[:k] = self.data[:k]
+        self.data = self.data[k:]
+        return k
+
+    def send(self, b):
+        import errno
+
+        if self.broken is not None:
+            raise self.broken
+        if self.take is not None:
+            if self.budget <= 0:
+                raise BlockingIOError(errno.EAGAIN, "again")
+            b = bytes(b)[:self.budget]
+            self.budget -= len(b)
+        self.out += bytes(b)
+        return len(b)
+
+    def close(self):
+        self.closed = True
+
+
+def _fake_web():
+    import errno
+
+    from actors.settings_actor import SettingsActor
+    from actors.web import Web
+    from dinamics.mailbox import Scheduler
+    from dinamics.settings import Settings
+    from hil.clock import VirtualClock
+
+    class Listener:
+        pending = []
+
+        def setsockopt(self, *a):
+            pass
+
+        bind = listen = setblocking = setsockopt
+
+        def accept(self):
+            if not self.pending:
+                raise BlockingIOError(errno.EAGAIN, "again")
+            return self.pending.pop(0), ("10.0.0.2", 4000)
+
+        def close(self):
+            pass
+
+    class Pool:
+        AF_INET, SOCK_STREAM = 2, 1
+        listener = Listener()
+
+        def getaddrinfo(self, host, port, *a):
+            return [(2, 1, 6, "", (host, port))]
+
+        def socket(self, *a):
+            return self.listener
+
+    class Port:
+        socket_pool = Pool()
+        web_port, web_host, web_password = 8080, "0.0.0.0", "fake-password"
+        www_root = os.path.join(ROOT, "device", "www")
+
+    class Store:
+        corrupt, slot = (), None
+
+        def save(self, v):
+            pass
+
+    clock = VirtualClock()
+    sched = Scheduler(clock)
+    settings = Settings()
+    sched.add(SettingsActor(settings, Store()))
+    web = sched.add(Web(settings, Port()))
+    Listener.pending = []
+
+    def serve(peer, passes=40):
+        Listener.pending.append(peer)
+        for _ in range(passes):
+            clock.advance(25)
+            sched.run_once()
+            if peer.take is not None:
+                peer.budget = peer.take  # the peer drains a little between passes
+        return peer
+    return web, serve
+
+
+def test_a_slow_reader_gets_the_whole_page_over_several_passes_and_a_gone_one_costs_nothing():
+    web, serve = _fake_web()
+    slow = serve(_Peer(b"GET / HTTP/1.1\r\nHost: u\r\n\r\n", take=200), passes=60)
+    head, body = slow.out.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and len(body) == int(
+        [h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][0].split(b":")[1])
+    assert slow.closed and not web.guard.conns
+    gone = serve(_Peer(b"GET / HTTP/1.1\r\nHost: u\r\n\r\n", broken=BrokenPipeError(32, "broken pipe")))
+    assert gone.closed and not web.guard.conns
+    assert web.stats["errors"] == 0 and web.crashes == 0

@@ -103,7 +103,7 @@ class _Conn:
         data = self.data
         left = len(data) - self.pos if data is not None else 0
         if left <= 0:
-            raise OSError(errno.ETIMEDOUT)  # the library's loops end on a timeout
+            raise OSError(errno.ETIMEDOUT, "timed out")  # the library's loops end on a timeout
         k = min(left, nbytes or len(buffer), len(buffer))
         buffer[:k] = data[self.pos:self.pos + k]
         self.pos += k
@@ -112,14 +112,14 @@ class _Conn:
     def send(self, data):
         n = len(data)
         if self.sock is None:
-            raise OSError(errno.ECONNRESET)  # the library stops sending on a reset
+            raise OSError(errno.ECONNRESET, "reset")  # the library stops sending on a reset
         if not self.out:
             try:
                 k = self.sock.send(data)
             except OSError as e:
                 if _errno(e) != _EAGAIN:
                     self.guard._drop(self)
-                    raise OSError(errno.ECONNRESET)
+                    raise OSError(errno.ECONNRESET, "reset")
                 k = 0
             if k >= n:
                 return n
@@ -127,7 +127,7 @@ class _Conn:
         if self.out_len + len(data) > self.guard.out_max:
             self.guard.stats["too_slow"] += 1
             self.guard._drop(self)
-            raise OSError(errno.ECONNRESET)
+            raise OSError(errno.ECONNRESET, "reset")
         self.out.append(bytes(data))
         self.out_len += len(data)
         return n
@@ -244,7 +244,7 @@ class _Listener:
         if ready:
             c = ready.pop(0)
             return c, c.addr
-        raise OSError(_EAGAIN)
+        raise OSError(_EAGAIN, "no request")
 
     def close(self):
         self.guard.close_all()
