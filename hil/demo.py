@@ -19,6 +19,9 @@ def add_parser(sub):
                    help="web UI admin password (default dinamics-demo)")
     p.add_argument("--serial", default="DEMO00000001", metavar="SN",
                    help="device serial, i.e. topic prefix Dinamics/<SN>/ (default DEMO00000001)")
+    from hil.hd44780 import LCD_HELP
+
+    p.add_argument("--lcd", default=None, metavar="BACKPACK[:SIZE]", help=LCD_HELP)
     return p
 
 
@@ -70,6 +73,15 @@ def run(args):
     from hil.world import World
 
     seconds = max(12.0, args.seconds)
+    from hil import hd44780
+
+    if getattr(args, "lcd", None):
+        try:
+            hd44780.parse_lcd(args.lcd)
+        except ValueError as e:  # before any broker is started
+            from hil.cli import fail
+
+            fail("python -m hil demo", str(e))
     embedded = None
     broker = None
     if not getattr(args, "no_mqtt", False):
@@ -87,8 +99,13 @@ def run(args):
     web_port = getattr(args, "web_port", 0)
     web = {} if web_port < 0 else {"web_port": web_port,
                                    "web_password": getattr(args, "web_password", "dinamics-demo")}
+    lcd = hd44780.terminal_lcd(args.lcd) if getattr(args, "lcd", None) else None
+    kw = dict(web)
+    if lcd:
+        kw["i2c"] = lcd[0]
     w = World(virtual=False, out=__import__("sys").stdout, broker=broker,
-              serial=getattr(args, "serial", None) if broker else None, house=house, port_kwargs=web)
+              serial=getattr(args, "serial", None) if broker else None, house=house,
+              port_kwargs=kw or None)
     stop, _restore = catch_stop()
     say = lambda text: w.console(20, "demo " + text)  # noqa: E731
     say("unit on %s, EVSE emulator on %s (pyserial over a pty pair)" % w.modem.paths)
@@ -107,6 +124,9 @@ def run(args):
     if w.app.web is not None and w.app.web.listening:
         say("web UI: http://127.0.0.1:%d/  (password %s; docs/web.md)"
             % (w.app.web.listening[1], web["web_password"]))
+    if lcd is not None:
+        hd44780.lcd_settings(w.app, args.lcd)
+        w.sched.add(hd44780.lcd_view(lcd[1], say, period_ms=2500))
     plug_at, unplug_at = 4000, int(seconds * 1000) - 4000
     plugged = unplugged = False
     next_view = 5000
@@ -136,6 +156,8 @@ def run(args):
                 % (st["rtt_count"], st["rtt_sum"] / st["rtt_count"], st["rtt_worst"],
                    w.sched.worst_pass_us / 1000))
         w.close()
+        if lcd is not None:
+            lcd[2]()
         if embedded is not None:
             getattr(embedded, "close", embedded.stop)()
     return 0

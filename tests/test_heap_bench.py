@@ -11,7 +11,7 @@ from hil import heap_bench, vm
 PIECES = ["board_port (BoardPort, clock, console, fs, uart)", "core (messages, mailbox, settings, store)",
           "ct_meter", "uart_link", "rapi_link", "balancer", "settings", "mqtt_bridge", "web",
           "adafruit_httpserver (imported on net.up, trimmed)", "web server (Server, guard, routes)",
-          "net_console",
+          "lcd", "net_console",
           "watchdog"]
 
 

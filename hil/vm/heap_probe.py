@@ -136,6 +136,11 @@ def _steps():
         web_routes.add(web, web.server)
         web.guard = None  # no listening socket: the idle passes below poll nothing
         yield "web server (Server, guard, routes)"
+    if getattr(port, "i2c_bus", None) is not None:
+        from actors.lcd import Lcd
+
+        sched.add(Lcd(app.settings, port))  # with DINAMICS_VM_LCD set: + its driver
+        yield "lcd"
     from actors.net_console import NetConsole
 
     sched.add(NetConsole(app.settings, port))
