@@ -73,8 +73,11 @@ def lora_figures(rig, since=None):
             "refused": u.stats["refused"] + b.stats["refused"], "downs": w.app.rapi.stats["downs"]}
 
 
-def run_episode(spec, steps, seed, link=None):
-    """One World, one car, `steps` random load steps. Returns a picklable dict."""
+def run_episode(spec, steps, seed, link=None, rig_factory=None, during=None):
+    """One World, one car, `steps` random load steps. Returns a picklable dict. rig_factory()
+    builds the rig (default WorldRig(), on the cable or the --link); during(rig), if given, is
+    called once the car charges and returns a callable that ends it (hil/web_bench.py: web load
+    while the steps run)."""
     from hil.ev_model import EvModel
 
     name, breaker, cte, car_phases, car_phase, car_max, c_limit, export = spec
@@ -82,8 +85,9 @@ def run_episode(spec, steps, seed, link=None):
     fitted = (0,) if cte == 1 else (0, 1, 2)
     car = (0, 1, 2) if car_phases == 3 else (car_phase - 1,)
     base = tuple(r1(rng.uniform(0.8, 3.0)) if p in fitted else 0.0 for p in range(3))
-    rig = WorldRig(**dict(LINK if link is None else link))
+    rig = rig_factory() if rig_factory is not None else WorldRig(**dict(LINK if link is None else link))
     res = checks.Result(name, "bench")
+    end_during = None
     out = {"name": name, "steps": [], "error": None}
     try:
         settings = {"cte": cte, "breaker": breaker, "c_limit": c_limit}
@@ -91,6 +95,9 @@ def run_episode(spec, steps, seed, link=None):
             settings["neg_amp"] = 1
         ev = EvModel(max_amps=car_max, phases=car_phases, phase=car_phase, response_s=5.0)
         start_charging(rig, res, ev, settings, base, settle_ms=30000)
+        if during is not None:
+            end_during = during(rig)
+            rig.world.sched.worst_pass_ms = 0  # the worst pass from here on: under that load
         s = rig.settings
         r_ms = checks.run_budget_ms(s)
         r_cable = r_ms
@@ -140,6 +147,8 @@ def run_episode(spec, steps, seed, link=None):
 
         out["error"] = "%s: %s" % (type(e).__name__, traceback.format_exc(limit=3))
     finally:
+        if end_during is not None:
+            out["during"] = end_during()
         rig.close()
     return out
 

@@ -2,7 +2,7 @@
 
     python -m hil bundle OUT [--board NAME] [--mpy]
 
-OUT gets: code.py, boot.py, dinamics/, actors/ (the device code), lib/ (the Adafruit libraries the
+OUT gets: code.py, boot.py, dinamics/, actors/ (the device code), www/ (the web UI's gzip'd page), lib/ (the Adafruit libraries the
 device imports, device/requirements.txt, as the pure .py files of the PyPI wheels at the versions
 pinned in requirements.txt: taken from this venv after checking each file against the wheel's
 RECORD hash, so it works offline once scripts/setup ran), settings.toml (the template
@@ -93,6 +93,8 @@ def device_files():
         if "__pycache__" in rel.parts:
             continue
         out[rel.as_posix()] = p.read_bytes()
+    for p in sorted((DEVICE / "www").glob("*.gz")):  # the web UI's page (tools/gen_www.py)
+        out[p.relative_to(DEVICE).as_posix()] = p.read_bytes()
     return out
 
 

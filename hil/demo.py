@@ -13,6 +13,10 @@ def add_parser(sub):
                    help="MQTT broker to use (default: start mosquitto on 127.0.0.1:1883, or a free "
                         "port if 1883 is taken; the embedded amqtt broker if mosquitto is missing)")
     p.add_argument("--no-mqtt", action="store_true", help="run without any broker")
+    p.add_argument("--web-port", type=int, default=0, metavar="PORT",
+                   help="web UI port on 127.0.0.1 (default 0: a free port; -1: no web UI)")
+    p.add_argument("--web-password", default="dinamics-demo", metavar="PW",
+                   help="web UI admin password (default dinamics-demo)")
     p.add_argument("--serial", default="DEMO00000001", metavar="SN",
                    help="device serial, i.e. topic prefix Dinamics/<SN>/ (default DEMO00000001)")
     from hil.hd44780 import LCD_HELP
@@ -107,8 +111,13 @@ def run(args):
               (44000, (13.0, 1.0, 1.0), "kettle off: house 13 A"),
               (56000, (3.0, 1.0, 1.0), "oven off: house 3 A")]
     house = HouseLoad(base=(3.0, 1.0, 1.0), steps=[(t, a) for t, a, _ in events])
+    web_port = getattr(args, "web_port", 0)
+    web = {} if web_port < 0 else {"web_port": web_port,
+                                   "web_password": getattr(args, "web_password", "dinamics-demo")}
     lcd = hd44780.terminal_lcd(args.lcd) if getattr(args, "lcd", None) else None
-    port_kwargs = {"i2c": lcd[0]} if lcd else {}
+    port_kwargs = dict(web)
+    if lcd:
+        port_kwargs["i2c"] = lcd[0]
     radio = None
     if getattr(args, "wifi", False):
         from hil.sim_radio import SimRadio
@@ -134,6 +143,9 @@ def run(args):
                         ("timer7", 2000), ("timer9", 3000)):
         w.set(name, value)
     say("house: 25 A breaker, 3 A base load; dynamic load management on, c_limit 32 A")
+    if w.app.web is not None and w.app.web.listening:
+        say("web UI: http://127.0.0.1:%d/  (password %s; docs/web.md)"
+            % (w.app.web.listening[1], web["web_password"]))
     if lcd is not None:
         hd44780.lcd_settings(w.app, args.lcd)
         w.sched.add(hd44780.lcd_view(lcd[1], say, period_ms=2500))

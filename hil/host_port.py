@@ -1,4 +1,5 @@
 """Host port: the board's surface built from pyserial ports, a state directory and a clock."""
+import os
 import sys
 import time
 
@@ -69,10 +70,14 @@ class HostPort:
       ip()         this host's outgoing address    (board: wifi.radio.ipv4_address)
     With `radio` (a hil.sim_radio.SimRadio) it runs the wifi actor on that simulated radio, as the
     board does over dinamics.wifi_radio.WifiRadio; ip() is then the radio's; wifi_env stands for
-    settings.toml's (CIRCUITPY_WIFI_SSID, CIRCUITPY_WIFI_PASSWORD, DINAMICS_AP_PASSWORD)."""
+    settings.toml's (CIRCUITPY_WIFI_SSID, CIRCUITPY_WIFI_PASSWORD, DINAMICS_AP_PASSWORD).
+    With `web_port` (0 = a free port) the web UI listens on that port (127.0.0.1 only), with
+    the page from device/www and `web_password` (None: settings.toml's or the web_pass setting).
+    `lora`: the LoRa radio (hil.radio_sim, the medium's end of the unit) or None."""
 
     def __init__(self, evse_uart, state_dir, clock=None, console=None, ct_stream=None, mqtt=False,
-                 serial=None, i2c=None, radio=None, wifi_env=None, lora=None):
+                 serial=None, i2c=None, radio=None, wifi_env=None, lora=None, web_port=None,
+                 web_password=None):
         self.clock = clock or BoardClock()
         self.console = console or Console(self.clock)
         self.evse_uart = open_serial(evse_uart) if isinstance(evse_uart, str) else evse_uart
@@ -92,7 +97,14 @@ class HostPort:
         self.wifi_env = wifi_env
         if radio is not None:
             radio.mac = self.mac
-        if mqtt:
+        self.web = web_port is not None
+        self.web_port = web_port
+        self.web_host = "127.0.0.1"
+        self.web_password = web_password
+        self.www_root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                     "device", "www")
+        self.restarts = 0
+        if mqtt or self.web:
             import socket
 
             self.socket_pool = socket
@@ -122,6 +134,11 @@ class HostPort:
         callback = getattr(self, "on_fatal", None)
         if callback is not None:
             callback(actor)
+
+    def restart(self):
+        """The web UI's restart: a board resets (microcontroller.reset); the host counts it."""
+        self.restarts += 1
+        self.console(m.WARNING, "restart asked (a board would reset now)")
 
     def mem_free(self):
         try:

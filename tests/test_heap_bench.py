@@ -9,8 +9,9 @@ import pytest
 from hil import heap_bench, vm
 
 PIECES = ["board_port (BoardPort, clock, console, fs, uart)", "core (messages, mailbox, settings, store)",
-          "ct_meter", "uart_link", "rapi_link", "balancer", "settings", "mqtt_bridge", "lcd", "wifi",
-          "sntp (NTP client, from the first sync)", "net_console", "watchdog"]
+          "ct_meter", "uart_link", "rapi_link", "balancer", "settings", "mqtt_bridge", "web",
+          "adafruit_httpserver (imported on net.up, trimmed)", "web server (Server, guard, routes)",
+          "lcd", "wifi", "sntp (NTP client, from the first sync)", "net_console", "watchdog"]
 # built only when `lora` is on: measured after "built" (the extra of a LoRa-linked unit)
 LORA_PIECES = ["lora_link (actor, frames, HMAC, ledger)", "lora_radio (adafruit_rfm9x + bus_device + glue)"]
 

@@ -56,6 +56,8 @@ HELP = {
     "mqtt_tls": "1 = TLS to the broker",
     "wifi_ssid": "WiFi network (used at the next WiFi connect)",
     "wifi_pass": "WiFi password (never published)",
+    "web_port": "TCP port of the web UI (0 = off; move it when the CircuitPython web workflow owns 80)",
+    "web_pass": "web UI admin password when settings.toml has no DINAMICS_WEB_PASSWORD (set at the first visit; never published); not settable over MQTT",
     "lcd_size": "unit LCD size: 1602 = 16x2, 2004 = 20x4",
     "lcd_addr": "unit LCD I2C address: 0 = find it (0x27, 0x3F, 0x20), 32 = 0x20 MCP23008, 39 = 0x27 / 63 = 0x3F PCF8574",
     "lcd_backlight_s": "unit LCD backlight off after this long without news (0 = always on; a fault keeps it on)",

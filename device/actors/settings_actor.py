@@ -88,27 +88,27 @@ class SettingsActor(Actor):
         return "loaded %s (seq %d)" % (s.names[s.slot], s.seq)
 
     def set(self, name, raw, source="mqtt"):
-        """Validate and apply. Returns the new value, or None after posting setting.rejected.
-        The reserved names st.RESET_SETTINGS / st.RESET_WIFI restore defaults (delete_settings /
-        delete_wifi): applied at once and stored, no reboot (the seed rebooted, and a retained
-        delete message then looped)."""
+        """Validate and apply. Returns the new value, or None after refusing it. The refusal is
+        posted as setting.rejected (the bridge reports it on `error`), or, when the source is an
+        actor (the web UI), sent to it as setting.reply (name, raw, why); an accepted value is
+        answered (name, raw, None) too. The reserved names st.RESET_SETTINGS / st.RESET_WIFI
+        restore defaults (delete_settings / delete_wifi): applied at once and stored, no reboot
+        (the seed rebooted, and a retained delete message then looped)."""
         if name == st.RESET_SETTINGS or name == st.RESET_WIFI:
             self.restore_defaults(None if name == st.RESET_SETTINGS else st.WIFI_NAMES)
             self.post(m.SETTINGS_RESET, name)
+            self._answer(source, name, raw, None)
             return True
         if name not in st.NAMES:
-            self.post(m.SETTING_REJECTED, (name, raw, "unknown setting"))
-            return None
+            return self._refuse(source, name, raw, "unknown setting")
         r = st.row(name)
         try:
             value = st.parse(r, raw)
         except ValueError as e:
-            self.post(m.SETTING_REJECTED, (name, _text(raw), str(e)))
-            return None
+            return self._refuse(source, name, _text(raw), str(e))
         problem = st.check_together(self.settings.values, name, value)
         if problem:
-            self.post(m.SETTING_REJECTED, (name, _text(raw), problem))
-            return None
+            return self._refuse(source, name, _text(raw), problem)
         old = self.settings.get(name)
         self.settings.apply(name, value)
         if r[st.FLAGS] & st.PERSIST and value != old:
@@ -117,7 +117,19 @@ class SettingsActor(Actor):
         else:
             self._stored_now.append(name)  # nothing to write: confirmed with this pass
         self._announce(name)
+        self._answer(source, name, raw, None)
         return value
+
+    def _refuse(self, source, name, raw, why):
+        if isinstance(source, str):
+            self.post(m.SETTING_REJECTED, (name, raw, why))
+        else:
+            self._answer(source, name, raw, why)
+        return None
+
+    def _answer(self, source, name, raw, why):
+        if source is not None and not isinstance(source, str):
+            self.sched.send(source, m.SETTING_REPLY, (name, _text(raw), why))
 
     def _announce(self, name):
         if name not in self._changed:

@@ -171,6 +171,11 @@ class BoardPort:
     def mem_free(self):
         return gc.mem_free()  # pyright: ignore[reportAttributeAccessIssue] (CircuitPython gc)
 
+    def restart(self):
+        """The web UI's restart (after its answer went out)."""
+        print("restart asked from the web UI")
+        microcontroller.reset()
+
     def fatal(self, actor):
         """An actor kept crashing and was stopped (the scheduler has posted `actor.stopped`).
         Recover by a clean reset, without blocking the loop: the watchdog is no longer fed, so it

@@ -33,32 +33,33 @@ _NET = "net_console"
 _LCD = "lcd"
 _WIFI = "wifi"
 _LORA = "lora_link"
+_WEB = "web"
 
 # name, policy, senders, receivers                      payload
 _TABLE = (
     ("timer", LATEST, (_SCHED,), OWNER),                 # tag given to every()/after()
     ("log", DROP_NEW, (_SCHED,), (_MQTT,)),              # (level, text) from sched.log (console too); debug_log
-    ("ct.reading", LATEST, (_CT,), (_BAL, _MQTT, _LCD)),     # CtReading tuple (see below)
-    ("evse.state", LATEST, (_LINK,), (_BAL, _MQTT, _LCD)),   # (state, pilot, amps, vflags) from $AT/$GS
+    ("ct.reading", LATEST, (_CT,), (_BAL, _MQTT, _LCD, _WEB)),     # CtReading tuple (see below)
+    ("evse.state", LATEST, (_LINK,), (_BAL, _MQTT, _LCD, _WEB)),   # (state, pilot, amps, vflags) from $AT/$GS
     ("evse.async", COMMAND, (_LINK,), (_MQTT,)),         # raw async line as str (state_change)
-    ("evse.current", LATEST, (_LINK,), (_BAL, _MQTT, _LCD)),   # (mA, mV) from $GG
-    ("evse.energy", LATEST, (_LINK,), (_MQTT, _LCD)),     # (session Ws, lifetime Wh) from $GU
-    ("evse.plug", LATEST, (_LINK,), (_BAL, _MQTT)),      # 0 not connected, 1 connected, 2 unknown (link down): decided once, in rapi_link
+    ("evse.current", LATEST, (_LINK,), (_BAL, _MQTT, _LCD, _WEB)),   # (mA, mV) from $GG
+    ("evse.energy", LATEST, (_LINK,), (_MQTT, _LCD, _WEB)),     # (session Ws, lifetime Wh) from $GU
+    ("evse.plug", LATEST, (_LINK,), (_BAL, _MQTT, _WEB)),      # 0 not connected, 1 connected, 2 unknown (link down): decided once, in rapi_link
     ("evse.boot", COMMAND, (_LINK,), (_BAL,)),           # (postcode, fw) from $AB ((0, "") at POST), after re-sync is queued
-    ("rapi.request", COMMAND, (_BAL, _MQTT), (_LINK,)),  # (requester, tag, cmd, args): requester an Actor or None (no reply); args tuple or None
+    ("rapi.request", COMMAND, (_BAL, _MQTT, _WEB), (_LINK,)),  # (requester, tag, cmd, args): requester an Actor or None (no reply); args tuple or None
     ("rapi.reply", COMMAND, (_LINK,), REQUESTER),        # (tag, ok, fields, text) ok None = failed (timeout, link down, superseded ...)
     ("rapi.tx_line", COMMAND, (_LINK,), (_UART, _LORA)),       # bytes of one line incl. CR
     ("rapi.rx_line", COMMAND, (_UART, _LORA), (_LINK,)),       # bytes of one line ($ .. before CR)
-    ("link.status", COMMAND, (_LINK,), (_BAL, _MQTT, _LCD)),   # (up, cmd): cmd "" when up, else the command left unanswered (the bridge: OK / CON_ERROR_FAILED_COM :GS)
-    ("balancer.target", LATEST, (_BAL,), (_MQTT,)),      # (amps, reason) what it commands now
+    ("link.status", COMMAND, (_LINK,), (_BAL, _MQTT, _LCD, _WEB)),   # (up, cmd): cmd "" when up, else the command left unanswered (the bridge: OK / CON_ERROR_FAILED_COM :GS)
+    ("balancer.target", LATEST, (_BAL,), (_MQTT, _WEB)),      # (amps, reason) what it commands now
     ("charge.command", COMMAND, (_MQTT,), (_BAL,)),      # enable 1 off, 2 on, 3 sleep
-    ("setting.set", COMMAND, (_MQTT,), (_SET,)),         # (name, raw value, source)
+    ("setting.set", COMMAND, (_MQTT, _WEB), (_SET,)),    # (name, raw value, source): source "mqtt"/"rig", or the requesting actor (answered by setting.reply)
     ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT, _WIFI, _LORA)),  # names: tuple of the settings applied in one pass (values: read Settings); one message per pass, so a burst never fills an inbox
     ("setting.rejected", COMMAND, (_SET,), (_MQTT,)),    # (name, raw value, why): nothing changed (name: the setting, or what was asked for)
-    ("net.status", COMMAND, (_MQTT,), (_BAL, _NET, _LCD)),     # True broker up / False down
-    ("phases", LATEST, (_BAL,), (_MQTT,)),               # (active_phases e.g. 0/1/12/123/99, no_of_phases)
+    ("net.status", COMMAND, (_MQTT,), (_BAL, _NET, _LCD, _WEB)),     # True broker up / False down
+    ("phases", LATEST, (_BAL,), (_MQTT, _WEB)),               # (active_phases e.g. 0/1/12/123/99, no_of_phases)
     ("settings.reset", COMMAND, (_SET,), (_MQTT,)),      # settings.RESET_SETTINGS / RESET_WIFI done
-    ("evse.pilot", LATEST, (_LINK,), (_MQTT, _LCD)),     # amps the controller accepted / advertises
+    ("evse.pilot", LATEST, (_LINK,), (_MQTT, _LCD, _WEB)),     # amps the controller accepted / advertises
     ("evse.slow_reply", LATEST, (_LINK,), (_MQTT,)),     # round trip ms of a reply slower than timer13/2
     ("actor.stopped", COMMAND, (_SCHED,), (_MQTT,)),     # actor name: supervision stopped it for good; the port's fatal hook follows
     ("settings.stored", COMMAND, (_SET,), (_MQTT,)),     # names: made durable by the write that just completed (the bridge confirms them now)
@@ -66,12 +67,15 @@ _TABLE = (
     # Unit LCD (actors/lcd.py)
     ("lcd.text", COMMAND, (_MQTT,), (_LCD,)),            # set_lcd text (str) shown for lcd_text_s, or None (erase_lcd): back to the pages
     # WiFi (actors/wifi.py)
-    ("net.up", COMMAND, (_WIFI,), (_MQTT, _LCD)),          # (ip, mode, ssid, ap_password): mode "sta"/"ap"; ap_password "" in sta mode or for an open AP; every (re)connect / AP start
-    ("net.down", COMMAND, (_WIFI,), (_MQTT, _LCD)),         # reason str: the station lost its network (the AP, if any, stays)
+    ("net.up", COMMAND, (_WIFI,), (_MQTT, _LCD, _WEB)),  # (ip, mode, ssid, ap_password): mode "sta"/"ap"; ap_password "" in sta mode or for an open AP; every (re)connect / AP start
+    ("net.down", COMMAND, (_WIFI,), (_MQTT, _LCD, _WEB)),  # reason str: the station lost its network (the AP, if any, stays)
     ("wifi.networks", COMMAND, (_WIFI,), REQUESTER),     # tuple of (ssid, rssi, is_open) strongest first: the answer to wifi.scan
     ("link.hold", COMMAND, (_WIFI,), (_LINK,)),          # (requester, ms): a blocking call of up to ms comes; pulse $SY (raise the heartbeat margin if ms needs it), rapi.reply tag "hold" when done
     # LoRa (actors/lora_link.py)
     ("lora.air", LATEST, (_LORA,), (_MQTT,)),            # (used ms in the window, budget ms, window ms, frames, refused, rssi): the airtime ledger, every minute
+    # web UI (actors/web.py)
+    ("wifi.scan", COMMAND, (_WEB,), (_WIFI,)),           # the requesting actor: answered by wifi.networks
+    ("setting.reply", COMMAND, (_SET,), REQUESTER),      # (name, raw value, why or None = applied): to a setting.set whose source is an actor
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -119,6 +123,8 @@ LCD_TEXT = kind("lcd.text")
 WIFI_NETWORKS = kind("wifi.networks")
 LINK_HOLD = kind("link.hold")
 LORA_AIR = kind("lora.air")
+WIFI_SCAN = kind("wifi.scan")
+SETTING_REPLY = kind("setting.reply")
 
 # Log levels for LOG payloads.
 DEBUG = 10

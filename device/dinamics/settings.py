@@ -94,6 +94,9 @@ TABLE = (
     ("mqtt_tls", "set_mqtt_tls", BOOL, 0, 1, 0, "", _PN, ""),
     ("wifi_ssid", "set_wifi_ssid", STR, 0, 32, "", "", _PN, ""),
     ("wifi_pass", "set_wifi_pass", STR, 0, 64, "", "", _PNS, ""),
+    # Web UI (device/actors/web.py, docs/web.md).
+    ("web_port", "set_web_port", INT, 0, 65535, 80, "", _PN, ""),
+    ("web_pass", "", STR, 0, 63, "", "", _PNS, ""),
     # Unit LCD (actors/lcd.py, docs/lcd.md); `lcd` above switches it on and off.
     ("lcd_size", "set_lcd_size", CHOICE, (1602, 2004), None, 1602, "", _P, ""),
     ("lcd_addr", "set_lcd_addr", CHOICE, (0, 32, 39, 63), None, 0, "", _P, ""),

@@ -18,7 +18,7 @@ SHIMS = os.path.join(HERE, "shims")
 RUNNER = os.path.join(HERE, "runner.py")
 # The board's libraries (device/requirements.txt), as installed in the venv by requirements.txt.
 LIBS = ("adafruit_ticks", "adafruit_bus_device", "adafruit_character_lcd", "adafruit_mcp230xx",
-        "adafruit_rfm9x")
+        "adafruit_rfm9x", "adafruit_httpserver")
 
 
 def interpreter():

@@ -182,6 +182,24 @@ def _steps():
 
         app.mqtt = sched.add(MqttBridge(app.settings, port))
         yield "mqtt_bridge"
+        from actors.web import Web
+
+        web = sched.add(Web(app.settings, port))
+        yield "web"
+        # what net.up adds on a board: the library, the guard and the routes (not listening here)
+        from actors.web import trim_library
+        from adafruit_httpserver import Server
+
+        trim_library()
+        yield "adafruit_httpserver (imported on net.up, trimmed)"
+        from dinamics import web_routes
+        from dinamics.web_guard import GuardPool
+
+        web.guard = GuardPool(port.socket_pool, web.now)
+        web.server = Server(web.guard, None)
+        web_routes.add(web, web.server)
+        web.guard = None  # no listening socket: the idle passes below poll nothing
+        yield "web server (Server, guard, routes)"
     if getattr(port, "i2c_bus", None) is not None:
         from actors.lcd import Lcd
 

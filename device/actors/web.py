@@ -1,0 +1,497 @@
+"""web: the local web UI and its JSON API (docs/web.md), on adafruit_httpserver.
+
+The server listens on the `web_port` setting (80; 0 = off) as soon as the port has a socket pool
+(a board once WiFi is up, `net.up`; a PC at once). The library is polled without blocking: it is
+given dinamics.web_guard's pool, which reads every request in full before the library sees it and
+sends every response without waiting (connect-and-close, silent clients, slowloris, bodies over
+1 KB: 413; at most 3 client sockets; each request bounded in time). A pass spends at most
+~_BUDGET_MS in the library.
+
+The page (www/index.html.gz, one gzip'd file, no CDN) is a small script that draws the dashboard,
+the settings forms (from /api/settings, i.e. the settings table), WiFi setup, system and a RAPI
+console from the JSON API. The API names things as the MQTT topics do: GET /api/status,
+/api/settings, /api/wifi, /api/system; POST /api/<set topic> (body: the value, as an MQTT payload),
+/api/rapi_request, /api/wifi_scan, /api/delete_wifi, /api/restart. A setting goes through the
+settings actor like an MQTT one (setting.set with this actor as the source) and the answer,
+accepted or refused with the table's reason, comes back as setting.reply; RAPI commands as
+rapi.request (allow-listed: mqtt_topics.rapi_allowed, the MQTT list); a scan as wifi.scan to the
+wifi actor. Those requests are held open until the reply comes (or _REPLY_MS passes: 504).
+
+Authentication is on whatever happens: the admin password is settings.toml's
+DINAMICS_WEB_PASSWORD, else the `web_pass` setting; with neither, the first visit may set one,
+but only over the setup access point (net.up mode "ap") or on a PC. Login gives a session cookie
+(HttpOnly, SameSite=Strict); every POST also needs the session's CSRF token in X-CSRF. Passwords
+are compared in constant time; failures lock the login for 1, 2, 4 ... 60 s; no secret is ever
+sent back (secret settings show as "set"/"not set").
+"""
+
+import json
+import os
+
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
+from adafruit_ticks import ticks_add, ticks_diff, ticks_less, ticks_ms
+
+from dinamics import messages as m
+from dinamics import settings as st
+from dinamics.mailbox import Actor
+from dinamics.version import VERSION
+
+_BUDGET_MS = const(15)  # at most this long in the library per pass (requests are already read in full)
+_REPLY_MS = const(4000)  # a held request (setting, RAPI, scan) answered 504 after this
+SCAN_MS = 15000  # a WiFi scan may take longer (web_routes)
+_SESSION_MS = const(8 * 3600 * 1000)
+_MAX_SESSIONS = const(4)
+_MAX_HELD = const(4)
+_T_SWEEP = "sweep"  # timer tags: time out held requests and sessions;
+_T_RESTART = "restart"  # restart once the answer to /api/restart is out
+_TAG_RAPI = "web"  # rapi.request tag (one console request at a time)
+_COOKIE = "dsid"
+# Settings shown on the charging page; everything else with a topic is an installer setting
+# (WiFi credentials on the WiFi page; web_pass only through the password form).
+CHARGING = ("c_limit", "c_min_limit", "plugandcharge", "nwpc", "solar", "solar_start",
+            "solar_stop_ms", "dinamics", "adjust")
+_HIDDEN = ("web_pass",)
+_TYPES = ("int", "bool", "choice", "str", "bits")
+_STATE_NAMES = {0: "unknown", 1: "not connected", 2: "connected", 3: "charging", 4: "vent required",
+                5: "diode check failed", 6: "GFCI fault", 7: "bad ground", 8: "stuck relay",
+                9: "GFI self-test failed", 10: "over temperature", 11: "over current",
+                254: "sleeping", 255: "disabled"}
+
+
+def same(a, b):
+    """Constant-time equality of two str: the time depends on len(b) (the guess) only."""
+    a = a.encode() if isinstance(a, str) else a
+    b = b.encode() if isinstance(b, str) else b
+    r = len(a) ^ len(b)
+    la = len(a) or 1
+    for i in range(len(b)):
+        r |= (a[i % la] if a else 0) ^ b[i]
+    return r == 0
+
+
+WORKFLOW_MOVE = 8080  # where the web UI goes when the web workflow holds port 80
+
+
+def workflow_on_80(getenv=None):
+    """CircuitPython's web workflow listens on 80 when settings.toml sets
+    CIRCUITPY_WEB_API_PASSWORD and leaves CIRCUITPY_WEB_API_PORT at 80."""
+    getenv = getenv or os.getenv
+    try:
+        if not getenv("CIRCUITPY_WEB_API_PASSWORD"):
+            return False
+        p = getenv("CIRCUITPY_WEB_API_PORT")
+        return p is None or int(p) == 80
+    except Exception:  # noqa: BLE001 - no getenv, or a port that is not a number
+        return False
+
+
+def _hex(n):
+    import binascii
+
+    return binascii.hexlify(os.urandom(n)).decode()
+
+
+class Web(Actor):
+    name = "web"
+    subscribes = (m.CT_READING, m.EVSE_STATE, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_PLUG,
+                  m.EVSE_PILOT, m.LINK_STATUS, m.NET_STATUS, m.BALANCER_TARGET, m.PHASES,
+                  m.NET_UP, m.NET_DOWN)  # + setting.reply, rapi.reply, wifi.networks (sent to it)
+    polls = True
+    inbox_size = 20
+
+    def __init__(self, settings, port):
+        super().__init__()
+        self.settings = settings
+        self.port = port
+        self.server = None
+        self.guard = None
+        self.listening = None  # (host, port) while the server runs
+        self.sessions = {}  # token -> [csrf, expiry tick]
+        self.fails = 0
+        self.locked_until = None
+        self.started_ms = None
+        self.stats = {"requests": 0, "errors": 0, "logins": 0, "login_failures": 0}
+        self.net = None  # (ip, mode, ssid, ap_password) from the wifi actor
+        self.networks = ()
+        self.reset()
+
+    def reset(self):
+        g = getattr(self, "guard", None)
+        if g is not None:  # after a crash: held requests are lost; let their sockets go
+            for c in tuple(g.conns):
+                if c.hold:
+                    g.release(c)
+        self._held = []  # [kind, key, request, deadline]
+        self.ct = None
+        self.evse = None
+        self.current = None
+        self.energy = None
+        self.plug = None
+        self.pilot = None
+        self.link = None
+        self.broker = None
+        self.target = None
+        self.phases = None
+
+    def start(self):
+        if self.started_ms is None:
+            self.started_ms = self.now()
+        self.every(1000, _T_SWEEP)
+        if self.server is None and (self.net is not None or getattr(self.port, "web_port", None) is not None):
+            self._listen()  # a board: once the wifi actor says the network is up (net.up)
+
+    # --- the server ----------------------------------------------------------------------------
+    def _port_number(self):
+        p = getattr(self.port, "web_port", None)
+        if p is not None:
+            return p
+        n = self.settings.get("web_port")
+        if n == 80 and workflow_on_80():
+            self.log(m.WARNING, "port 80 is CircuitPython's web workflow (CIRCUITPY_WEB_API_PASSWORD): "
+                                "web UI on %d" % WORKFLOW_MOVE)
+            return WORKFLOW_MOVE
+        return n
+
+    def _listen(self):
+        pool = getattr(self.port, "socket_pool", None)
+        number = self._port_number()
+        if pool is None or not number and getattr(self.port, "web_port", None) is None:
+            return
+        try:
+            from adafruit_httpserver import Server
+        except ImportError as e:  # a drive without lib/adafruit_httpserver: no web UI, no crash loop
+            self.log(m.ERROR_LEVEL, "web UI off: %s (copy lib/adafruit_httpserver)" % e)
+            return
+        trim_library()
+        from dinamics.web_guard import GuardPool
+
+        self.guard = GuardPool(pool, self.now)
+        server = Server(self.guard, None)  # no file serving but the page's own route
+        server.headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                          "X-Content-Type-Options": "nosniff"}
+        _routes(self, server)
+        try:
+            server.start(getattr(self.port, "web_host", "0.0.0.0"), number)
+        except Exception as e:  # noqa: BLE001 - a port in use must not stop the unit
+            self.log(m.ERROR_LEVEL, "web UI not started on port %s: %s" % (number, e))
+            self.guard = None
+            return
+        self.server = server
+        real = number
+        try:
+            real = self.guard.listener.getsockname()[1]
+        except Exception:  # noqa: BLE001 - CircuitPython sockets have no getsockname
+            pass
+        self.listening = (getattr(self.port, "web_host", "0.0.0.0"), real)
+        self.log(m.INFO, "web UI on port %d" % real)
+
+    def _stop(self):
+        if self.server is not None:
+            try:
+                self.server.stop()
+            except Exception:  # noqa: BLE001
+                pass
+        self.server = None
+        self.guard = None
+        self.listening = None
+        self._held = []
+
+    def poll(self, budget_ms):
+        g = self.guard
+        if g is None:
+            return
+        g.pump()
+        if not g.ready:
+            return
+        t0 = ticks_ms()
+        while g.ready and ticks_diff(ticks_ms(), t0) < _BUDGET_MS:
+            try:
+                self.server.poll()
+            except Exception as e:  # noqa: BLE001 - one bad request must not cost the actor
+                self.stats["errors"] += 1
+                self.log(m.WARNING, "request failed: %s %s" % (type(e).__name__, e))
+        g.pump()
+
+    # --- firmware messages ---------------------------------------------------------------------
+    def handle(self, kind, payload):
+        if kind == m.TIMER:
+            if payload == _T_RESTART:
+                self._restart()
+            else:
+                self._sweep()
+        elif kind == m.CT_READING:
+            self.ct = payload
+        elif kind == m.EVSE_STATE:
+            self.evse = payload
+        elif kind == m.EVSE_CURRENT:
+            self.current = payload
+        elif kind == m.EVSE_ENERGY:
+            self.energy = payload
+        elif kind == m.EVSE_PLUG:
+            self.plug = payload
+        elif kind == m.EVSE_PILOT:
+            self.pilot = payload
+        elif kind == m.LINK_STATUS:
+            self.link = "OK" if payload[0] else "CON_ERROR_FAILED_COM :" + payload[1]
+        elif kind == m.NET_STATUS:
+            self.broker = bool(payload)
+        elif kind == m.BALANCER_TARGET:
+            self.target = payload
+        elif kind == m.PHASES:
+            self.phases = payload
+        elif kind == m.NET_UP:
+            self.net = payload
+            if self.server is None:
+                self._listen()
+        elif kind == m.NET_DOWN:
+            self.net = None
+        elif kind == m.SETTING_REPLY:  # (name, raw, why or None)
+            name, raw, why = payload
+            if why is None:
+                self._answer("set", name, 200, {"ok": True, "value": self._shown(name) if name in st.NAMES else None})
+            else:
+                self._answer("set", name, 400, {"ok": False, "error": why, "value": raw})
+        elif kind == m.RAPI_REPLY:  # (tag, ok, fields, text)
+            ok = payload[1]
+            self._answer("rapi", None, 200 if ok is not None else 504,
+                         {"ok": ok, "reply": payload[3] or " ".join(payload[2] or ())})
+        elif kind == m.WIFI_NETWORKS:
+            self.networks = payload
+            self._answer("scan", None, 200, {"networks": [list(n) for n in payload]})
+
+    def restart_soon(self):
+        self.log(m.WARNING, "restart asked from the web UI")
+        self.after(500, _T_RESTART)
+
+    def _restart(self):
+        f = getattr(self.port, "restart", None)
+        if f is not None:
+            f()
+
+    # --- held requests: answered when the reply arrives ------------------------------------------
+    def hold(self, kind, key, request, ms=_REPLY_MS):
+        if len(self._held) >= _MAX_HELD:
+            return False
+        self.guard.hold(request.connection)
+        self._held.append([kind, key, request, ticks_add(self.now(), ms)])
+        return True
+
+    def held(self, kind, key=None):
+        for h in self._held:
+            if h[0] == kind and (key is None or h[1] == key):
+                return True
+        return False
+
+    def _answer(self, kind, key, status, obj):
+        for h in self._held:
+            if h[0] == kind and (key is None or h[1] == key):
+                self._held.remove(h)
+                self._respond(h[2], status, obj)
+                return
+
+    def _respond(self, request, status, obj):
+        from adafruit_httpserver import Response
+
+        conn = request.connection
+        conn.hold = False
+        try:
+            Response(request, json.dumps(obj), status=(status, "OK" if status == 200 else "Error"),
+                     content_type="application/json")._send()
+        except OSError:
+            pass
+        if self.guard is not None:
+            self.guard.release(conn)
+
+    def _sweep(self):
+        now = self.now()
+        for h in tuple(self._held):
+            if ticks_less(h[3], now):
+                self._held.remove(h)
+                self._respond(h[2], 504, {"ok": False, "error": "no answer in time"})
+        for token in tuple(self.sessions):
+            if ticks_less(self.sessions[token][1], now):
+                del self.sessions[token]
+
+    # --- authentication ------------------------------------------------------------------------
+    def password(self):
+        pw = getattr(self.port, "web_password", None)
+        if pw is None:
+            try:
+                pw = os.getenv("DINAMICS_WEB_PASSWORD")
+            except Exception:  # noqa: BLE001
+                pw = None
+        if isinstance(pw, str) and 8 <= len(pw) <= 63:
+            return pw
+        return self.settings.get("web_pass") or None
+
+    def setup_allowed(self):
+        """No password yet: the first visitor may set one, over the setup AP (or on a PC)."""
+        if self.password() is not None:
+            return False
+        return (self.net is not None and self.net[1] == "ap") or getattr(self.port, "web_port", None) is not None
+
+    def session(self, request):
+        try:
+            cookies = request.cookies  # the library's parser raises on `Cookie: ;=;`
+        except ValueError:
+            cookies = None
+        token = cookies.get(_COOKIE) if cookies else None
+        if not token:
+            return None
+        for t in self.sessions:
+            if same(t, token):
+                s = self.sessions[t]
+                s[1] = ticks_add(self.now(), _SESSION_MS)
+                return s
+        return None
+
+    def login(self, guess):
+        now = self.now()
+        if self.locked_until is not None and ticks_less(now, self.locked_until):
+            return None, (ticks_diff(self.locked_until, now) + 999) // 1000
+        pw = self.password()
+        if pw is None or not same(pw, guess):
+            self.fails += 1
+            self.stats["login_failures"] += 1
+            if self.fails >= 3:
+                self.locked_until = ticks_add(now, min(60, 1 << (self.fails - 3)) * 1000)
+            self.log(m.WARNING, "web login refused (%d in a row)" % self.fails)
+            return None, 0
+        self.fails = 0
+        self.locked_until = None
+        self.stats["logins"] += 1
+        if len(self.sessions) >= _MAX_SESSIONS:
+            oldest = None
+            for t in self.sessions:
+                if oldest is None or ticks_less(self.sessions[t][1], self.sessions[oldest][1]):
+                    oldest = t
+            del self.sessions[oldest]
+        token = _hex(16)
+        self.sessions[token] = [_hex(12), ticks_add(now, _SESSION_MS)]
+        return token, 0
+
+    # --- what the API shows --------------------------------------------------------------------
+    def _shown(self, name):
+        r = st.row(name)
+        v = self.settings.get(name)
+        if r[st.FLAGS] & st.SECRET:
+            return "set" if v else "not set"
+        return v
+
+    def status(self):
+        """The dashboard's data, named as the MQTT topics are (docs/web.md)."""
+        out = {"fwversion": VERSION, "breaker": self.settings.get("breaker"),
+               "c_limit": self.settings.get("c_limit"), "cte": self.settings.get("cte")}
+        ct = self.ct
+        if ct is not None:
+            for i in range(3):
+                out["current%d" % (i + 1)] = round(ct[1][i], 2) if ct[2] & (1 << i) else None
+        nph = self.phases[1] if self.phases is not None and self.phases[1] > 0 else 1
+        if self.current is not None:
+            ma = max(self.current[0], 0)
+            mv = self.current[1] if self.current[1] and self.current[1] > 0 else 230000
+            out["charging_current"] = round(ma / 1000, 2)
+            out["power"] = ma * mv * nph // 1000000
+        if self.energy is not None:
+            out["energy"] = self.energy[0] // 3600 * nph
+        if self.evse is not None:
+            out["evse_state"] = _STATE_NAMES.get(self.evse[0], str(self.evse[0]))
+            out["pilot"] = self.evse[1]
+        if self.pilot is not None:
+            out["pilot"] = self.pilot
+        if self.target is not None:
+            out["max_charging_current"] = 0 if self.target[0] == 0 else (
+                self.pilot if self.pilot is not None else self.target[0])
+            out["target_reason"] = self.target[1]
+        out["state"] = self.plug
+        out["connection"] = self.link
+        if self.phases is not None:
+            out["active_phases"], out["no_of_phases"] = self.phases
+        out["broker"] = ("connected" if self.broker else "down") if self.settings.get("mqtt_host") else "none"
+        out["wifi"] = self.wifi_status()
+        return out
+
+    def wifi_status(self):
+        n = self.net
+        if n is None:
+            return {"mode": "down", "ssid": self.settings.get("wifi_ssid"), "ip": self._ip()}
+        return {"mode": n[1], "ssid": n[2], "ip": n[0]}
+
+    def _ip(self):
+        f = getattr(self.port, "ip", None)
+        try:
+            return (f() if f else "") or ""
+        except Exception:  # noqa: BLE001
+            return ""
+
+    def settings_rows(self):
+        rows = []
+        for r in st.TABLE:
+            name = r[st.NAME]
+            if name in _HIDDEN:
+                continue
+            group = "charging" if name in CHARGING else (
+                "wifi" if name in st.WIFI_NAMES else "installer")
+            t = r[st.TYPE]
+            rows.append({"name": name, "topic": r[st.TOPIC], "type": _TYPES[t],
+                         "min": None if t == st.CHOICE else r[st.LO],
+                         "max": r[st.HI], "choices": list(r[st.LO]) if t == st.CHOICE else None,
+                         "unit": r[st.UNIT], "group": group, "secret": bool(r[st.FLAGS] & st.SECRET),
+                         "value": self._shown(name)})
+        return rows
+
+    def system(self):
+        mem = getattr(self.port, "mem_free", None)
+        out = {"fwversion": VERSION, "uptime_s": ticks_diff(self.now(), self.started_ms) // 1000,
+               "free_heap": mem() if mem else None, "worst_pass_ms": self.sched.worst_pass_ms,
+               "last_pass_ms": self.sched.last_pass_ms, "web": dict(self.stats)}
+        if self.guard is not None:
+            out["web"].update(self.guard.stats)
+        out["actors"] = [[a.name, a.crashes, a.lost] for a in self.sched.actors]
+        return out
+
+
+# adafruit_httpserver parts the web UI never uses, dropped after the import so the GC frees them
+# (heap: docs/architecture.md). The package's __init__ imports every module, so they cannot be
+# left out of the import itself.
+_UNUSED = (("response", ("ChunkedResponse", "JSONResponse", "Redirect", "SSEResponse", "Websocket")),
+           ("request", ("File", "Files", "FormData")),
+           ("authentication", ("Bearer", "Token")),
+           ("server", ("Bearer", "Token")))
+_UNUSED_SERVER = ("serve_forever", "add_routes", "_create_ssl_context", "_create_cpython_ssl_context",
+                  "_create_circuitpython_ssl_context", "_validate_https_cert_provided")
+
+
+def trim_library():
+    import adafruit_httpserver as h
+
+    if getattr(h, "_dinamics_trimmed", False):
+        return
+    for sub, names in _UNUSED:
+        mod = getattr(h, sub, None)
+        for n in names:
+            for where in (mod, h):
+                if where is not None and hasattr(where, n):
+                    try:
+                        delattr(where, n)
+                    except (AttributeError, TypeError):
+                        pass
+    for n in _UNUSED_SERVER:
+        try:
+            delattr(h.Server, n)
+        except (AttributeError, TypeError):
+            pass
+    h.MIMETypes.configure(default_to="text/plain", keep_for=[".html"])
+    h._dinamics_trimmed = True
+
+
+def _routes(web, server):
+    """The routes, kept out of the class so the Web object stays small."""
+    from dinamics import web_routes
+
+    web_routes.add(web, server)
