@@ -72,10 +72,13 @@ _TABLE = (
     ("wifi.networks", COMMAND, (_WIFI,), REQUESTER),     # tuple of (ssid, rssi, is_open) strongest first: the answer to wifi.scan
     ("link.hold", COMMAND, (_WIFI,), (_LINK,)),          # (requester, ms): a blocking call of up to ms comes; pulse $SY (raise the heartbeat margin if ms needs it), rapi.reply tag "hold" when done
     # LoRa (actors/lora_link.py)
-    ("lora.air", LATEST, (_LORA,), (_MQTT,)),            # (used ms in the window, budget ms, window ms, frames, refused, rssi): the airtime ledger, every minute
+    ("lora.air", LATEST, (_LORA,), (_MQTT, _WEB)),           # (used ms in the window, budget ms, window ms, frames, refused, rssi): the airtime ledger, every minute
     # web UI (actors/web.py)
     ("wifi.scan", COMMAND, (_WEB,), (_WIFI,)),           # the requesting actor: answered by wifi.networks
     ("setting.reply", COMMAND, (_SET,), REQUESTER),      # (name, raw value, why or None = applied): to a setting.set whose source is an actor
+    # integration: web <-> wifi
+    ("web.busy", LATEST, (_WEB,), (_WIFI,)),             # ms: a web client is mid-request for up to ms more (wifi: client_busy; at most once a second)
+    ("lcd.shown", LATEST, (_LCD,), (_WEB,)),             # (cols, bytes): the unit LCD's text, row after row, whenever it changes
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -125,6 +128,8 @@ LINK_HOLD = kind("link.hold")
 LORA_AIR = kind("lora.air")
 WIFI_SCAN = kind("wifi.scan")
 SETTING_REPLY = kind("setting.reply")
+WEB_BUSY = kind("web.busy")
+LCD_SHOWN = kind("lcd.shown")
 
 # Log levels for LOG payloads.
 DEBUG = 10
