@@ -40,3 +40,50 @@ def test_the_unit_lcd_lines_in_api_status():
             w.app.web.status()["lcd"])
     finally:
         w.close()
+
+
+def _joined_radio():
+    from hil.sim_radio import SimRadio
+
+    radio = SimRadio()
+    radio.add("home", password="homepass1")
+    radio.connected, radio._ssid, radio._ip = True, "home", "192.168.1.77"  # CircuitPython joined
+    return radio
+
+
+def test_a_network_joined_before_code_py_reaches_every_actor_and_the_web_listens():
+    """A board whose settings.toml let CircuitPython join before code.py (and the VM gate's shim):
+    the wifi actor adopts it at start; its net.up must reach the actors added after it too (the
+    web, the lcd), or the web UI never listens on a board."""
+    from hil.hd44780 import FakeI2C, attach
+
+    bus = FakeI2C()
+    attach(bus, "pcf8574")
+    w = World(port_kwargs={"radio": _joined_radio(), "i2c": bus, "web_port": 0})
+    try:
+        w.run_for(100)
+        up = ("192.168.1.77", "sta", "home", "")
+        assert w.app.wifi.sta_up and w.app.web.net == up and w.app.lcd.net == up
+    finally:
+        w.close()
+
+
+def test_the_setup_ap_after_a_hung_join_reaches_the_web_and_the_lcd():
+    from dinamics.store import SlotStore
+    from hil.hd44780 import FakeI2C, attach
+    from hil.host_fs import DirFs
+    from hil.sim_radio import SimRadio
+    import tempfile
+
+    state = tempfile.mkdtemp(prefix="dinamics-integ-")
+    SlotStore(DirFs(state), "wifiap").save({"try": "home", "pw": "abcdefgh23"})  # reset mid-join
+    bus = FakeI2C()
+    attach(bus, "pcf8574")
+    w = World(state_dir=state, port_kwargs={"radio": SimRadio(), "i2c": bus, "web_port": 0})
+    try:
+        w.run_for(100)
+        assert w.app.wifi.ap_on and w.app.wifi.stats["hangs"] == 1
+        assert w.app.web.net is not None and w.app.web.net[1] == "ap"
+        assert w.app.lcd.net is not None and w.app.lcd.net[1] == "ap"
+    finally:
+        w.close()

@@ -65,6 +65,8 @@ _T_WATCH = "watch"
 _T_NTP = "ntp"
 _T_LINGER = "linger"
 _T_GO = "go"
+_T_ADOPT = "adopt"  # start(): what it found is announced from the first pass, once every actor
+_T_BOOT_AP = "boot_ap"  # is registered (App adds the web and the lcd after this actor)
 _SCAN = const(1)  # blocking operations, each announced by link.hold
 _CONNECT = const(2)
 _NTP = const(3)
@@ -129,12 +131,12 @@ class Wifi(Actor):
             self.log(m.WARNING, "the join of %s never returned (no DHCP answer?): the watchdog "
                      "reset the board; setup AP first, %s again in %d s" % (
                          tried, tried, self._backoff_ms() // 1000))
-            self._start_ap()
+            self.after(1, _T_BOOT_AP)
             self._try_in(self._backoff_ms())
             return
         if self.radio.connected and self._adoptable():
-            self._sta_up(self.radio.ssid() or self.env_ssid)
-            return
+            self.after(1, _T_ADOPT)  # not net.up from here: the actors added after this one
+            return  # would never hear it (the web UI would never listen)
         self._try_in(FIRST_TRY_MS)
 
     def _adoptable(self):
@@ -204,6 +206,14 @@ class Wifi(Actor):
                 self._go()  # no answer from the link: it is busy or down; go ahead
         elif tag == _T_GO:
             self._go()
+        elif tag == _T_ADOPT:
+            if self.radio.connected and not self.sta_up:
+                self._sta_up(self.radio.ssid() or self.env_ssid)
+            elif not self.sta_up:
+                self._try_in(FIRST_TRY_MS)
+        elif tag == _T_BOOT_AP:
+            if not self.ap_on:
+                self._start_ap()
         elif tag == _T_WATCH:
             self._watch()
         elif tag == _T_NTP:
