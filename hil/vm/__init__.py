@@ -47,9 +47,21 @@ def _lib_source(name):
     return spec.origin
 
 
-def _compile(src_py, dst_mpy, name):
-    # -s: the source name in the .mpy is the path on the drive, as in the bundle (not the host's)
-    r = subprocess.run([mpy_cross()] + list(MPY_FLAGS) + ["-s", name, "-o", dst_mpy, src_py], capture_output=True, text=True)
+def source_name(rel):
+    """The source name a .mpy carries (mpy-cross -s), for `rel`, its .py path on the drive: the
+    module's import name ("dinamics/settings.py" -> "dinamics.settings", "lib/adafruit_ticks.py"
+    -> "adafruit_ticks"). The interpreter interns that name for the module anyway, so the source
+    name costs no heap (a path would be one more string per module, ~0.6 KB in all); a traceback
+    shows it where a .py file shows its path (and -O3 leaves no line numbers)."""
+    if rel.startswith("lib/"):
+        rel = rel[4:]
+    name = rel[:-3].replace("/", ".")
+    return name[:-9] if name.endswith(".__init__") else name
+
+
+def _compile(src_py, dst_mpy, rel):
+    # -s: not the host's path (bytes independent of where the drive is built), as in the bundle
+    r = subprocess.run([mpy_cross()] + list(MPY_FLAGS) + ["-s", source_name(rel), "-o", dst_mpy, src_py], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError("mpy-cross %s: %s" % (src_py, r.stderr.strip()))
 
