@@ -410,6 +410,59 @@ def test_ha_discovery_module_is_dropped_once_its_configs_are_out():
     assert "dinamics.ha_discovery" not in sys.modules
 
 
+def test_inbound_module_is_loaded_for_messages_and_dropped_when_they_stop():
+    """mqtt_inbound is not resident while no message arrives (heap, docs/heap.md): loaded by the
+    first message, kept through a burst, dropped by the first telemetry period without one, and
+    loaded again by the next message, which is handled like any other."""
+    import sys
+
+    r = BridgeRig(serial="IN")
+    r.connect()
+    period = r.settings.get("timer")
+    r.run(2 * period)
+    assert "dinamics.mqtt_inbound" not in sys.modules
+    r.send("set_breaker", "20")
+    assert "dinamics.mqtt_inbound" in sys.modules
+    for _ in range(5):  # a burst: one message per half period keeps it loaded
+        r.run(period // 2)
+        r.send("set_breaker", "21")
+        assert "dinamics.mqtt_inbound" in sys.modules
+    r.run(2 * period + 20)
+    assert "dinamics.mqtt_inbound" not in sys.modules
+    out = r.send("set_foo", "1")  # loaded again: the unknown topic still gets its error
+    assert r.errors(out)[0] == {"topic": "set_foo", "value": "1", "error": "unknown topic"}
+    assert r.send("set_breaker", "22") == [] and r.settings.get("breaker") == 22
+
+
+def test_connect_code_is_dropped_after_each_attempt():
+    """mqtt_connect (client, CONNECT, SUBSCRIBE, back-off) is loaded for an attempt and dropped after,
+    whether it failed (nothing listens) or not."""
+    import sys
+
+    r = BridgeRig(serial="CC", mqtt_host="127.0.0.1", mqtt_port=free_port())
+    attempts = []
+    orig = r.bridge.session.connect
+
+    def counting(*a):
+        orig(*a)
+        attempts.append("dinamics.mqtt_connect" in sys.modules)
+
+    r.bridge.session.connect = counting
+    during = []
+    pool = r.bridge.session._pool
+    lookup = pool.getaddrinfo
+
+    def looking_up(*a):
+        during.append("dinamics.mqtt_connect" in sys.modules)
+        return lookup(*a)
+
+    pool.getaddrinfo = looking_up
+    r.run(5000, step=50)
+    assert len(attempts) >= 2 and not any(attempts)
+    assert len(during) == len(attempts) and all(during)  # the attempt ran from the loaded module
+    assert r.bridge.stats["connect_failures"] == len(attempts) and not r.bridge.connected
+
+
 def test_broker_settings_reconnect_only_when_they_really_change():
     port = free_port()  # nothing listens there
     r = BridgeRig(serial="RC", mqtt_host="127.0.0.1", mqtt_port=port)

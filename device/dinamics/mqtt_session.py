@@ -38,8 +38,8 @@ def jitter(ms):
     return ms + (os.urandom(1)[0] * ms) // 1024  # up to +25 %
 
 
-def _drop(name):
-    """Forget a connect-time module (it is imported again when needed)."""
+def forget(name):
+    """Drop a module that is loaded only when needed (dinamics.<name>): imported again next time."""
     sys.modules.pop("dinamics." + name, None)
     import dinamics
 
@@ -113,7 +113,7 @@ class Session:
         try:
             mqtt_connect.attempt(self, cfg, prefix, topics)
         finally:
-            _drop("mqtt_connect")
+            forget("mqtt_connect")
 
     def up(self):
         """The client is connected (also how tests attach a fake client)."""

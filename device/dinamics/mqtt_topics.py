@@ -267,3 +267,62 @@ class LogRing:
             texts.insert(0, "(%d log lines lost)" % self.lost)
             self.lost = 0
         return split_log(texts)
+
+
+# --- replies to MQTT requests (resident: dinamics.mqtt_inbound, which makes the requests, is not) --
+# rapi.request tags of the MQTT commands (the reply comes back to the bridge with its tag)
+TAG_RAPI = "mqtt:rapi"
+TAG_S3 = "mqtt:S3"
+TAG_SH = "mqtt:SH"
+TAG_LCD = "mqtt:lcd"
+TAG_ERASE = "mqtt:erase"
+RESPONSE_OF_TAG = {TAG_RAPI: "rapi_response", TAG_S3: "responseST", TAG_SH: "responseSH",
+                   TAG_LCD: "responseLCD", TAG_ERASE: "responseEraseLCD"}
+_LIMIT_TOPIC = {TAG_S3: "set_t_limit", TAG_SH: "set_e_limit"}
+
+
+class Replies:
+    """One response per request, except one for all the $FP lines of one LCD text (the first
+    failure wins), and an error naming the value when the EVSE refuses a time/energy limit."""
+
+    def __init__(self):
+        self._lcd = {}  # tag -> [replies pending, response text]
+        self._limits = {TAG_S3: [], TAG_SH: []}  # tag -> values waiting for their reply
+
+    def sent(self, tag, value=None):
+        """A rapi.request with this tag went out (value: the limit's text, for S3/SH)."""
+        vals = self._limits.get(tag)
+        if vals is not None:
+            vals.append(value)
+            return
+        entry = self._lcd.get(tag)
+        if entry is None:
+            entry = self._lcd[tag] = [0, None]
+        entry[0] += 1
+
+    def reply(self, tag, ok, fields, text):
+        """rapi.reply -> None (not an MQTT request, or more $FP replies to come) or
+        (response topic, text, refused) with refused = (topic, value, error text) or None."""
+        sub = RESPONSE_OF_TAG.get(tag)
+        if sub is None:
+            return None
+        if ok is None:
+            out = "No response from EVSE (%s)" % text
+        else:
+            out = ("$OK" if ok else "$NK") + ("" if not fields else " " + " ".join(fields))
+        lcd = self._lcd.get(tag)
+        if lcd is not None:
+            lcd[0] -= 1
+            if lcd[1] is None or (ok is not True and lcd[1][:3] == "$OK"):
+                lcd[1] = out
+            if lcd[0] > 0:
+                return None
+            out = lcd[1]
+            del self._lcd[tag]
+        refused = None
+        vals = self._limits.get(tag)
+        if vals:
+            value = vals.pop(0)
+            if ok is not True:
+                refused = (_LIMIT_TOPIC[tag], value, "EVSE refused: " + out)
+        return (sub, out, refused)
