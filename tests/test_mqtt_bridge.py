@@ -432,6 +432,10 @@ def test_inbound_module_is_loaded_for_messages_and_dropped_when_they_stop():
     out = r.send("set_foo", "1")  # loaded again: the unknown topic still gets its error
     assert r.errors(out)[0] == {"topic": "set_foo", "value": "1", "error": "unknown topic"}
     assert r.send("set_breaker", "22") == [] and r.settings.get("breaker") == 22
+    out = r.send("rapi_request", "GV")  # checked by rapi_more, which goes with mqtt_inbound
+    assert "dinamics.rapi_more" in sys.modules and not r.errors(out)
+    r.run(2 * period + 20)
+    assert "dinamics.mqtt_inbound" not in sys.modules and "dinamics.rapi_more" not in sys.modules
 
 
 def test_connect_code_is_dropped_after_each_attempt():

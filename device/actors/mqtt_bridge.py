@@ -244,6 +244,7 @@ class MqttBridge(Actor):
         if self._inb is not None and not self._inb_used:
             self._inb = None
             forget("mqtt_inbound")
+            forget("rapi_more")  # what mqtt_inbound loads for rapi_request / set_lcd
         self._inb_used = False
 
     def _do(self, inb, a, retained):

@@ -23,7 +23,6 @@ command's response topic) is resident, in dinamics.mqtt_topics; imported here fo
 """
 
 from dinamics import mqtt_topics as mt
-from dinamics import rapi
 from dinamics import settings as st
 # rapi.request tags of the MQTT commands: in mqtt_topics, where the resident Replies needs them
 from dinamics.mqtt_topics import TAG_ERASE, TAG_LCD, TAG_RAPI, TAG_S3, TAG_SH, Replies  # noqa: F401
@@ -91,7 +90,9 @@ def _command(topic, v, text):
 
 def _rapi_request(text):
     try:
-        rapi.build_raw(text, 0x41)  # the link adds an id: check the length with one
+        from dinamics import rapi_more  # loaded with the first rapi_request (or set_lcd)
+
+        rapi_more.build_raw(text, 0x41)  # the link adds an id: check the length with one
     except ValueError as e:
         return (ERROR, "rapi_request", text, str(e))
     toks = [t for t in text.split(" ") if t]
