@@ -18,11 +18,6 @@ SHIMS = os.path.join(HERE, "shims")
 RUNNER = os.path.join(HERE, "runner.py")
 # The board's libraries (device/requirements.txt), as installed in the venv by requirements.txt.
 LIBS = ("adafruit_ticks",)
-# mpy-cross options for every .mpy the VMs load and `python -m hil bundle --mpy` writes (one
-# setting, so the heap figures are those of the bundle): -O3 leaves out the source line numbers
-# (asserts and `if __debug__:` too; device/ has neither). ~5 KB less heap on wasm32 (docs/heap.md);
-# a traceback then names the functions but shows no line numbers.
-MPY_FLAGS = ("-O3",)
 
 
 def interpreter():
@@ -31,6 +26,13 @@ def interpreter():
     if os.access(cand, os.X_OK):
         return cand
     return shutil.which("micropython")
+
+
+# mpy-cross options for every .mpy the VMs load and `python -m hil bundle --mpy` writes (one
+# setting, so the heap figures are those of the bundle): -O3 leaves out the source line numbers
+# (asserts and `if __debug__:` too; device/ has neither). ~5 KB less heap on wasm32 (docs/heap.md);
+# a traceback then names the functions but shows no line numbers.
+MPY_FLAGS = ("-O3",)
 
 
 def mpy_cross():
