@@ -438,6 +438,24 @@ def test_inbound_module_is_loaded_for_messages_and_dropped_when_they_stop():
     assert "dinamics.mqtt_inbound" not in sys.modules and "dinamics.rapi_more" not in sys.modules
 
 
+def test_report_module_is_dropped_once_the_reports_are_out():
+    """mqtt_reports builds the settings/timers/wifi/debug JSON while reports are due and is not
+    resident after (heap, docs/heap.md); a later request loads it again."""
+    import sys
+
+    r = BridgeRig(serial="RP")
+    c = r.connect()
+    assert json.loads(r.published("settings")[-1])["B"] == 16  # the connect snapshot
+    assert "dinamics.mqtt_reports" not in sys.modules
+    c.sent.clear()
+    r.send("get_timers", "1")
+    r.send("get_wifi", "1")
+    r.run(100)
+    assert json.loads(r.published("timers")[-1])["T"][0] == r.settings.get("timer")
+    assert json.loads(r.published("wifi")[-1])["SN"] == "RP"
+    assert "dinamics.mqtt_reports" not in sys.modules
+
+
 def test_connect_code_is_dropped_after_each_attempt():
     """mqtt_connect (client, CONNECT, SUBSCRIBE, back-off) is loaded for an attempt and dropped after,
     whether it failed (nothing listens) or not."""

@@ -188,12 +188,17 @@ class MqttBridge(Actor):
         send = self.session.send
         pre = self.prefix
         due = self._due
-        while due and n > 0:
-            name = due[0]
-            send(pre + name, mt.report_json(name, self.settings, VERSION, self._ip(), self.sn),
-                 name in mt.RETAINED)
-            due.pop(0)
-            n -= 1
+        if due:
+            from dinamics import mqtt_reports  # loaded while reports are due (heap)
+
+            while due and n > 0:
+                name = due[0]
+                send(pre + name, mqtt_reports.report_json(name, self.settings, VERSION, self._ip(),
+                                                          self.sn), name in mt.RETAINED)
+                due.pop(0)
+                n -= 1
+            if not due:
+                forget("mqtt_reports")
         if n > 0 and self._ha_next is not None:
             i = self._ha_next
             ha = _ha()
