@@ -15,6 +15,9 @@ def add_parser(sub):
     p.add_argument("--no-mqtt", action="store_true", help="run without any broker")
     p.add_argument("--serial", default="DEMO00000001", metavar="SN",
                    help="device serial, i.e. topic prefix Dinamics/<SN>/ (default DEMO00000001)")
+    from hil.hd44780 import LCD_HELP
+
+    p.add_argument("--lcd", default=None, metavar="BACKPACK[:SIZE]", help=LCD_HELP)
     return p
 
 
@@ -66,6 +69,15 @@ def run(args):
     from hil.world import World
 
     seconds = max(12.0, args.seconds)
+    from hil import hd44780
+
+    if getattr(args, "lcd", None):
+        try:
+            hd44780.parse_lcd(args.lcd)
+        except ValueError as e:  # before any broker is started
+            from hil.cli import fail
+
+            fail("python -m hil demo", str(e))
     embedded = None
     broker = None
     if not getattr(args, "no_mqtt", False):
@@ -80,8 +92,10 @@ def run(args):
               (44000, (13.0, 1.0, 1.0), "kettle off: house 13 A"),
               (56000, (3.0, 1.0, 1.0), "oven off: house 3 A")]
     house = HouseLoad(base=(3.0, 1.0, 1.0), steps=[(t, a) for t, a, _ in events])
+    lcd = hd44780.terminal_lcd(args.lcd) if getattr(args, "lcd", None) else None
     w = World(virtual=False, out=__import__("sys").stdout, broker=broker,
-              serial=getattr(args, "serial", None) if broker else None, house=house)
+              serial=getattr(args, "serial", None) if broker else None, house=house,
+              port_kwargs={"i2c": lcd[0]} if lcd else None)
     stop, _restore = catch_stop()
     say = lambda text: w.console(20, "demo " + text)  # noqa: E731
     say("unit on %s, EVSE emulator on %s (pyserial over a pty pair)" % w.modem.paths)
@@ -97,6 +111,9 @@ def run(args):
                         ("timer7", 2000), ("timer9", 3000)):
         w.set(name, value)
     say("house: 25 A breaker, 3 A base load; dynamic load management on, c_limit 32 A")
+    if lcd is not None:
+        hd44780.lcd_settings(w.app, args.lcd)
+        w.sched.add(hd44780.lcd_view(lcd[1], say, period_ms=2500))
     plug_at, unplug_at = 4000, int(seconds * 1000) - 4000
     plugged = unplugged = False
     next_view = 5000
@@ -126,6 +143,8 @@ def run(args):
                 % (st["rtt_count"], st["rtt_sum"] / st["rtt_count"], st["rtt_worst"],
                    w.sched.worst_pass_us / 1000))
         w.close()
+        if lcd is not None:
+            lcd[2]()
         if embedded is not None:
             getattr(embedded, "close", embedded.stop)()
     return 0

@@ -24,11 +24,12 @@ def wasm_available():
     return shutil.which("node") is not None and os.path.isdir(WASM_PKG)
 
 
-def probe_wasm(drive, passes=1000):
+def probe_wasm(drive, passes=1000, lcd=None):
     """heap_probe on MicroPython wasm32 under Node (in-process stand-ins for UART, CT feed and
-    network: hil/vm/shims_wasm). Returns the HEAP dict plus heap_total/used from mem_info()."""
-    r = subprocess.run(["node", WASM_PROBE, drive, str(passes)], capture_output=True, text=True,
-                       timeout=300, cwd=vm.HERE)
+    network: hil/vm/shims_wasm). Returns the HEAP dict plus heap_total/used from mem_info().
+    lcd="0x27": a display answers at that address, so the "lcd" piece includes its driver."""
+    r = subprocess.run(["node", WASM_PROBE, drive, str(passes)] + ([lcd] if lcd else []),
+                       capture_output=True, text=True, timeout=300, cwd=vm.HERE)
     res = None
     for line in r.stdout.splitlines():
         if line.startswith("HEAP "):
@@ -107,6 +108,28 @@ def measure_wasm(modes=("py", "mpy"), out=print):
             "idle_parts_per_pass": f["idle_parts_per_pass"], "maxsize_bits": f["maxsize_bits"]}
         out("heap wasm %s: grew to %s B, built %d B, idle %.1f B/pass" % (
             mode, f.get("heap_total"), f["built"], f["idle_alloc_bytes"] / f["idle_passes"]))
+    res["lcd_drivers"] = lcd_drivers(modes, out)
+    return res
+
+
+LCD_DRIVERS = (("pcf8574 (0x27)", "0x27"), ("mcp23008 (0x20)", "0x20"))
+
+
+def lcd_drivers(modes=("mpy",), out=print):
+    """{mode: {driver: B}}: the lcd piece with a display answering, minus the lcd piece without
+    one: the driver's import + construction (wasm32)."""
+    res = {}
+    for mode in modes:
+        drive = tempfile.mkdtemp(prefix="dinamics-wasm-lcd-%s-" % mode)
+        try:
+            vm.build_drive(drive, mpy=(mode == "mpy"))
+            base = dict(probe_wasm(drive, 0)["costs"])["lcd"]
+            res[mode] = {"lcd actor (no display)": base}
+            for name, addr in LCD_DRIVERS:
+                res[mode][name] = dict(probe_wasm(drive, 0, addr)["costs"])["lcd"] - base
+                out("heap wasm %s: lcd driver %s %d B" % (mode, name, res[mode][name]))
+        finally:
+            shutil.rmtree(drive, ignore_errors=True)
     return res
 
 
@@ -162,6 +185,11 @@ def report(res):
     lines.append("import + construction:")
     for i, n in enumerate(names):
         lines.append("  %-48s %s" % (n, "  ".join("%10d" % res["modes"][m]["costs"][i][1] for m in modes)))
+    drivers = res.get("lcd_drivers")
+    if drivers:
+        lines.append("lcd driver, import + construction once a display answers:")
+        for n in drivers[modes[0]]:
+            lines.append("  %-48s %s" % (n, "  ".join("%10d" % drivers[m][n] for m in modes)))
     lines.append("%-50s %s" % ("allocations per idle pass (B)", "  ".join(
         "%10.1f" % res["modes"][m]["idle_alloc_per_pass"] for m in modes)))
     for i, (n, _v) in enumerate(res["modes"][modes[0]]["idle_parts_per_pass"]):

@@ -69,7 +69,7 @@ class HostPort:
       ip()         this host's outgoing address    (board: wifi.radio.ipv4_address)"""
 
     def __init__(self, evse_uart, state_dir, clock=None, console=None, ct_stream=None, mqtt=False,
-                 serial=None):
+                 serial=None, i2c=None):
         self.clock = clock or BoardClock()
         self.console = console or Console(self.clock)
         self.evse_uart = open_serial(evse_uart) if isinstance(evse_uart, str) else evse_uart
@@ -77,6 +77,10 @@ class HostPort:
         self.ct_stream = open_serial(ct_stream) if isinstance(ct_stream, str) else ct_stream
         self.fatal_actors = []
         self.mac = mac_for_serial(serial)
+        # The unit LCD's bus (board: busio.I2C on the LCD_SDA/LCD_SCL pins): a hil.hd44780.FakeI2C;
+        # None = no lcd actor (as on a board without those pins).
+        self.i2c = i2c
+        self.i2c_bus = (lambda: i2c) if i2c is not None else None
         self.socket_pool = None
         self._ssl = None
         self._ip = None

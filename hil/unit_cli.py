@@ -15,6 +15,9 @@ def add_parser(sub):
                    help="MQTT broker (stored as the mqtt_host/mqtt_port settings)")
     p.add_argument("--serial", default=None, metavar="SN",
                    help="device serial = topic prefix Dinamics/<SN>/ (stored as the serial setting)")
+    from hil.hd44780 import LCD_HELP
+
+    p.add_argument("--lcd", default=None, metavar="BACKPACK[:SIZE]", help=LCD_HELP)
     return p
 
 
@@ -54,16 +57,29 @@ def run(args):
         fail(prog, "--broker: %s" % e)
     if args.serial is not None and not valid_serial(args.serial):
         fail(prog, "--serial: 1-12 letters, digits, '-' or '_' (it becomes a topic level)")
+    lcd = None
+    if getattr(args, "lcd", None):
+        from hil import hd44780
+
+        try:
+            hd44780.parse_lcd(args.lcd)
+        except ValueError as e:
+            fail(prog, str(e))
+        lcd = hd44780.terminal_lcd(args.lcd)
     state_dir = args.state_dir or tempfile.mkdtemp(prefix="dinamics-")
     os.makedirs(state_dir, exist_ok=True)
     try:
-        port = HostPort(args.evse_port, state_dir, mqtt=True, serial=args.serial)
+        port = HostPort(args.evse_port, state_dir, mqtt=True, serial=args.serial,
+                        i2c=lcd[0] if lcd else None)
     except (OSError, ValueError) as e:  # serial.SerialException is an OSError
         fail(prog, "--evse-port: cannot open %s: %s" % (args.evse_port, getattr(e, "strerror", None) or e))
     app = App(port)
     if not configure(app, broker, args.serial):
         port.console(40, "bad --broker or --serial (see the error above)")
         return 2
+    if lcd is not None:
+        hd44780.lcd_settings(app, args.lcd)
+        app.sched.add(hd44780.lcd_view(lcd[1], lambda t: port.console(20, t)))
     if app.mqtt is not None:
         from dinamics.mqtt_topics import serial_number
 

@@ -26,6 +26,7 @@ ALLOWED = {
     # libraries from the bundle (device/requirements.txt)
     "adafruit_ticks",
     "adafruit_character_lcd", "adafruit_rfm9x", "adafruit_rfm", "adafruit_httpserver",
+    "adafruit_mcp230xx", "adafruit_bus_device",  # the unit LCD's MCP23008 backpack
     # ours
     "dinamics", "actors",
 }

@@ -9,7 +9,7 @@ import pytest
 from hil import heap_bench, vm
 
 PIECES = ["board_port (BoardPort, clock, console, fs, uart)", "core (messages, mailbox, settings, store)",
-          "ct_meter", "uart_link", "rapi_link", "balancer", "settings", "mqtt_bridge", "net_console",
+          "ct_meter", "uart_link", "rapi_link", "balancer", "settings", "mqtt_bridge", "lcd", "net_console",
           "watchdog"]
 
 

@@ -21,6 +21,9 @@ ON_BEHALF = {
     "dinamics/timers.py": SCHEDULER,  # timers (a mixin of the scheduler)
 }
 SENT_TO_ONE = (m.REQUESTER, m.OWNER)
+# Actors agreed between parallel pieces whose rows may land before the actor does (the lcd's net.up
+# / net.down come from the wifi actor): allowed as senders only while they are not in the tree.
+AGREED = {"wifi"}
 
 
 def _actor_modules():
@@ -89,7 +92,7 @@ def test_every_row_names_known_actors():
                            "ct_meter", "net_console"}
     for k in range(m.COUNT):
         senders, receivers = m.SENDERS[k], m.RECEIVERS[k]
-        assert senders and set(senders) <= set(actors) | {SCHEDULER}, m.NAMES[k]
+        assert senders and set(senders) <= set(actors) | {SCHEDULER} | (AGREED - set(actors)), m.NAMES[k]
         if receivers not in SENT_TO_ONE:
             assert receivers and set(receivers) <= set(actors), m.NAMES[k]
 
@@ -118,8 +121,11 @@ def test_every_kind_is_emitted_by_its_declared_senders_only():
             assert how == "send", "%s: %s is a reply/timer: send() it to one actor" % (where, m.NAMES[k])
         else:
             assert how == "post", "%s: %s has receivers: post() it" % (where, m.NAMES[k])
+    actors = device_actors()
     for k in range(m.COUNT):
         for sender in m.SENDERS[k]:
+            if sender in AGREED and sender not in actors:
+                continue
             assert any(f[0] == k and f[1] == sender for f in found), "%s never emits %s" % (
                 sender, m.NAMES[k])
 

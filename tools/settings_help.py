@@ -56,4 +56,9 @@ HELP = {
     "mqtt_tls": "1 = TLS to the broker",
     "wifi_ssid": "WiFi network (used at the next WiFi connect)",
     "wifi_pass": "WiFi password (never published)",
+    "lcd_size": "unit LCD size: 1602 = 16x2, 2004 = 20x4",
+    "lcd_addr": "unit LCD I2C address: 0 = find it (0x27, 0x3F, 0x20), 32 = 0x20 MCP23008, 39 = 0x27 / 63 = 0x3F PCF8574",
+    "lcd_backlight_s": "unit LCD backlight off after this long without news (0 = always on; a fault keeps it on)",
+    "lcd_pages": "unit LCD pages that rotate, a sum of: 1 state, 2 CT current, 4 energy, 8 network (0 = faults and set_lcd text only)",
+    "lcd_text_s": "how long set_lcd text stays on the unit LCD before the pages return",
 }

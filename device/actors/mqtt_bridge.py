@@ -293,8 +293,10 @@ class MqttBridge(Actor):
         for cmd, args in cmds:
             if not self.post(m.RAPI_REQUEST, (self, tag, cmd, args)):
                 self._reject(sub, text, "busy: LCD text incomplete, send it again")
-                break
+                return
             self._replies.sent(tag)
+        # The unit's own LCD shows it too (for lcd_text_s); erase_lcd returns it to its pages.
+        self.post(m.LCD_TEXT, text if tag == mt.TAG_LCD else None)
 
     # --- firmware messages ---------------------------------------------------------------------
     def handle(self, kind, payload):

@@ -92,6 +92,10 @@ class BoardPort:
         else:
             pins = [self.pin("CT1"), self.pin("CT2"), self.pin("CT3")]
             self.ct_adc = AdcCapture(pins, _env_int(bp.getenv, "DINAMICS_CT_RATE", 10013))
+        self._i2c = None
+        self._i2c_said = False
+        have_lcd = self.pin("LCD_SDA") is not None and self.pin("LCD_SCL") is not None
+        self.i2c_bus = self._i2c_bus if have_lcd else None  # the lcd actor is wired only with pins
         self.socket_pool = None
         self.ssl_context = None
         self.mac = b"\x00" * 6
@@ -107,6 +111,21 @@ class BoardPort:
             self._wifi = wifi
         except ImportError:
             self._wifi = None
+
+    def _i2c_bus(self):
+        """The unit LCD's I2C bus (100 kHz: the PCF8574 is a standard-mode part), built on first
+        use; None while it cannot be: busio.I2C refuses a bus without pull-ups, which is a bus with
+        no backpack on it yet, so the lcd actor asks again at its next probe."""
+        scl, sda = self.pin("LCD_SCL"), self.pin("LCD_SDA")
+        if self._i2c is None and scl is not None and sda is not None:
+            try:
+                self._i2c = busio.I2C(scl, sda, frequency=100000)
+            except (RuntimeError, ValueError) as e:
+                if not self._i2c_said:
+                    print("lcd: no I2C bus yet:", e)
+                    self._i2c_said = True
+                return None
+        return self._i2c
 
     def pin(self, role):
         """The pin object for a role of board_profiles.ROLES ("LCD_SDA", "LORA_CS", …), None when

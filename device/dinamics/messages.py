@@ -32,36 +32,42 @@ _MQTT = "mqtt_bridge"
 _SET = "settings"
 _CT = "ct_meter"
 _NET = "net_console"
+_LCD = "lcd"
+_WIFI = "wifi"
 
 # name, policy, senders, receivers                      payload
 _TABLE = (
     ("timer", LATEST, (_SCHED,), OWNER),                 # tag given to every()/after()
     ("log", DROP_NEW, (_SCHED,), (_MQTT,)),              # (level, text) from sched.log (console too); debug_log
-    ("ct.reading", LATEST, (_CT,), (_BAL, _MQTT)),       # CtReading tuple (see below)
-    ("evse.state", LATEST, (_LINK,), (_BAL, _MQTT)),     # (state, pilot, amps, vflags) from $AT/$GS
+    ("ct.reading", LATEST, (_CT,), (_BAL, _MQTT, _LCD)),     # CtReading tuple (see below)
+    ("evse.state", LATEST, (_LINK,), (_BAL, _MQTT, _LCD)),   # (state, pilot, amps, vflags) from $AT/$GS
     ("evse.async", COMMAND, (_LINK,), (_MQTT,)),         # raw async line as str (state_change)
-    ("evse.current", LATEST, (_LINK,), (_BAL, _MQTT)),   # (mA, mV) from $GG
-    ("evse.energy", LATEST, (_LINK,), (_MQTT,)),         # (session Ws, lifetime Wh) from $GU
+    ("evse.current", LATEST, (_LINK,), (_BAL, _MQTT, _LCD)),   # (mA, mV) from $GG
+    ("evse.energy", LATEST, (_LINK,), (_MQTT, _LCD)),     # (session Ws, lifetime Wh) from $GU
     ("evse.plug", LATEST, (_LINK,), (_BAL, _MQTT)),      # 0 not connected, 1 connected, 2 unknown (link down): decided once, in rapi_link
     ("evse.boot", COMMAND, (_LINK,), (_BAL,)),           # (postcode, fw) from $AB ((0, "") at POST), after re-sync is queued
     ("rapi.request", COMMAND, (_BAL, _MQTT), (_LINK,)),  # (requester, tag, cmd, args): requester an Actor or None (no reply); args tuple or None
     ("rapi.reply", COMMAND, (_LINK,), REQUESTER),        # (tag, ok, fields, text) ok None = failed (timeout, link down, superseded ...)
     ("rapi.tx_line", COMMAND, (_LINK,), (_UART,)),       # bytes of one line incl. CR
     ("rapi.rx_line", COMMAND, (_UART,), (_LINK,)),       # bytes of one line ($ .. before CR)
-    ("link.status", COMMAND, (_LINK,), (_BAL, _MQTT)),   # (up, cmd): cmd "" when up, else the command left unanswered (the bridge: OK / CON_ERROR_FAILED_COM :GS)
+    ("link.status", COMMAND, (_LINK,), (_BAL, _MQTT, _LCD)),   # (up, cmd): cmd "" when up, else the command left unanswered (the bridge: OK / CON_ERROR_FAILED_COM :GS)
     ("balancer.target", LATEST, (_BAL,), (_MQTT,)),      # (amps, reason) what it commands now
     ("charge.command", COMMAND, (_MQTT,), (_BAL,)),      # enable 1 off, 2 on, 3 sleep
     ("setting.set", COMMAND, (_MQTT,), (_SET,)),         # (name, raw value, source)
     ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT)),  # names: tuple of the settings applied in one pass (values: read Settings); one message per pass, so a burst never fills an inbox
     ("setting.rejected", COMMAND, (_SET,), (_MQTT,)),    # (name, raw value, why): nothing changed (name: the setting, or what was asked for)
-    ("net.status", COMMAND, (_MQTT,), (_BAL, _NET)),     # True broker up / False down
+    ("net.status", COMMAND, (_MQTT,), (_BAL, _NET, _LCD)),     # True broker up / False down
     ("phases", LATEST, (_BAL,), (_MQTT,)),               # (active_phases e.g. 0/1/12/123/99, no_of_phases)
     ("settings.reset", COMMAND, (_SET,), (_MQTT,)),      # settings.RESET_SETTINGS / RESET_WIFI done
-    ("evse.pilot", LATEST, (_LINK,), (_MQTT,)),          # amps the controller accepted / advertises
+    ("evse.pilot", LATEST, (_LINK,), (_MQTT, _LCD)),     # amps the controller accepted / advertises
     ("evse.slow_reply", LATEST, (_LINK,), (_MQTT,)),     # round trip ms of a reply slower than timer13/2
     ("actor.stopped", COMMAND, (_SCHED,), (_MQTT,)),     # actor name: supervision stopped it for good; the port's fatal hook follows
     ("settings.stored", COMMAND, (_SET,), (_MQTT,)),     # names: made durable by the write that just completed (the bridge confirms them now)
-    ("balancer.fault", COMMAND, (_BAL,), (_MQTT,)),      # (code, detail, text): "auto_stop" (timer1-3), "ct" (age ms / "ok"), "solar"; the bridge picks the error topic
+    ("balancer.fault", COMMAND, (_BAL,), (_MQTT, _LCD)),      # (code, detail, text): "auto_stop" (timer1-3), "ct" (age ms / "ok"), "solar"; the bridge picks the error topic
+    # Unit LCD (lcd actor) and the network news it shows (the wifi actor's rows, agreed names).
+    ("net.up", COMMAND, (_WIFI,), (_LCD,)),              # (ip, mode, ssid, ap_password): mode "sta" or "ap" (ap_password "" in sta mode or for an open AP); every (re)connect / AP start
+    ("net.down", COMMAND, (_WIFI,), (_LCD,)),            # reason str: the WiFi link is gone
+    ("lcd.text", COMMAND, (_MQTT,), (_LCD,)),            # set_lcd text (str) shown for lcd_text_s, or None (erase_lcd): back to the pages
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -108,6 +114,9 @@ EVSE_SLOW_REPLY = kind("evse.slow_reply")
 ACTOR_STOPPED = kind("actor.stopped")
 BALANCER_FAULT = kind("balancer.fault")
 SETTINGS_STORED = kind("settings.stored")
+NET_UP = kind("net.up")
+NET_DOWN = kind("net.down")
+LCD_TEXT = kind("lcd.text")
 
 # Log levels for LOG payloads.
 DEBUG = 10

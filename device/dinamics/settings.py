@@ -94,6 +94,12 @@ TABLE = (
     ("mqtt_tls", "set_mqtt_tls", BOOL, 0, 1, 0, "", _PN, ""),
     ("wifi_ssid", "set_wifi_ssid", STR, 0, 32, "", "", _PN, ""),
     ("wifi_pass", "set_wifi_pass", STR, 0, 64, "", "", _PNS, ""),
+    # Unit LCD (actors/lcd.py, docs/lcd.md); `lcd` above switches it on and off.
+    ("lcd_size", "set_lcd_size", CHOICE, (1602, 2004), None, 1602, "", _P, ""),
+    ("lcd_addr", "set_lcd_addr", CHOICE, (0, 32, 39, 63), None, 0, "", _P, ""),
+    ("lcd_backlight_s", "set_lcd_backlight_s", INT, 0, 86400, 600, "s", _P, ""),
+    ("lcd_pages", "set_lcd_pages", INT, 0, 15, 15, "", _P, ""),
+    ("lcd_text_s", "set_lcd_text_s", INT, 1, 3600, 30, "s", _P, ""),
 )
 
 NAMES = tuple(row[0] for row in TABLE)

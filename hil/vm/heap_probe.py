@@ -120,6 +120,11 @@ def _steps():
 
         app.mqtt = sched.add(MqttBridge(app.settings, port))
         yield "mqtt_bridge"
+    if getattr(port, "i2c_bus", None) is not None:
+        from actors.lcd import Lcd
+
+        sched.add(Lcd(app.settings, port))  # with DINAMICS_VM_LCD set: + its driver
+        yield "lcd"
     from actors.net_console import NetConsole
 
     sched.add(NetConsole(app.settings, port))

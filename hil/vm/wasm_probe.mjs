@@ -1,6 +1,6 @@
 // python -m hil heap, wasm32 part: MicroPython on WebAssembly (npm
 // @micropython/micropython-webassembly-pyscript, sys.maxsize = 2**31-1) under Node.
-// usage: node wasm_probe.mjs DRIVE_DIR [passes]   prints heap_probe.py's "HEAP {...}" line and
+// usage: node wasm_probe.mjs DRIVE_DIR [passes [lcd_address]]   prints heap_probe.py's "HEAP {...}" line and
 // "WASM-GC {...}": the heap the VM grew to (its heap grows on demand from a 16 KB start).
 import { loadMicroPython } from "./node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs";
 import fs from "node:fs";
@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const drive = process.argv[2];
 const passes = process.argv[3] || "1000";
+const lcd = process.argv[4] || "";  // an I2C address that answers (the lcd driver's heap), or none
 let out = [];
 const mp = await loadMicroPython({
   heapsize: 16 * 1024,
@@ -33,7 +34,7 @@ copy(drive, "");
 try { mp.FS.mkdir("/.vmw"); } catch (e) { /* exists */ }
 copy(path.join(here, "shims_wasm"), "/.vmw");
 mp.FS.writeFile("/.vmw/_vmenv.py",
-  `ENV = {"DINAMICS_HIL": "1", "DINAMICS_HEAP_PASSES": "${passes}"}\n`);
+  `ENV = {"DINAMICS_HIL": "1", "DINAMICS_HEAP_PASSES": "${passes}"${lcd ? `, "DINAMICS_VM_LCD": "${lcd}"` : ""}}\n`);
 mp.FS.writeFile("/.vmw/_vmstepwise.py", "# the probe's steps are run call by call\n");
 mp.runPython(`import sys\nsys.path[:] = ["/.vmw", "/.vm", "/", "/lib", ".frozen"]\n`);
 // DINAMICS_HIL=0 in the environment: the board's CTs on the ADCs instead of the HIL feed

@@ -6,6 +6,16 @@ class Pull:
     DOWN = 2
 
 
+class Direction:  # the character LCD libraries set their pins' direction
+    INPUT = 0
+    OUTPUT = 1
+
+
+class DriveMode:
+    PUSH_PULL = 0
+    OPEN_DRAIN = 1
+
+
 class DigitalInOut:
     def __init__(self, pin):
         self.value = True
