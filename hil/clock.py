@@ -25,6 +25,10 @@ class VirtualClock:
     def epoch(self):
         return self._epoch0 + self.ms // 1000
 
+    def set_epoch(self, secs):
+        """Time sync (NTP): the wall clock is `secs` now."""
+        self._epoch0 = int(secs) - self.ms // 1000
+
     def __call__(self):
         """Monotonic ms for host-side models (emulator, EV, house load)."""
         return self.ms

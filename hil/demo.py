@@ -18,6 +18,10 @@ def add_parser(sub):
     from hil.hd44780 import LCD_HELP
 
     p.add_argument("--lcd", default=None, metavar="BACKPACK[:SIZE]", help=LCD_HELP)
+    p.add_argument("--wifi", action="store_true",
+                   help="run the wifi actor on a simulated radio: no known network at boot (setup "
+                        "AP), the network DemoHome appears and is joined at 20 s (the scans and "
+                        "the join really stall the loop, as on a board)")
     return p
 
 
@@ -64,6 +68,14 @@ def how_to_watch(host, port, prefix):
     ]
 
 
+def wifi_state(wifi):
+    """One line: the station and the setup AP as the wifi actor sees them."""
+    sta = ("joined %s, ip %s" % (wifi.ssid, wifi.ip)) if wifi.sta_up else "not joined"
+    ap = ("setup AP %s (%s)" % (wifi.ap_ssid, ("password " + wifi.ap_pass) if wifi.ap_pass
+                                   else "open")) if wifi.ap_on else "no AP"
+    return "wifi: %s; %s; %d scans, %d joins" % (sta, ap, wifi.stats["scans"], wifi.stats["joins"])
+
+
 def run(args):
     from hil.ev_model import EvModel
     from hil.world import World
@@ -93,9 +105,15 @@ def run(args):
               (56000, (3.0, 1.0, 1.0), "oven off: house 3 A")]
     house = HouseLoad(base=(3.0, 1.0, 1.0), steps=[(t, a) for t, a, _ in events])
     lcd = hd44780.terminal_lcd(args.lcd) if getattr(args, "lcd", None) else None
+    port_kwargs = {"i2c": lcd[0]} if lcd else {}
+    radio = None
+    if getattr(args, "wifi", False):
+        from hil.sim_radio import SimRadio
+
+        radio = port_kwargs["radio"] = SimRadio(scan_ms=1500, ntp_epoch=lambda: int(__import__("time").time()))
     w = World(virtual=False, out=__import__("sys").stdout, broker=broker,
               serial=getattr(args, "serial", None) if broker else None, house=house,
-              port_kwargs={"i2c": lcd[0]} if lcd else None)
+              port_kwargs=port_kwargs or None)
     stop, _restore = catch_stop()
     say = lambda text: w.console(20, "demo " + text)  # noqa: E731
     say("unit on %s, EVSE emulator on %s (pyserial over a pty pair)" % w.modem.paths)
@@ -114,6 +132,10 @@ def run(args):
     if lcd is not None:
         hd44780.lcd_settings(w.app, args.lcd)
         w.sched.add(hd44780.lcd_view(lcd[1], say, period_ms=2500))
+    if radio is not None:
+        events.append((20000, None, "wifi: the network DemoHome appears; the installer enters it "
+                                    "(set_wifi_ssid / set_wifi_pass, as the web setup page does)"))
+        events.sort(key=lambda e: e[0])
     plug_at, unplug_at = 4000, int(seconds * 1000) - 4000
     plugged = unplugged = False
     next_view = 5000
@@ -121,13 +143,20 @@ def run(args):
         while not stop and w.ms() < seconds * 1000:
             w.step(5)
             while events and w.ms() >= events[0][0]:
-                say(events.pop(0)[2])
+                e = events.pop(0)
+                say(e[2])
+                if e[1] is None and radio is not None:
+                    radio.add("DemoHome", password="demopass1", join_ms=1500)
+                    w.set("wifi_ssid", "DemoHome")
+                    w.set("wifi_pass", "demopass1")
             if w.ms() >= next_view:
                 next_view += 5000
                 h = house.amps(w.ms())
                 car = w.emu.ev_phase_currents()[0]
                 say("view: L1 %5.1f A on the CT (house %4.1f + car %4.1f), pilot %2d A, breaker 25 A"
                     % (h[0] + car, h[0], car, w.emu.current_capacity))
+                if radio is not None:
+                    say("view: " + wifi_state(w.app.wifi))
             if not plugged and w.ms() >= plug_at:
                 plugged = True
                 say("plugging in a car (32 A max, 1 phase, follows the pilot after 5 s)")
@@ -137,6 +166,9 @@ def run(args):
                 say("unplugging the car")
                 w.emu.unplug()
     finally:
+        if radio is not None:
+            say(wifi_state(w.app.wifi) + "; longest blocking radio call %d ms"
+                % max([ms for _, ms in radio.blocks] or [0]))
         st = w.app.rapi.stats
         if st["rtt_count"]:
             say("RAPI round trips: %d, mean %.1f ms, worst %d ms; worst scheduler pass %.1f ms"

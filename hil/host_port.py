@@ -66,10 +66,13 @@ class HostPort:
       ssl_context  ssl.create_default_context()   (board: ssl.create_default_context())
       mac          6 bytes, from `serial`          (board: wifi.radio.mac_address)
       mem_free()   MemAvailable of this host       (board: gc.mem_free())
-      ip()         this host's outgoing address    (board: wifi.radio.ipv4_address)"""
+      ip()         this host's outgoing address    (board: wifi.radio.ipv4_address)
+    With `radio` (a hil.sim_radio.SimRadio) it runs the wifi actor on that simulated radio, as the
+    board does over dinamics.wifi_radio.WifiRadio; ip() is then the radio's; wifi_env stands for
+    settings.toml's (CIRCUITPY_WIFI_SSID, CIRCUITPY_WIFI_PASSWORD, DINAMICS_AP_PASSWORD)."""
 
     def __init__(self, evse_uart, state_dir, clock=None, console=None, ct_stream=None, mqtt=False,
-                 serial=None, i2c=None):
+                 serial=None, i2c=None, radio=None, wifi_env=None):
         self.clock = clock or BoardClock()
         self.console = console or Console(self.clock)
         self.evse_uart = open_serial(evse_uart) if isinstance(evse_uart, str) else evse_uart
@@ -84,6 +87,10 @@ class HostPort:
         self.socket_pool = None
         self._ssl = None
         self._ip = None
+        self.radio = radio
+        self.wifi_env = wifi_env
+        if radio is not None:
+            radio.mac = self.mac
         if mqtt:
             import socket
 
@@ -122,7 +129,10 @@ class HostPort:
         return 0
 
     def ip(self):
-        """The address this host would use to reach the outside (no packet is sent)."""
+        """The address this host would use to reach the outside (no packet is sent); with a
+        simulated radio, the radio's (station, else setup AP)."""
+        if self.radio is not None:
+            return self.radio.ip() or self.radio.ap_ip()
         if self._ip is None:
             import socket
 

@@ -182,13 +182,17 @@ def _defaults():
 class WorldRig(Rig):
     """The firmware in this process (hil.world.World), virtual clock."""
 
-    def __init__(self, house=None, broker=None, serial=None, ct_period_ms=300, **emulator_kwargs):
+    def __init__(self, house=None, broker=None, serial=None, ct_period_ms=300, radio=None,
+                 **emulator_kwargs):
+        """radio: a hil.sim_radio.SimRadio: the unit runs its wifi actor on it (rig.wifi())."""
         from hil.house import HouseLoad
         from hil.world import World
 
         self.world = World(virtual=True, out=None, ct=True, house=house or HouseLoad((0, 0, 0)),
                            ct_period_ms=ct_period_ms, broker=broker, serial=serial,
+                           port_kwargs={"radio": radio} if radio is not None else None,
                            **emulator_kwargs)
+        self.radio = radio
         self.fw = self.world.app
         # pyserial raises "Write timeout" when a write that DID go through took longer than the
         # port's write_timeout (the process was preempted on a busy machine): keep the line.
@@ -240,6 +244,28 @@ class WorldRig(Rig):
     def cut_link(self, cut):
         self.tape.mark(self.now_ms(), "cable " + ("cut" if cut else "joined"))
         self.world.modem.cut = bool(cut)
+
+    def wifi(self, op, ssid="home", **kw):
+        """A scenario step on the simulated air (needs a rig built with radio=SimRadio()):
+          "add"     the network appears (kw: password, rssi, channel, join_ms, dhcp, refuse)
+          "remove"  it disappears (a station on it loses its link)
+          "drop"    the station loses its link, the network stays (it rejoins at the next try)
+          "dhcp"    kw on=False: its DHCP server goes silent (a join then hangs until the
+                    watchdog: hil.sim_radio.BoardReset); on=True: it answers again"""
+        r = self.radio
+        if r is None:
+            raise RuntimeError("this rig has no simulated radio (WorldRig(radio=SimRadio()))")
+        self.tape.mark(self.now_ms(), "wifi " + op, ssid=ssid)
+        if op == "add":
+            r.add(ssid, **kw)
+        elif op == "remove":
+            r.remove(ssid)
+        elif op == "drop":
+            r.drop()
+        elif op == "dhcp":
+            r.nets[ssid].dhcp = bool(kw.get("on", True))
+        else:
+            raise ValueError("unknown wifi step %r" % op)
 
     def net_up(self):
         mq = self.fw.mqtt

@@ -405,3 +405,43 @@ def mixed_load(rig, res, breaker=32, minutes=30, phases=1, seed=7):
     res.check(o and 100.0 * e / o >= 90.0, "energy %.1f %% of the oracle (regression floor 90 %%)"
               % (100.0 * e / o if o else 0))
     whole_run_checks(rig, res, t0)
+
+
+def wifi_fallback(rig, res, breaker=25, base=2.3, oven=13.0, scan_ms=3000, join_ms=6500):
+    """No known network at boot: the setup AP opens while the car charges and the balancer keeps
+    reacting; the user's network appears and is joined (the AP lingers, then closes); the link
+    is lost and comes back. The scans and joins block a pass each (the radio takes its full
+    time): the controller's heartbeat must never fall back and the breaker must hold."""
+    from hil.ev_model import EvModel
+
+    if getattr(rig, "radio", None) is None or rig.fw is None:
+        raise Skip("needs the simulated radio (a host rig)")
+    wifi = rig.fw.wifi
+    rig.radio.scan_ms = scan_ms
+    ev = EvModel(max_amps=32, phases=1, phase=1, response_s=5.0)
+    start_charging(rig, res, ev, {"cte": 1, "breaker": breaker, "c_limit": 32}, (base, 0, 0))
+    t0 = rig.now_ms()
+    res.fig("ap_at_s", ms_s(t0 - rig.t_begin) if wifi.ap_on else None)
+    res.check(wifi.ap_on and rig.radio.ap_active, "setup AP open with no known network")
+    f = measure_step(rig, res, "oven_on_ap", (base + oven, 0, 0), 30000, (0,))
+    check_reaction(res, f, "oven_on_ap")
+    rig.wifi("add", "home", password="homepass1", join_ms=join_ms)
+    t_add = rig.now_ms()
+    rig.configure(wifi_ssid="home", wifi_pass="homepass1")
+    ok = rig.run_until(lambda: wifi.sta_up, 120000)
+    res.fig("join_after_network_s", ms_s(rig.now_ms() - t_add) if ok else None)
+    res.check(ok, "joined the user's network once it appeared")
+    ok = rig.run_until(lambda: not rig.radio.ap_active, 90000)
+    res.check(ok, "setup AP closed after the join")
+    rig.wifi("drop")
+    t_drop = rig.now_ms()
+    ok = rig.run_until(lambda: not wifi.sta_up, 10000) and rig.run_until(lambda: wifi.sta_up, 90000)
+    res.fig("rejoin_after_drop_s", ms_s(rig.now_ms() - t_drop) if ok else None)
+    res.check(ok, "joined again after the link was lost")
+    f = measure_step(rig, res, "oven_off", (base, 0, 0), 20000, (0,))
+    check_raise(res, f, "oven_off")
+    res.fig("worst_blocking_call_ms", max([ms for what, ms in rig.radio.blocks] or [0]))
+    res.fig("heartbeat_fallbacks", 1 if rig.emu._hs_trigger else 0)
+    res.check(rig.emu._hs_trigger == 0, "the controller's heartbeat fell back during a blocking call")
+    res.fig("wifi_stats", dict(wifi.stats))
+    whole_run_checks(rig, res, t0)

@@ -34,6 +34,9 @@ for _spec in (
         Spec("reboot", scripts.controller_reboot, "controller reboot with the pilot held low"),
         Spec("broker_gone", scripts.broker_gone, "MQTT broker killed mid-charge and restarted",
              needs=("broker",)),
+        Spec("wifi", scripts.wifi_fallback,
+             "no WiFi at boot: setup AP, load steps meanwhile, the network appears, is lost, "
+             "comes back", needs=("wifi",)),
         Spec("mixed", scripts.mixed_load, "30 min busy evening: energy vs an oracle",
              test_params={"minutes": 10}),
 ):
@@ -55,9 +58,14 @@ def make_world_rig(spec, serial="HILSCEN1"):
         if not _mqtt_available():
             raise Skip("the MQTT bridge (device/actors/mqtt_bridge.py) is not there yet")
         broker = Broker().start()
+    radio = None
+    if "wifi" in spec.needs:
+        from hil.sim_radio import SimRadio
+
+        radio = SimRadio(ntp_epoch=1800000000)
     try:
         rig = WorldRig(broker=broker.address if broker else None,
-                       serial=serial if broker else None)
+                       serial=serial if broker else None, radio=radio)
     except Exception:
         if broker is not None:
             broker.close()

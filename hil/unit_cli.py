@@ -18,6 +18,11 @@ def add_parser(sub):
     from hil.hd44780 import LCD_HELP
 
     p.add_argument("--lcd", default=None, metavar="BACKPACK[:SIZE]", help=LCD_HELP)
+    p.add_argument("--sim-wifi", default=None, metavar="SSID[:PASSWORD]", nargs="?", const="",
+                   help="run the wifi actor on a simulated radio (hil/sim_radio.py) with this "
+                        "network in the air (none: the setup AP only); join it with "
+                        "set_wifi_ssid / set_wifi_pass. Its scans and joins stall the loop as on "
+                        "a board. The MQTT socket stays this PC's.")
     return p
 
 
@@ -68,9 +73,19 @@ def run(args):
         lcd = hd44780.terminal_lcd(args.lcd)
     state_dir = args.state_dir or tempfile.mkdtemp(prefix="dinamics-")
     os.makedirs(state_dir, exist_ok=True)
+    radio = None
+    if getattr(args, "sim_wifi", None) is not None:
+        from hil.sim_radio import SimRadio
+
+        radio = SimRadio(scan_ms=1500)
+        if args.sim_wifi:
+            ssid, _, pw = args.sim_wifi.partition(":")
+            if not ssid or len(ssid) > 32 or (pw and not 8 <= len(pw) <= 63):
+                fail(prog, "--sim-wifi: SSID (1-32 characters)[:PASSWORD (8-63)]")
+            radio.add(ssid, password=pw)
     try:
         port = HostPort(args.evse_port, state_dir, mqtt=True, serial=args.serial,
-                        i2c=lcd[0] if lcd else None)
+                        i2c=lcd[0] if lcd else None, radio=radio)
     except (OSError, ValueError) as e:  # serial.SerialException is an OSError
         fail(prog, "--evse-port: cannot open %s: %s" % (args.evse_port, getattr(e, "strerror", None) or e))
     app = App(port)

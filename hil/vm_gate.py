@@ -30,7 +30,8 @@ def seed_settings(drive, broker):
     from hil.host_fs import DirFs
 
     SlotStore(DirFs(drive)).save({"mqtt_host": broker[0], "mqtt_port": broker[1], "serial": SERIAL,
-                                  "dinamics": 1, "cte": 123, "breaker": 25})
+                                  "dinamics": 1, "cte": 123, "breaker": 25,
+                                  "ntp_server": "127.0.0.1"})  # no DNS lookup, no answer: retried
 
 
 def run_scenario(broker, mode="py", seconds=60.0, heap="2M", drive=None, out=print):

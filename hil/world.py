@@ -56,11 +56,18 @@ class World:
             self.injector = CtInjector(CtFeedWriter(self.ct_serial), self.house,
                                        lambda t: self.emu.ev_phase_currents(),
                                        period_ms=ct_period_ms)
+        self.radio = port_kwargs.get("radio")  # a hil.sim_radio.SimRadio: its calls take virtual time
+        if self.radio is not None and virtual and self.radio.clock is None:
+            self.radio.clock = self.clock
         self.port = HostPort(unit_serial, self.state_dir, clock=clock, console=self.console,
                              **port_kwargs)
+        if self.radio is not None and virtual:
+            self.radio.during_block = self._blocked
         self.app = app_factory(self.port)
         self.sched = self.app.sched
         self.monitor = self.sched.add(Monitor())
+        self.watchdog = None
+        self._add_watchdog()
         self.mqtt = getattr(self.app, "mqtt", None)
         if serial is not None:
             self.set("serial", serial)
@@ -70,6 +77,45 @@ class World:
 
     def ms(self):
         return self.now_ms()
+
+    def _add_watchdog(self):
+        """With a simulated radio (virtual time): the hardware watchdog too, fed by the firmware's
+        WatchdogFeeder as board_port.start_watchdog does, so a blocking call that outlasts it
+        resets the board (hil.sim_radio.BoardReset)."""
+        if self.radio is None or not self.virtual:
+            return
+        from dinamics.watchdog import WatchdogFeeder
+        from hil.sim_radio import SimWatchdog
+
+        self.watchdog = SimWatchdog(self.clock)
+        self.radio.watchdog = self.watchdog
+        self.sched.add(WatchdogFeeder(self.watchdog))
+
+    def _blocked(self, ms):
+        """The unit is inside a blocking radio call: time passes, the controller and the CT feed
+        run (their lines wait in the unit's serial buffers, as on a board), the unit does not."""
+        self.clock.advance(ms)
+        if self.injector is not None:
+            self.injector.poll(self.ms())
+            self.ct_modem.pump()
+        self.modem.pump()
+        self.emu.poll()
+        self.modem.pump()
+
+    def reboot_unit(self):
+        """The board was reset (hil.sim_radio.BoardReset: the watchdog got a hung pass): a new
+        App over the same port and settings files, the radio back to power-on; the controller
+        (the emulator) runs on untouched."""
+        if self.radio is not None:
+            self.radio.powered_on()
+        if self.mqtt is not None:
+            self.mqtt.session.close_client()
+        self.console(30, "--- board reset (watchdog) ---")
+        self.app = type(self.app)(self.port)
+        self.sched = self.app.sched
+        self.monitor = self.sched.add(Monitor())
+        self.mqtt = getattr(self.app, "mqtt", None)
+        self._add_watchdog()
 
     def step(self, ms=10):
         """Advance the world by about `ms`: move bytes, run the controller, run the firmware.

@@ -9,8 +9,8 @@ import pytest
 from hil import heap_bench, vm
 
 PIECES = ["board_port (BoardPort, clock, console, fs, uart)", "core (messages, mailbox, settings, store)",
-          "ct_meter", "uart_link", "rapi_link", "balancer", "settings", "mqtt_bridge", "lcd", "net_console",
-          "watchdog"]
+          "ct_meter", "uart_link", "rapi_link", "balancer", "settings", "mqtt_bridge", "lcd", "wifi",
+          "sntp (NTP client, from the first sync)", "net_console", "watchdog"]
 
 
 def test_bisect_finds_the_smallest_passing_size():

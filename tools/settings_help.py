@@ -61,4 +61,9 @@ HELP = {
     "lcd_backlight_s": "unit LCD backlight off after this long without news (0 = always on; a fault keeps it on)",
     "lcd_pages": "unit LCD pages that rotate, a sum of: 1 state, 2 CT current, 4 energy, 8 network (0 = faults and set_lcd text only)",
     "lcd_text_s": "how long set_lcd text stays on the unit LCD before the pages return",
+    "wifi_service_ssid": "service WiFi network, tried only when the user's networks are not seen (empty = none)",
+    "wifi_service_pass": "service WiFi password (never published; no default)",
+    "wifi_ap_open": "1 = the setup AP Dinamics-<SN> is open; 0 = WPA2 with the unit's own password (console, LCD)",
+    "ntp_server": "NTP server for the clock (synctime); empty = no NTP",
+    "hold_fallback": "1 = during a WiFi join longer than hb_interval the controller falls back to hb_amps (the unit is blind meanwhile); 0 = the interval is raised for the join",
 }

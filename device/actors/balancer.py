@@ -20,6 +20,8 @@ the balancer alone. The plug comes from evse.plug only (rapi_link decides it, di
 evse.state gives the state (C: a session) and the advertised pilot.
 """
 
+from adafruit_ticks import ticks_diff
+
 from actors.balancer_regulation import (R_SOLAR_WAIT, R_STALE, R_STATIC, REQUEST_TAG, TICK_MS,
                                         TIMER_SHORTAGE, Regulation)
 from dinamics import charge_intent as ci
@@ -41,6 +43,7 @@ ENABLE_SLEEP = ci.SLEEP
 _ENABLE_CMD = {ENABLE_OFF: "FD", ENABLE_ON: "FE", ENABLE_SLEEP: "FS"}
 
 TIMER_TICK = "tick"  # the TICK_MS housekeeping timer (timer4: TIMER_SHORTAGE)
+_LATE_TICK_MS = 1000  # a tick this long after the previous one: the loop itself was blocked
 FAULT_ENABLE = "auto_stop"  # balancer.fault code of an auto-stop (details: charge_intent.STOP_*)
 FAULT_CT = "ct"  # balancer.fault code of stale CT data: detail the age in ms, or "ok" when fresh again
 
@@ -93,6 +96,7 @@ class Balancer(Regulation):
         self.reason_posted = None
         self.phases = None  # last posted (active_phases, no_of_phases)
         self.boot_t = None
+        self._tick_t = None  # when the last tick ran (a late one: the unit itself was blocked)
         self.stats = {"cuts": 0, "raises": 0, "pauses": 0, "resumes": 0, "stale": 0,
                       "deferred": 0, "escalations": 0, "stops": 0, "gg_requests": 0}
 
@@ -308,9 +312,12 @@ class Balancer(Regulation):
     # --- housekeeping ------------------------------------------------------------------------
     def _tick(self):
         now = self.now()
+        late = self._tick_t is not None and ticks_diff(now, self._tick_t) > _LATE_TICK_MS
+        self._tick_t = now
         self.pauses.tick(now)
         if self._dynamic():
-            self._check_stale(now)
+            if not late:  # a blocked pass (a WiFi join) aged the CT data, not the feed: the
+                self._check_stale(now)  # readings made since are in by the next tick
             if (self.link_up and self.state == rapi.STATE_C and self.charge.intent == ENABLE_ON
                     and self.pause is None
                     and not self.car.asked_within(now, self._gg_period(now))):

@@ -67,7 +67,8 @@ class MqttBridge(Actor):
     subscribes = (m.LOG, m.SETTING_CHANGED, m.SETTING_REJECTED, m.CT_READING, m.EVSE_STATE,
                   m.EVSE_ASYNC, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_PLUG, m.EVSE_PILOT,
                   m.EVSE_SLOW_REPLY, m.LINK_STATUS, m.BALANCER_TARGET, m.BALANCER_FAULT,
-                  m.ACTOR_STOPPED, m.PHASES, m.SETTINGS_RESET, m.SETTINGS_STORED)  # + rapi.reply, sent to it
+                  m.ACTOR_STOPPED, m.PHASES, m.SETTINGS_RESET, m.SETTINGS_STORED,
+                  m.NET_UP, m.NET_DOWN)  # + rapi.reply, sent to it
     polls = True
     inbox_size = 48
 
@@ -352,6 +353,14 @@ class MqttBridge(Actor):
             self._reject("actor", payload, "stopped after repeated crashes")
             if payload in _LINK_ACTORS:
                 self._connection("CON_ERROR_STOPPED :" + payload)
+        elif kind == m.NET_UP:  # (ip, mode, ssid, ap_password): joined (sta) or setup AP (ap)
+            if payload[1] == "sta":
+                self._pub("ip", payload[0])  # queued: goes out with the session
+                if self.settings.get("mqtt_host"):
+                    self.session.kick()  # connect now, not at the end of a long back-off
+        elif kind == m.NET_DOWN:  # the station lost its network: the broker socket is dead
+            if self.session.connected:
+                self.session.down(OSError("network lost: " + payload))
         elif kind == m.EVSE_SLOW_REPLY:
             if mt.debug_on(self.settings, mt.DBG_TIMEOUT):
                 self._pub("timeout", str(payload))

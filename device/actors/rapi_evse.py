@@ -10,12 +10,16 @@ from adafruit_ticks import ticks_diff
 from dinamics import messages as m
 from dinamics import rapi
 from dinamics.evse_watch import GIVE_UP
+from dinamics.rapi_queue import Req
 
 _ENABLE = ("FE", "FS", "FD")
 POLL = "poll"  # request tags the link uses for itself (requester None: never answered)
 LINK = "link"
 PROBE = "probe"
 T_HB = "hb"  # timer tag of the heartbeat pulse
+T_HOLD = "hold"  # timer tag: a raised heartbeat interval (link.hold) goes back to hb_interval
+HOLD = "hold"  # rapi.reply tag of a link.hold: the pulse / raised interval is on the controller
+_HOLD_SLACK_MS = 1500  # a hold this much shorter than the interval needs only a fresh pulse
 # poll command -> (timer setting, slowed down while charging?)
 POLLS = (("GC", "timer5", False), ("G0", "timer6", True), ("GG", "timer7", False),
          ("GS", "timer8", False), ("GU", "timer9", False))
@@ -68,7 +72,7 @@ class EvseSync:
                 interval, amps, trigger = rapi.parse_sy(fields)
                 if trigger == 2:  # a pulse was missed: acknowledge so the current is restored
                     self.request(LINK, "SY", (165,))
-                elif args is None and self.settings.get("hb_interval") and (
+                elif args is None and self._hold_timer is None and self.settings.get("hb_interval") and (
                         interval != self.settings.get("hb_interval") or amps != self.settings.get("hb_amps")):
                     self._configure_heartbeat()
         except ValueError as e:
@@ -220,11 +224,48 @@ class EvseSync:
         interval = self.settings.get("hb_interval")
         self.cancel(self._hb_timer)
         self._hb_timer = None
+        self.cancel(self._hold_timer)  # a raised interval (link.hold) ends with this one
+        self._hold_timer = None
         self.request(LINK, "SY", (interval, self.settings.get("hb_amps")), head)
         # Pulse three times per interval: one lost pulse never trips the fallback. With the
         # heartbeat off (or a controller without $SY) the same timer sends a keep-alive $GS, so
         # a dead line is still noticed within link_silence_ms.
         self._hb_timer = self.every(max(300, (interval or _KEEPALIVE_S) * 1000 // 3), T_HB)
+
+    def hold(self, requester, ms):
+        """link.hold: a blocking call of up to `ms` (a WiFi connect) is coming; nothing is read or
+        pulsed meanwhile. Pulse `$SY` now, so the controller's full interval starts; if `ms` does
+        not fit in it (with _HOLD_SLACK_MS to spare), configure a longer interval for the hold
+        and restore hb_interval after it (T_HOLD). `$SY i a` writes the controller's EEPROM, so
+        only a hold that needs it raises the interval. The requester gets rapi.reply (HOLD, ...)
+        once the controller answered (ok None: link down, or no heartbeat to keep: go ahead).
+        With `hold_fallback` the interval is never raised: only the pulse."""
+        self._hold_ms = ms
+        iv = self.settings.get("hb_interval")
+        if not iv or not self.dialect.supports("SY"):
+            self._answer(Req(requester, HOLD, "SY", None), None, (), "no heartbeat")
+            return
+        args = None
+        # hold_fallback: no raise; a join longer than the interval lets the controller fall back
+        # to hb_amps while the unit is blind (a load step then cannot overload the breaker);
+        # the pulse after it is answered "missed" and acknowledged ($SY 165), which restores it
+        if ms + _HOLD_SLACK_MS > iv * 1000 and not self.settings.get("hold_fallback"):
+            args = (iv + (ms + _HOLD_SLACK_MS + 999) // 1000, self.settings.get("hb_amps"))
+            if self.up:
+                self.cancel(self._hold_timer)
+                self._hold_timer = self.after(ms + self.settings.get("timer13"), T_HOLD)
+        self.request(HOLD, "SY", args, True, requester)
+
+    def _held(self):
+        """A link.hold was granted within its blocking time + the silence limit: a silence now
+        may be a blocked pass, not the controller."""
+        at = self._hold_at
+        return at is not None and ticks_diff(self.now(), at) <= self._hold_ms + self._silence_ms()
+
+    def _hold_over(self):
+        self._hold_timer = None
+        if self.up and self.settings.get("hb_interval"):
+            self._configure_heartbeat()
 
     def _pulse(self):
         if self.settings.get("hb_interval") and self.dialect.supports("SY"):

@@ -16,7 +16,7 @@ from adafruit_ticks import ticks_diff
 from dinamics import messages as m
 from dinamics import rapi
 from dinamics.mailbox import Actor
-from actors.rapi_evse import LINK, POLL, PROBE, T_HB, EvseSync
+from actors.rapi_evse import HOLD, LINK, POLL, PROBE, T_HB, T_HOLD, EvseSync
 from dinamics.evse_watch import EvseWatch
 from dinamics.pilot_gate import gate_sc
 from dinamics.rapi_dialect import Dialect, fits
@@ -42,7 +42,7 @@ _PROBE_FIRST_MS = 500
 
 class RapiLink(EvseSync, Actor):
     name = "rapi_link"
-    subscribes = (m.RAPI_REQUEST, m.RAPI_RX_LINE, m.SETTING_CHANGED)
+    subscribes = (m.RAPI_REQUEST, m.RAPI_RX_LINE, m.SETTING_CHANGED, m.LINK_HOLD)
     inbox_size = 32
 
     def __init__(self, settings):
@@ -71,7 +71,10 @@ class RapiLink(EvseSync, Actor):
         self.plug = None
         self.watch.reset()
         self.quiet_since = None  # tick of the first send not answered since the last valid line
-        self._timeout = self._silence = self._probe_timer = self._hb_timer = None
+        self._timeout = self._silence = self._probe_timer = self._hb_timer = self._hold_timer = None
+        self._graced = False  # a silence during a hold got one timer13 more to read
+        self._hold_at = None  # when the last link.hold was granted (its blocking call follows)
+        self._hold_ms = 0
         self._poll_timers = {}
         self._probe_ms = _PROBE_FIRST_MS
         self.wire.clear()
@@ -89,6 +92,8 @@ class RapiLink(EvseSync, Actor):
             self.request(payload[1], payload[2], payload[3], requester=payload[0])
         elif kind == m.TIMER:
             self._timer(payload)
+        elif kind == m.LINK_HOLD:  # (requester, ms)
+            self.hold(payload[0], payload[1])
         elif kind == m.SETTING_CHANGED and self.up:
             hb = polls = False
             for name in payload:
@@ -120,6 +125,8 @@ class RapiLink(EvseSync, Actor):
     def _answer(self, r, ok, fields, text):
         """rapi.reply (tag, ok, fields, text) to the requester of r: sent, not broadcast."""
         a = r.requester
+        if r.tag == HOLD:
+            self._hold_at = self.now()  # the requester blocks from now on for up to _hold_ms
         if a is not None and not a.stopped:
             self.sched.send(a, m.RAPI_REPLY, (r.tag, ok, fields, text))
 
@@ -228,6 +235,7 @@ class RapiLink(EvseSync, Actor):
         self.cancel(self._silence)
         self._silence = None
         self.quiet_since = None
+        self._graced = False
 
     def _reply(self, ok, fields, seq, line):
         d = self.dialect
@@ -299,12 +307,20 @@ class RapiLink(EvseSync, Actor):
         elif tag == _T_SILENCE:
             self._silence = None
             if self.up and self.quiet_since is not None:
-                self._link_down()
+                if self._held() and not self._graced:
+                    # a pass may have been blocked (link.hold: a WiFi join) and what the
+                    # controller sent meanwhile is still unread: read it before calling it silent
+                    self._graced = True
+                    self._silence = self.after(self.settings.get("timer13"), _T_SILENCE)
+                else:
+                    self._link_down()
         elif tag == _T_PROBE:
             self._probe_timer = None
             self._probe()
         elif tag == T_HB:
             self._pulse()
+        elif tag == T_HOLD:
+            self._hold_over()
         else:
             self._poll_timers.pop(tag, None)
             if self.up:

@@ -1,8 +1,8 @@
 """App wiring shared by the board (code.py) and the host (hil/host_port.py).
 
 A port provides: clock, console(level, text), fatal(actor), fs (settings files), evse_uart
-(the cable transport), and optionally ct_stream, socket_pool, mac, mem_free(), i2c_bus() (the unit
-LCD's bus, or None while it cannot be opened)."""
+(the cable transport), and optionally ct_stream, socket_pool, mac, mem_free(), radio (+ wifi_env:
+the wifi actor, actors/wifi.py), i2c_bus() (the unit LCD's bus, or None while it cannot be opened)."""
 
 from dinamics import messages as m
 from dinamics.mailbox import Scheduler
@@ -35,6 +35,10 @@ class App:
         if getattr(port, "socket_pool", None) is not None:
             from actors.mqtt_bridge import MqttBridge
             self.mqtt = add(MqttBridge(self.settings, port))
+        self.wifi = None
+        if getattr(port, "radio", None) is not None:
+            from actors.wifi import Wifi
+            self.wifi = add(Wifi(self.settings, port))
         self.lcd = None  # the unit's LCD: last, it only shows what the others did
         if getattr(port, "i2c_bus", None) is not None:
             from actors.lcd import Lcd

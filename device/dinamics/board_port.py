@@ -8,8 +8,10 @@ board.board_id) and the DINAMICS_* pin keys that override it; tables in docs/boa
                                        multiple of 50/60 Hz, so dimmer (phase-cut) edges
                                        are not always sampled at the same instant
   DINAMICS_HIL = 1                     read the CT feed from usb_cdc.data (see boot.py)
-WiFi: CIRCUITPY_WIFI_SSID / CIRCUITPY_WIFI_PASSWORD (CircuitPython connects before code.py runs),
-or the wifi_ssid / wifi_pass settings.
+WiFi: the wifi actor (actors/wifi.py) over dinamics.wifi_radio.WifiRadio(wifi, pool, mdns): the
+wifi_ssid / wifi_pass settings, then CIRCUITPY_WIFI_SSID / CIRCUITPY_WIFI_PASSWORD (CircuitPython
+may have joined that one before code.py: adopted), then the service network; else the setup AP
+(DINAMICS_AP_PASSWORD, else a random per-unit password; docs/web.md).
 """
 import gc
 
@@ -99,6 +101,9 @@ class BoardPort:
         self.socket_pool = None
         self.ssl_context = None
         self.mac = b"\x00" * 6
+        self.radio = None
+        self.wifi_env = (bp.getenv("CIRCUITPY_WIFI_SSID"), bp.getenv("CIRCUITPY_WIFI_PASSWORD"),
+                         bp.getenv("DINAMICS_AP_PASSWORD"))
         try:
             import socketpool
             import ssl
@@ -111,6 +116,14 @@ class BoardPort:
             self._wifi = wifi
         except ImportError:
             self._wifi = None
+        if self._wifi is not None:
+            try:
+                import mdns
+            except ImportError:
+                mdns = None
+            from dinamics.wifi_radio import WifiRadio
+
+            self.radio = WifiRadio(self._wifi, self.socket_pool, mdns)
 
     def _i2c_bus(self):
         """The unit LCD's I2C bus (100 kHz: the PCF8574 is a standard-mode part), built on first
@@ -136,6 +149,8 @@ class BoardPort:
     def ip(self):
         if self._wifi is not None and self._wifi.radio.ipv4_address is not None:
             return str(self._wifi.radio.ipv4_address)
+        if self._wifi is not None and getattr(self._wifi.radio, "ipv4_address_ap", None) is not None:
+            return str(self._wifi.radio.ipv4_address_ap)
         return ""
 
     def mem_free(self):

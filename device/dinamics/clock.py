@@ -29,6 +29,11 @@ class BoardClock:
         if ms > 0:
             time.sleep(self._secs[ms] if isinstance(ms, int) and ms < _NAPS else ms / 1000)
 
+    def set_epoch(self, secs):
+        """Time sync (NTP, actors/wifi.py): on a board without RTC time the offset makes epoch()
+        wall-clock seconds; a clock that already knows the date (a PC) keeps its own."""
+        self.epoch_offset = int(secs) - int(time.time())
+
     def epoch(self):
         t = int(time.time())
         # A board without RTC starts at 2000-01-01; treat anything before 2020 as "unknown".

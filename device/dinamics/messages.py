@@ -54,7 +54,7 @@ _TABLE = (
     ("balancer.target", LATEST, (_BAL,), (_MQTT,)),      # (amps, reason) what it commands now
     ("charge.command", COMMAND, (_MQTT,), (_BAL,)),      # enable 1 off, 2 on, 3 sleep
     ("setting.set", COMMAND, (_MQTT,), (_SET,)),         # (name, raw value, source)
-    ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT)),  # names: tuple of the settings applied in one pass (values: read Settings); one message per pass, so a burst never fills an inbox
+    ("setting.changed", COMMAND, (_SET,), (_LINK, _BAL, _CT, _MQTT, _WIFI)),  # names: tuple of the settings applied in one pass (values: read Settings); one message per pass, so a burst never fills an inbox
     ("setting.rejected", COMMAND, (_SET,), (_MQTT,)),    # (name, raw value, why): nothing changed (name: the setting, or what was asked for)
     ("net.status", COMMAND, (_MQTT,), (_BAL, _NET, _LCD)),     # True broker up / False down
     ("phases", LATEST, (_BAL,), (_MQTT,)),               # (active_phases e.g. 0/1/12/123/99, no_of_phases)
@@ -64,10 +64,13 @@ _TABLE = (
     ("actor.stopped", COMMAND, (_SCHED,), (_MQTT,)),     # actor name: supervision stopped it for good; the port's fatal hook follows
     ("settings.stored", COMMAND, (_SET,), (_MQTT,)),     # names: made durable by the write that just completed (the bridge confirms them now)
     ("balancer.fault", COMMAND, (_BAL,), (_MQTT, _LCD)),      # (code, detail, text): "auto_stop" (timer1-3), "ct" (age ms / "ok"), "solar"; the bridge picks the error topic
-    # Unit LCD (lcd actor) and the network news it shows (the wifi actor's rows, agreed names).
-    ("net.up", COMMAND, (_WIFI,), (_LCD,)),              # (ip, mode, ssid, ap_password): mode "sta" or "ap" (ap_password "" in sta mode or for an open AP); every (re)connect / AP start
-    ("net.down", COMMAND, (_WIFI,), (_LCD,)),            # reason str: the WiFi link is gone
+    # Unit LCD (actors/lcd.py)
     ("lcd.text", COMMAND, (_MQTT,), (_LCD,)),            # set_lcd text (str) shown for lcd_text_s, or None (erase_lcd): back to the pages
+    # WiFi (actors/wifi.py)
+    ("net.up", COMMAND, (_WIFI,), (_MQTT, _LCD)),          # (ip, mode, ssid, ap_password): mode "sta"/"ap"; ap_password "" in sta mode or for an open AP; every (re)connect / AP start
+    ("net.down", COMMAND, (_WIFI,), (_MQTT, _LCD)),         # reason str: the station lost its network (the AP, if any, stays)
+    ("wifi.networks", COMMAND, (_WIFI,), REQUESTER),     # tuple of (ssid, rssi, is_open) strongest first: the answer to wifi.scan
+    ("link.hold", COMMAND, (_WIFI,), (_LINK,)),          # (requester, ms): a blocking call of up to ms comes; pulse $SY (raise the heartbeat margin if ms needs it), rapi.reply tag "hold" when done
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -117,6 +120,8 @@ SETTINGS_STORED = kind("settings.stored")
 NET_UP = kind("net.up")
 NET_DOWN = kind("net.down")
 LCD_TEXT = kind("lcd.text")
+WIFI_NETWORKS = kind("wifi.networks")
+LINK_HOLD = kind("link.hold")
 
 # Log levels for LOG payloads.
 DEBUG = 10

@@ -94,6 +94,13 @@ class Session:
         self.owner.cancel(self.conn_timer)
         self.conn_timer = self.owner.after(ms, T_CONNECT)
 
+    def kick(self):
+        """The network came (back) up: try the broker now, with the back-off from its start."""
+        if self.connected:
+            return
+        self._backoff = BACKOFF_FIRST_MS
+        self.schedule(1)
+
     def unschedule(self):
         self.owner.cancel(self.conn_timer)
         self.conn_timer = None

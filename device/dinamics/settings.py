@@ -100,6 +100,14 @@ TABLE = (
     ("lcd_backlight_s", "set_lcd_backlight_s", INT, 0, 86400, 600, "s", _P, ""),
     ("lcd_pages", "set_lcd_pages", INT, 0, 15, 15, "", _P, ""),
     ("lcd_text_s", "set_lcd_text_s", INT, 1, 3600, 30, "s", _P, ""),
+    # WiFi manager (actors/wifi.py): the service network (empty: none; never a published
+    # default password), an open setup AP (installer's choice), the NTP server (empty: no NTP),
+    # and whether a join longer than the heartbeat lets the controller fall back (rapi_evse.hold).
+    ("wifi_service_ssid", "set_wifi_service_ssid", STR, 0, 32, "", "", _PN, ""),
+    ("wifi_service_pass", "set_wifi_service_pass", STR, 0, 64, "", "", _PNS, ""),
+    ("wifi_ap_open", "set_wifi_ap_open", BOOL, 0, 1, 0, "", _PN, ""),
+    ("ntp_server", "set_ntp_server", STR, 0, 64, "pool.ntp.org", "", _PN, ""),
+    ("hold_fallback", "set_hold_fallback", BOOL, 0, 1, 0, "", _P, ""),
 )
 
 NAMES = tuple(row[0] for row in TABLE)

@@ -125,6 +125,15 @@ def _steps():
 
         sched.add(Lcd(app.settings, port))  # with DINAMICS_VM_LCD set: + its driver
         yield "lcd"
+    if getattr(port, "radio", None) is not None:
+        from actors.wifi import Wifi
+
+        app.wifi = sched.add(Wifi(app.settings, port))
+        yield "wifi"
+        from dinamics.sntp import Sntp  # loaded at the first NTP sync
+
+        app.sntp = Sntp(port.socket_pool)
+        yield "sntp (NTP client, from the first sync)"
     from actors.net_console import NetConsole
 
     sched.add(NetConsole(app.settings, port))

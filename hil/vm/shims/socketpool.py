@@ -28,6 +28,15 @@ class Socket:
         buf[:n] = data
         return n
 
+    def sendto(self, data, addr):
+        return self.raw.sendto(data, _s.getaddrinfo(addr[0], addr[1])[0][-1])
+
+    def recvfrom_into(self, buf):
+        data, addr = self.raw.recvfrom(len(buf))
+        n = len(data)
+        buf[:n] = data
+        return n, addr
+
     def setsockopt(self, level, opt, value):
         self.raw.setsockopt(level, opt, value)
 

@@ -1,0 +1,522 @@
+"""wifi: joins a network, or opens the setup AP, and keeps trying; never stalls the controller link.
+
+Over a small radio interface the port gives (`port.radio`: dinamics/wifi_radio.py on a board,
+hil/sim_radio.py on the host) and `port.wifi_env` = (CIRCUITPY_WIFI_SSID, CIRCUITPY_WIFI_PASSWORD,
+DINAMICS_AP_PASSWORD) from settings.toml (None each where unset). Rules (docs/web.md "WiFi"):
+- Networks, in this order, among those a scan SEES: the stored `wifi_ssid`/`wifi_pass` (web setup
+  page, set_wifi_*), settings.toml's CIRCUITPY_WIFI_SSID/PASSWORD, the service network
+  (`wifi_service_ssid`/`_pass`, empty by default). The order, not the signal, decides: the service
+  network is joined only when no user network is in sight or every one of them failed.
+- Nothing known in sight, or every join failed: the setup AP `Dinamics-<SN>` (WPA2 with the
+  unit's own password: DINAMICS_AP_PASSWORD, else random, made once and kept in the `wifiap` store;
+  open if `wifi_ap_open`), announced by net.up (ip, "ap", ssid, password) and on the console. The
+  station is tried again every timer11 ms, doubling after each failed round up to 32 x timer11.
+  The AP stays up while the station is tried, lingers AP_LINGER_MS after a join, and is never
+  restarted or dropped while the web actor says a client is mid-request (`client_busy(ms)`, at
+  most BUSY_MAX_MS in a row).
+- A scan, a join and the NTP request's DNS lookup block a pass on a board: each is announced to
+  rapi_link first (`link.hold (self, ms)`: it pulses `$SY` and, when ms does not fit in the
+  heartbeat interval, raises it for the hold) and done once it answers (rapi.reply tag "hold",
+  or HOLD_WAIT_MS without an answer). A join is bounded by CONNECT_TIMEOUT_S; a DHCP server that
+  never answers hangs CircuitPython's connect() for good (adafruit/circuitpython#7557): the
+  hardware watchdog resets the board, and the `try` mark written before the join tells the next
+  boot, which opens the AP first and waits longer before that network again.
+- net.up (ip, "sta", ssid, "") on every join, net.down (reason) when the station is lost; the
+  hostname/mDNS name `dinamics-<sn>`; the clock's epoch from SNTP (`ntp_server`). No reboot for
+  network trouble, ever.
+"""
+import os
+
+from adafruit_ticks import ticks_add, ticks_diff
+
+from actors.rapi_evse import HOLD
+from dinamics import messages as m
+from dinamics import mqtt_topics as mt
+from dinamics.mailbox import Actor
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(expr):
+        return expr
+
+SCAN_MS = const(3000)  # what a scan may block (one channel sweep, ~120 ms per channel)
+CONNECT_TIMEOUT_S = const(5)  # passed to connect(): bounds its retries
+CONNECT_MS = const(6500)  # what one join may block: announced to rapi_link (< the 8 s watchdog)
+DNS_MS = const(3000)  # the NTP server's name lookup
+FIRST_TRY_MS = const(3000)  # the controller link and the first pilot go before the first scan
+BOOT_LINK_WAIT_MS = const(20000)  # after start, a link still down is waited for (the controller's
+#                                   POST): the first $SC must not wait behind a blocking call
+HOLD_WAIT_MS = const(1500)  # no answer to link.hold this long: go ahead (link busy or down)
+WATCH_MS = const(2000)  # look at the station this often (an attribute read, no blocking)
+BACKOFF_MAX = const(32)  # x timer11
+AP_LINGER_MS = const(60000)  # the AP after a join: long enough for the setup page to show the IP
+BUSY_MAX_MS = const(120000)  # a client never holds off the station longer than this in a row
+NTP_POLL_MS = const(100)
+NTP_WAIT_MS = const(3000)
+NTP_RETRY_MS = const(60000)
+NTP_RESYNC_MS = const(21600000)  # 6 h
+AP_IP = "192.168.4.1"
+_PW_CHARS = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off an LCD
+
+_T_TRY = "try"  # timer tags
+_T_HOLD = "hold_wait"
+_T_WATCH = "watch"
+_T_NTP = "ntp"
+_T_LINGER = "linger"
+_T_GO = "go"
+_SCAN = const(1)  # blocking operations, each announced by link.hold
+_CONNECT = const(2)
+_NTP = const(3)
+_WIFI_NAMES = ("wifi_ssid", "wifi_pass", "wifi_service_ssid", "wifi_service_pass")
+# wifi.scan (web -> wifi) is the web actor's row; subscribed to once the table has it
+_SCAN_KIND = m.NAMES.index("wifi.scan") if "wifi.scan" in m.NAMES else -1
+
+
+class Wifi(Actor):
+    name = "wifi"
+    subscribes = (m.SETTING_CHANGED,) + ((_SCAN_KIND,) if _SCAN_KIND >= 0 else ())  # + rapi.reply (hold)
+    inbox_size = 8
+
+    def __init__(self, settings, port):
+        super().__init__()
+        self.settings = settings
+        self.port = port
+        self.radio = port.radio
+        env = getattr(port, "wifi_env", None) or (None, None, None)
+        # settings.toml values may be whole numbers (a numeric SSID or password): text here
+        self.env_ssid, self.env_pass, self.env_ap_pass = [
+            "" if v is None else str(v) for v in env]
+        self.stats = {"scans": 0, "joins": 0, "join_failures": 0, "aps": 0, "downs": 0,
+                      "ntp": 0, "deferred": 0, "hangs": 0}
+        self._store = None
+        self._rec = None
+        self.reset()
+
+    def reset(self):
+        self.sta_up = False
+        self.ssid = ""
+        self.ip = ""
+        self.ap_on = False
+        self.ap_ssid = ""
+        self.ap_pass = ""
+        self.failures = 0
+        self.networks = ()  # (ssid, rssi, is_open) from the last scan, strongest first
+        self._op = None  # the blocking operation waiting for link.hold's answer
+        self._scan_only = False
+        self._scan_req = []  # actors waiting for wifi.networks
+        self._cands = []
+        self._busy_until = None
+        self._busy_since = None
+        self._ntp_at = None  # when the SNTP request went out
+        self._named = False
+        self._t_try = self._t_hold = self._t_ntp = self._t_linger = None
+        self._rehold = False
+        self._block_pass = -1  # the scheduler pass that ran the last blocking call
+
+    def start(self):
+        self._t0 = self.now()
+        self.sn = mt.serial_number(self.settings, self.radio.mac)
+        self.ap_ssid = "Dinamics-" + self.sn
+        self.every(WATCH_MS, _T_WATCH)
+        rec = self._record()
+        tried = rec.get("try", "")
+        if tried:  # the board was reset in the middle of a join: the watchdog got it back
+            self.stats["hangs"] += 1
+            rec["hung"] = rec.get("hung", 0) + 1
+            rec["try"] = ""
+            self._save()
+            self.failures = rec["hung"] + 1  # 2 x timer11 after the first hang, doubling
+            self.log(m.WARNING, "the join of %s never returned (no DHCP answer?): the watchdog "
+                     "reset the board; setup AP first, %s again in %d s" % (
+                         tried, tried, self._backoff_ms() // 1000))
+            self._start_ap()
+            self._try_in(self._backoff_ms())
+            return
+        if self.radio.connected and self._adoptable():
+            self._sta_up(self.radio.ssid() or self.env_ssid)
+            return
+        self._try_in(FIRST_TRY_MS)
+
+    def _adoptable(self):
+        """Joined before code.py ran (CircuitPython's own settings.toml join): keep it unless the
+        stored network is another one."""
+        want = self.settings.get("wifi_ssid")
+        return not want or want == self.radio.ssid()
+
+    # --- the web actor's hook -------------------------------------------------------------------
+    def client_busy(self, ms):
+        """The web actor: a client is mid-request for up to `ms` more (call again for each
+        request, or while an SSE stream is open). Meanwhile the station is not scanned or joined
+        (AP clients lose frames then) and the AP is not restarted or dropped; at most BUSY_MAX_MS
+        in a row, so a client that never leaves cannot keep the unit off its network."""
+        now = self.now()
+        if self._busy_since is None:
+            self._busy_since = now
+        self._busy_until = ticks_add(now, ms)
+
+    def _busy(self):
+        if self._busy_until is None:
+            return False
+        now = self.now()
+        if ticks_diff(self._busy_until, now) <= 0:
+            self._busy_until = self._busy_since = None
+            return False
+        return ticks_diff(now, self._busy_since) < BUSY_MAX_MS
+
+    # --- messages -------------------------------------------------------------------------------
+    def handle(self, kind, payload):
+        if kind == m.TIMER:
+            self._timer(payload)
+        elif kind == m.RAPI_REPLY:  # (tag, ok, fields, text)
+            if payload[0] == HOLD and self._op is not None:
+                if (payload[1] is None and payload[3] == "link down"
+                        and ticks_diff(self.now(), self._t0) < BOOT_LINK_WAIT_MS):
+                    self._rehold = True  # the controller is still booting: ask again in 1 s
+                    self._arm_hold(1000)
+                else:
+                    self._go()
+        elif kind == m.SETTING_CHANGED:
+            self._settings(payload)
+        elif kind == _SCAN_KIND:
+            self.scan_for(payload)
+
+    def scan_for(self, requester):
+        """wifi.scan: a scan now (announced like any), answered with wifi.networks."""
+        if requester not in self._scan_req:
+            self._scan_req.append(requester)
+        if self._op is None:
+            self._scan_only = True
+            self._want(_SCAN)
+
+    def _timer(self, tag):
+        if tag == _T_TRY:
+            self._t_try = None
+            self._attempt()
+        elif tag == _T_HOLD:
+            self._t_hold = None
+            if self._rehold and self._op is not None:
+                self._rehold = False
+                self._want(self._op)
+            elif self._op is not None:
+                self._go()  # no answer from the link: it is busy or down; go ahead
+        elif tag == _T_GO:
+            self._go()
+        elif tag == _T_WATCH:
+            self._watch()
+        elif tag == _T_NTP:
+            self._t_ntp = None
+            self._ntp_tick()
+        elif tag == _T_LINGER:
+            self._t_linger = None
+            if self.ap_on and self.sta_up:
+                if self._busy():
+                    self._t_linger = self.after(5000, _T_LINGER)
+                else:
+                    self._stop_ap()
+
+    def _settings(self, names):
+        creds = ap = ntp = False
+        for n in names:
+            creds = creds or n in _WIFI_NAMES
+            ap = ap or n == "wifi_ap_open" or n == "serial"
+            ntp = ntp or n == "ntp_server"
+        if ap:  # the AP's name follows the serial
+            self.sn = mt.serial_number(self.settings, self.radio.mac)
+            self.ap_ssid = "Dinamics-" + self.sn
+            self._named = False
+        if creds:
+            want = self.settings.get("wifi_ssid")
+            if not (self.sta_up and want == self.ssid):
+                self.failures = 0
+                self._try_in(500)
+        if ap and self.ap_on and not self._busy():
+            self._stop_ap()
+            self._start_ap()
+        if ntp and self.sta_up:
+            self._ntp_in(100)
+
+    # --- station --------------------------------------------------------------------------------
+    def _try_in(self, ms):
+        if self._t_try is None:
+            self._t_try = self.after(ms, _T_TRY)
+        else:
+            self.rearm(self._t_try, ms)
+
+    def _attempt(self):
+        if self._op is not None:
+            return  # one at a time; the running one re-arms
+        if self.ap_on and self._busy():
+            self.stats["deferred"] += 1
+            self._try_in(1000)
+            return
+        self._scan_only = False
+        self._want(_SCAN)
+
+    def _want(self, op):
+        """Announce a blocking call to rapi_link; do it when the link answers (or after
+        HOLD_WAIT_MS)."""
+        self._op = op
+        ms = SCAN_MS if op == _SCAN else CONNECT_MS if op == _CONNECT else DNS_MS
+        self.post(m.LINK_HOLD, (self, ms))
+        self._arm_hold(HOLD_WAIT_MS)
+
+    def _arm_hold(self, ms):
+        if self._t_hold is None:
+            self._t_hold = self.after(ms, _T_HOLD)
+        else:
+            self.rearm(self._t_hold, ms)
+
+    def _go(self):
+        if self.sched.passes == self._block_pass:
+            # never two blocking calls in one pass (the link answers at once while it is down)
+            self.after(1, _T_GO)
+            return
+        op = self._op
+        self._op = None
+        self._rehold = False
+        self.cancel(self._t_hold)
+        self._t_hold = None
+        if op == _SCAN:
+            self._scan()
+        elif op == _CONNECT:
+            self._connect()
+        elif op == _NTP:
+            self._ntp_send()
+        if self._scan_req and self._op is None:  # a wifi.scan that came during another call
+            self._scan_only = True
+            self._want(_SCAN)
+
+    def _scan(self):
+        self._block_pass = self.sched.passes
+        self.stats["scans"] += 1
+        try:
+            nets = self.radio.scan()
+        except Exception as e:  # noqa: BLE001 - a radio error is one more failed round
+            self.log(m.WARNING, "scan failed: %s" % e)
+            nets = []
+        nets.sort(key=lambda n: -n[1])
+        self.networks = tuple((n[0], n[1], n[3]) for n in nets)
+        for r in self._scan_req:
+            if not r.stopped:
+                self.sched.send(r, m.WIFI_NETWORKS, self.networks)
+        self._scan_req = []
+        if self._scan_only:
+            self._scan_only = False
+            if not self.sta_up and self._t_try is None:
+                self._try_in(self._backoff_ms())
+            return
+        self._cands = self._candidates(nets)
+        if not self._cands:
+            self._failed("no known network in sight")
+            return
+        self._want(_CONNECT)
+
+    def _candidates(self, nets):
+        """The known networks the scan saw, in credential order (never by signal); each with
+        the channel of its strongest access point, for a fast join."""
+        g = self.settings.get
+        out = []
+        for ssid, pw in ((g("wifi_ssid"), g("wifi_pass")), (self.env_ssid, self.env_pass),
+                         (g("wifi_service_ssid"), g("wifi_service_pass"))):
+            if not ssid:
+                continue
+            for c in out:
+                if c[0] == ssid:
+                    break
+            else:
+                for n in nets:  # strongest first
+                    if n[0] == ssid:
+                        out.append((ssid, pw, n[2]))
+                        break
+        return out
+
+    def _connect(self):
+        self._block_pass = self.sched.passes
+        ssid, pw, channel = self._cands.pop(0)
+        self._mark(ssid)  # cleared when connect() returns; found at boot if it never did
+        why = ""
+        try:
+            self.radio.connect(ssid, pw, channel, CONNECT_TIMEOUT_S)
+            ok = self.radio.connected
+        except Exception as e:  # noqa: BLE001 - ConnectionError/OSError: a failed join
+            ok = False
+            why = str(e) or type(e).__name__
+        self._mark("")
+        if ok:
+            self._sta_up(ssid)
+            return
+        self.stats["join_failures"] += 1
+        self.log(m.WARNING, "joining %s failed: %s" % (ssid, why or "not connected"))
+        if self._cands:
+            self._want(_CONNECT)
+        else:
+            self._failed("join failed")
+
+    def _failed(self, why):
+        self.failures += 1
+        if not self.ap_on and not self.radio.connected:  # still on the old network: no AP
+            self._start_ap()
+        wait = self._backoff_ms()
+        self.log(m.INFO, "%s; station again in %d s" % (why, wait // 1000))
+        self._try_in(wait)
+
+    def _backoff_ms(self):
+        n = self.failures - 1 if self.failures > 0 else 0
+        return self.settings.get("timer11") * (1 << (n if n < 5 else 5))
+
+    def _sta_up(self, ssid):
+        self.sta_up = True
+        self.ssid = ssid
+        self.ip = self.radio.ip()
+        self.failures = 0
+        self.stats["joins"] += 1
+        rec = self._record()
+        if rec.get("hung"):
+            rec["hung"] = 0
+            self._save()
+        self.cancel(self._t_try)
+        self._t_try = None
+        if not self._named:
+            self._named = True
+            try:
+                self.radio.set_hostname("dinamics-" + self.sn.lower())
+            except Exception as e:  # noqa: BLE001 - no mDNS is not a reason to stay offline
+                self.log(m.WARNING, "mDNS: %s" % e)
+        self.log(m.INFO, "joined %s, ip %s" % (ssid, self.ip))
+        self.post(m.NET_UP, (self.ip, "sta", ssid, ""))
+        if self.ap_on:
+            self.cancel(self._t_linger)
+            self._t_linger = self.after(AP_LINGER_MS, _T_LINGER)
+        self._ntp_in(100)
+
+    def _watch(self):
+        if self._op is not None:
+            return
+        c = self.radio.connected
+        if self.sta_up and not c:
+            self.sta_up = False
+            self.stats["downs"] += 1
+            self.log(m.WARNING, "lost %s" % self.ssid)
+            self.post(m.NET_DOWN, "lost " + self.ssid)
+            self.cancel(self._t_ntp)
+            self._t_ntp = None
+            self.failures = 0
+            self._try_in(self.settings.get("timer11"))  # the radio retries by itself meanwhile
+        elif not self.sta_up and c and self.ssid:  # it came back by itself
+            self._sta_up(self.radio.ssid() or self.ssid)
+
+    # --- setup AP -------------------------------------------------------------------------------
+    def _start_ap(self):
+        pw = "" if self.settings.get("wifi_ap_open") else self._ap_password()
+        try:
+            self.radio.start_ap(self.ap_ssid, pw)
+        except Exception as e:  # noqa: BLE001 - the station keeps being tried
+            self.log(m.ERROR_LEVEL, "setup AP failed: %s" % e)
+            return
+        self.ap_on = True
+        self.ap_pass = pw
+        self.stats["aps"] += 1
+        ip = self.radio.ap_ip() or AP_IP
+        # The password goes to the serial console and the LCD (net.up), never to the log ring
+        # that MQTT's debug_log publishes.
+        self.port.console(m.WARNING, "wifi: setup AP %s at http://%s/ %s" % (
+            self.ap_ssid, ip, ("password " + pw) if pw else "OPEN (wifi_ap_open=1)"))
+        self.post(m.NET_UP, (ip, "ap", self.ap_ssid, pw))
+
+    def _stop_ap(self):
+        try:
+            self.radio.stop_ap()
+        except Exception as e:  # noqa: BLE001
+            self.log(m.WARNING, "stopping the AP: %s" % e)
+        self.ap_on = False
+        self.log(m.INFO, "setup AP closed")
+
+    def _ap_password(self):
+        if self.env_ap_pass and 8 <= len(self.env_ap_pass) <= 63:
+            return self.env_ap_pass
+        rec = self._record()
+        pw = rec.get("pw", "")
+        if len(pw) < 8:
+            b = os.urandom(10)
+            pw = "".join(_PW_CHARS[x % len(_PW_CHARS)] for x in b)
+            rec["pw"] = pw
+            self._save()
+        return pw
+
+    # --- the small record: AP password, join in progress, hangs --------------------------------
+    def _record(self):
+        if self._rec is None:
+            self._rec = {}
+            try:
+                from dinamics.store import SlotStore
+
+                self._store = SlotStore(self.port.fs, "wifiap")
+                self._rec = self._store.load() or {}
+            except Exception as e:  # noqa: BLE001
+                self.log(m.WARNING, "wifi record unreadable: %s" % e)
+        return self._rec
+
+    def _save(self):
+        if self._store is None:
+            return
+        try:
+            self._store.save(self._rec)
+        except Exception as e:  # noqa: BLE001 - a read-only drive: a new AP password each boot
+            self.log(m.WARNING, "wifi record not stored: %s" % e)
+
+    def _mark(self, ssid):
+        rec = self._record()
+        if rec.get("try", "") != ssid:
+            rec["try"] = ssid
+            self._save()
+
+    # --- time -----------------------------------------------------------------------------------
+    def _ntp_in(self, ms):
+        """A new SNTP round in ms."""
+        if not self.settings.get("ntp_server"):
+            return
+        self._ntp_at = None
+        self._arm_ntp(ms)
+
+    def _arm_ntp(self, ms):
+        if self._t_ntp is None:
+            self._t_ntp = self.after(ms, _T_NTP)
+        else:
+            self.rearm(self._t_ntp, ms)
+
+    def _ntp_tick(self):
+        if not self.sta_up:
+            return
+        if self._ntp_at is None:
+            if self._op is None:
+                self._want(_NTP)
+            else:
+                self._arm_ntp(1000)
+            return
+        e = self.radio.ntp_recv()
+        if e:
+            set_epoch = getattr(self.sched.clock, "set_epoch", None)
+            if set_epoch is not None:
+                set_epoch(e)
+            self.stats["ntp"] += 1
+            self.log(m.INFO, "clock set from NTP: %d" % e)
+            self._ntp_in(NTP_RESYNC_MS)
+        elif ticks_diff(self.now(), self._ntp_at) > NTP_WAIT_MS:
+            self.log(m.DEBUG, "no NTP answer")
+            self._ntp_in(NTP_RETRY_MS)
+        else:
+            self._arm_ntp(NTP_POLL_MS)
+
+    def _ntp_send(self):
+        if not self.sta_up:
+            return
+        self._block_pass = self.sched.passes
+        try:
+            self.radio.ntp_send(self.settings.get("ntp_server"))
+        except Exception as e:  # noqa: BLE001 - no DNS / no route: later
+            self.log(m.DEBUG, "NTP: %s" % e)
+            self._ntp_in(NTP_RETRY_MS)
+            return
+        self._ntp_at = self.now()
+        self._arm_ntp(NTP_POLL_MS)
