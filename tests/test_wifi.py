@@ -89,12 +89,12 @@ def test_no_service_network_by_default():
 
     assert st.row("wifi_service_ssid")[st.DEFAULT] == "" and st.row("wifi_service_pass")[st.DEFAULT] == ""
     assert st.row("wifi_service_pass")[st.FLAGS] & st.SECRET
-    from dinamics import mqtt_topics as mt
+    from dinamics import mqtt_reports
 
     s = st.Settings()
     s.apply("wifi_service_ssid", "svc")
     s.apply("wifi_service_pass", "svc-secret-1")
-    report = mt.report_json("wifi", s, "v", "192.168.1.2", "SN")  # get_wifi
+    report = mqtt_reports.report_json("wifi", s, "v", "192.168.1.2", "SN")  # get_wifi
     assert '"wifi_service_pass_set":1' in report and "svc-secret-1" not in report
 
 
