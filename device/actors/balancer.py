@@ -28,6 +28,7 @@ from dinamics import charge_intent as ci
 from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import rapi
+from dinamics.blind_cap import BlindCap
 from dinamics.car_current import CarCurrent
 from dinamics.charge_intent import ChargeIntent
 from dinamics.ct_readings import CtReadings
@@ -35,6 +36,7 @@ from dinamics.evse_sync import EvseSync
 from dinamics.gg_waits import GgWaits
 from dinamics.pause import Pause
 from dinamics.phase_detect import PhaseDetector
+from dinamics.pilot_gate import PILOT_MIN
 from dinamics.projection import Projection
 
 ENABLE_OFF = ci.OFF
@@ -49,6 +51,7 @@ FAULT_CT = "ct"  # balancer.fault code of stale CT data: detail the age in ms, o
 
 # Reasons posted with balancer.target besides the regulation's (actors.balancer_regulation)
 R_WAIT_CT = "waiting for CT"  # (off / sleep / stopped: dinamics.charge_intent)
+R_BLIND = "blind"  # capped at hb_amps while the unit is blind (a WiFi join: dinamics.blind_cap)
 
 _DYNAMIC_SETTINGS = ("c_limit", "c_min_limit", "dinamics", "breaker", "cte", "solar", "neg_amp",
                      "stale_ms", "stale_action")
@@ -57,7 +60,8 @@ _DYNAMIC_SETTINGS = ("c_limit", "c_min_limit", "dinamics", "breaker", "cte", "so
 class Balancer(Regulation):
     name = "balancer"
     subscribes = (m.LINK_STATUS, m.EVSE_STATE, m.EVSE_BOOT, m.CHARGE_COMMAND, m.SETTING_CHANGED,
-                  m.CT_READING, m.EVSE_CURRENT, m.EVSE_PLUG, m.NET_STATUS)  # + rapi.reply, sent
+                  m.CT_READING, m.EVSE_CURRENT, m.EVSE_PLUG, m.NET_STATUS,
+                  m.NET_BLOCKING)  # + rapi.reply, sent
     inbox_size = 32
 
     def __init__(self, settings):
@@ -71,6 +75,7 @@ class Balancer(Regulation):
         self.pauses = Pause()  # the only writer of the pause and its reason
         self.sync = EvseSync()
         self.phase_det = PhaseDetector()
+        self.blind = BlindCap()  # the pilot capped while the unit is blind (a WiFi join)
         self.reset()
 
     # --- state -------------------------------------------------------------------------------
@@ -83,6 +88,7 @@ class Balancer(Regulation):
         self.pauses.reset()
         self.sync.reset()
         self.phase_det.reset()
+        self.blind.reset()
         self._reset_regulation()
         self.charge.reset(s.get("plugandcharge"), self.cmd)
         self.link_up = False
@@ -98,7 +104,8 @@ class Balancer(Regulation):
         self.boot_t = None
         self._tick_t = None  # when the last tick ran (a late one: the unit itself was blocked)
         self.stats = {"cuts": 0, "raises": 0, "pauses": 0, "resumes": 0, "stale": 0,
-                      "deferred": 0, "escalations": 0, "stops": 0, "gg_requests": 0}
+                      "deferred": 0, "escalations": 0, "stops": 0, "gg_requests": 0,
+                      "blind_cuts": 0}
 
     @property
     def pause(self):
@@ -168,6 +175,8 @@ class Balancer(Regulation):
         elif kind == m.SETTING_CHANGED:
             for name in payload:
                 self._setting(name, self.settings.get(name))
+        elif kind == m.NET_BLOCKING:  # (requester, ms)
+            self._blocking(payload[0], payload[1])
         elif kind == m.NET_STATUS:
             was = self._pc()
             self.net_up = bool(payload)
@@ -179,6 +188,27 @@ class Balancer(Regulation):
             if sync.on_reply(payload[1], payload[2], payload[3]):
                 self.log(m.WARNING, "controller caps the pilot at %d A (asked %d)"
                          % (sync.evse_cap, sync.sent_amps))
+
+    def _blocking(self, requester, ms):
+        """net.blocking: `requester` will block every pass for up to `ms` (a WiFi join). Longer
+        than the reaction budget tolerates while a car may charge: cap the pilot at hb_amps (the
+        controller's own fallback when the unit falls silent) and send the cut now, THEN ask
+        rapi_link for the hold. Both go into rapi_link's inbox in this order, so the `$SC` is
+        queued ahead of the hold's `$SY`, whose answer lets the call start: the controller has
+        taken the cut before the unit goes blind (dinamics.blind_cap)."""
+        if (self.blind.needed(ms) and self._dynamic() and self._desired_enable() == ENABLE_ON
+                and (self.connected or self.state == rapi.STATE_C)):
+            now = self.now()
+            hb = self.settings.get("hb_amps")  # below 6 A the gate would send 6 A anyway
+            self.blind.begin(now, ms, hb if hb > PILOT_MIN else PILOT_MIN,
+                             self.settings.get("timer13"))
+            if self.cmd > self.blind.amps:
+                self.stats["blind_cuts"] += 1
+                self.log(m.INFO, "pilot %d -> %d A while blind for up to %d ms (WiFi join)"
+                         % (self.cmd, self.blind.amps, ms))
+                self._set_cmd(now, self.blind.amps, R_BLIND)
+            self._apply()
+        self.post(m.LINK_HOLD, (requester, ms))
 
     def _command(self, enable):
         if enable not in _ENABLE_CMD:
@@ -385,14 +415,22 @@ class Balancer(Regulation):
 
     def _apply(self):
         """Send what differs from what the controller was last told; post balancer.target."""
+        blind = None
         if not self._dynamic():
             self.cmd = self.settings.get("c_limit")
             self.max_current = self.cmd
+        else:
+            blind = self.blind.cap(self.now())
+            if blind is not None and self.cmd > blind:  # (a command set around _set_cmd)
+                self._set_cmd(self.now(), blind, R_BLIND)
         want = self._desired_enable()
         amps = self.cmd
         if want == ENABLE_ON:
             t_amps = amps
-            reason = (self.reason or self._reason_for(amps)) if self._dynamic() else R_STATIC
+            if blind is not None and amps >= blind:
+                reason = R_BLIND
+            else:
+                reason = (self.reason or self._reason_for(amps)) if self._dynamic() else R_STATIC
         else:
             t_amps = 0
             if want is None:

@@ -405,6 +405,8 @@ class Regulation(Actor):
         self.on_since = None
 
     def _set_cmd(self, now, amps, reason):
+        if self._dynamic():
+            amps = self.blind.clip(now, amps)  # no raise above the blind cap (dinamics.blind_cap)
         if amps != self.cmd:
             if amps < self.cmd:
                 self.stats["cuts"] += 1

@@ -68,7 +68,8 @@ _TABLE = (
     ("net.up", COMMAND, (_WIFI,), (_MQTT, _LCD)),          # (ip, mode, ssid, ap_password): mode "sta"/"ap"; ap_password "" in sta mode or for an open AP; every (re)connect / AP start
     ("net.down", COMMAND, (_WIFI,), (_MQTT, _LCD)),         # reason str: the station lost its network (the AP, if any, stays)
     ("wifi.networks", COMMAND, (_WIFI,), REQUESTER),     # tuple of (ssid, rssi, is_open) strongest first: the answer to wifi.scan
-    ("link.hold", COMMAND, (_WIFI,), (_LINK,)),          # (requester, ms): a blocking call of up to ms comes; pulse $SY (raise the heartbeat margin if ms needs it), rapi.reply tag "hold" when done
+    ("link.hold", COMMAND, (_BAL,), (_LINK,)),           # (requester, ms): a blocking call of up to ms comes; pulse $SY (raise the heartbeat margin if ms needs it), rapi.reply tag "hold" to the requester when done; posted by the balancer after any blind cut (net.blocking)
+    ("net.blocking", COMMAND, (_WIFI,), (_BAL,)),        # (requester, ms): the requester will block every pass for up to ms once link.hold answers; the balancer cuts a charging car to hb_amps first when ms > blind_cap.BLIND_OK_MS, then posts link.hold (requester, ms)
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -115,6 +116,7 @@ NET_DOWN = kind("net.down")
 LCD_TEXT = kind("lcd.text")
 WIFI_NETWORKS = kind("wifi.networks")
 LINK_HOLD = kind("link.hold")
+NET_BLOCKING = kind("net.blocking")
 
 # Log levels for LOG payloads.
 DEBUG = 10
