@@ -180,6 +180,8 @@ def measure(out=print):
                 if key + "_sc_before_join_ms" in f:
                     line += "; the cut's $SC %s ms, its answer %s ms before the join began" % (
                         f[key + "_sc_before_join_ms"], f[key + "_ack_before_join_ms"])
+                if f[key + "_controller_fell_back"]:
+                    line += "; the controller fell back to hb_amps"
                 out(line)
             out("    blind cut per join while charging: %s -> %s A for %s ms (until the normal "
                 "raise), %s A x s of charge" % (

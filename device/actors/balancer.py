@@ -11,7 +11,8 @@ timer4 (at once if far over), resume by itself; stale CT data pauses or holds th
 The state lives in holders without a clock (ticks passed in): dinamics.ct_readings (the CT
 readings), car_current ($GG), projection (what a reading leaves for the car), gg_waits
 (decisions waiting for a $GG), charge_intent (set_enable, plug&charge, auto-stops), pause (the
-only writer of a pause; min_off), evse_sync (what the controller was told), phase_detect; the
+only writer of a pause; min_off), evse_sync (what the controller was told), phase_detect,
+blind_cap (the pilot capped while the unit is blind in a WiFi join); the
 arithmetic is dinamics.headroom. The actor
 keeps time and I/O: this file turns messages into state and sends the result (`_apply`); the
 regulation's named steps are its other half, actors.balancer_regulation. Every RAPI command
@@ -28,7 +29,7 @@ from dinamics import charge_intent as ci
 from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import rapi
-from dinamics.blind_cap import BlindCap
+from dinamics.blind_cap import BLIND_OK_MS, BlindCap
 from dinamics.car_current import CarCurrent
 from dinamics.charge_intent import ChargeIntent
 from dinamics.ct_readings import CtReadings
@@ -196,7 +197,7 @@ class Balancer(Regulation):
         rapi_link for the hold. Both go into rapi_link's inbox in this order, so the `$SC` is
         queued ahead of the hold's `$SY`, whose answer lets the call start: the controller has
         taken the cut before the unit goes blind (dinamics.blind_cap)."""
-        if (self.blind.needed(ms) and self._dynamic() and self._desired_enable() == ENABLE_ON
+        if (ms > BLIND_OK_MS and self._dynamic() and self._desired_enable() == ENABLE_ON
                 and (self.connected or self.state == rapi.STATE_C)):
             now = self.now()
             hb = self.settings.get("hb_amps")  # below 6 A the gate would send 6 A anyway

@@ -25,17 +25,11 @@ GRANT_MS = 1500  # the latest a blocking call starts after its announcement (wif
 
 class BlindCap:
     def __init__(self):
-        self.count = 0  # caps begun (stats)
         self.reset()
 
     def reset(self):
         self.amps = None  # the cap in force (None: none)
         self.until = None  # tick it ends
-
-    @staticmethod
-    def needed(ms):
-        """A blocking call of `ms` is longer than the reaction budget tolerates."""
-        return ms > BLIND_OK_MS
 
     def begin(self, now, ms, amps, timer13):
         """A blocking call of up to `ms` comes: cap at `amps` until it is surely over (a cap in
@@ -45,7 +39,6 @@ class BlindCap:
             self.until = end
         if self.amps is None or amps < self.amps:
             self.amps = amps
-        self.count += 1
 
     def cap(self, now):
         """The cap in force at `now` (None: none; an expired cap is dropped here)."""
