@@ -3,7 +3,7 @@ controller link, in virtual time (firmware + OpenEVSE emulator + charging car + 
 
 Cases:
   slow join      a scan and a join that each take their full bound (SCAN_MS, CONNECT_MS)
-  no hold        the same with link.hold suppressed: what the heartbeat margin is for
+  no hold        the same with net.blocking (so link.hold) suppressed: what the margin is for
   dhcp silence   the join associates, DHCP never answers: connect() hangs until the hardware
                  watchdog resets the board; the rebooted unit opens the setup AP first
   step in join   a load step as a join starts / is announced: the blind cut (net.blocking) has the
@@ -108,7 +108,7 @@ def measure(out=print):
         for k in ("wifi_ssid", "wifi_pass"):
             w.set(k, home[k])
         w.run_for(15000)
-        res.append(_figures(w, "slow join, link.hold suppressed"))
+        res.append(_figures(w, "slow join, link.hold suppressed"))  # (net.blocking not posted)
     finally:
         w.close()
 
