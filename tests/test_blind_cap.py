@@ -149,7 +149,14 @@ def _charging(settings=None, car=True):
     def block(what):
         marks["blocks"].append((rig.now_ms(), what, rig.emu.current_capacity))
 
-    wifi.post, bal.handle = wifi_post, bal_handle
+    bal_post = bal.post
+
+    def bal_posts(kind, payload=None):
+        if kind == m.BALANCER_TARGET:
+            marks.setdefault("targets", []).append(payload)
+        return bal_post(kind, payload)
+
+    wifi.post, bal.handle, bal.post = wifi_post, bal_handle, bal_posts
     rig.radio.on_block = block
     return rig, marks
 
@@ -178,6 +185,9 @@ def test_a_join_while_charging_is_cut_to_hb_amps_answered_before_the_join_then_r
                if (sc_amps(c[2]) or 0) > 6]
         assert ups and ups[0][0] >= until and sc_amps(ups[0][2]) == 22
         assert rig.emu.current_capacity == 22 and rig.fw.balancer.blind.amps is None
+        targets = marks["targets"]
+        assert targets[0] == (6, "blind") and targets[-1][0] == 22  # balancer.target says why
+        assert "blind" not in [r for _, r in targets[targets.index((6, "blind")) + 1:]]
     finally:
         rig.close()
 

@@ -23,8 +23,8 @@ evse.state gives the state (C: a session) and the advertised pilot.
 
 from adafruit_ticks import ticks_diff
 
-from actors.balancer_regulation import (R_SOLAR_WAIT, R_STALE, R_STATIC, REQUEST_TAG, TICK_MS,
-                                        TIMER_SHORTAGE, Regulation)
+from actors.balancer_regulation import (R_BLIND, R_SOLAR_WAIT, R_STALE, R_STATIC, REQUEST_TAG,
+                                        TICK_MS, TIMER_SHORTAGE, Regulation)
 from dinamics import charge_intent as ci
 from dinamics import headroom as hr
 from dinamics import messages as m
@@ -52,7 +52,6 @@ FAULT_CT = "ct"  # balancer.fault code of stale CT data: detail the age in ms, o
 
 # Reasons posted with balancer.target besides the regulation's (actors.balancer_regulation)
 R_WAIT_CT = "waiting for CT"  # (off / sleep / stopped: dinamics.charge_intent)
-R_BLIND = "blind"  # capped at hb_amps while the unit is blind (a WiFi join: dinamics.blind_cap)
 
 _DYNAMIC_SETTINGS = ("c_limit", "c_min_limit", "dinamics", "breaker", "cte", "solar", "neg_amp",
                      "stale_ms", "stale_action")
@@ -424,6 +423,8 @@ class Balancer(Regulation):
             blind = self.blind.cap(self.now())
             if blind is not None and self.cmd > blind:  # (a command set around _set_cmd)
                 self._set_cmd(self.now(), blind, R_BLIND)
+            elif blind is None and self.reason == R_BLIND:
+                self.reason = None  # the cap is over: the reason follows the command again
         want = self._desired_enable()
         amps = self.cmd
         if want == ENABLE_ON:
