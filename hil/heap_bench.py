@@ -213,9 +213,33 @@ def run(args):
               .replace("gc.mem_alloc() steady state (end of scenario)",
                        "gc.mem_alloc() after a collect outside the probe"))
         both["wasm"] = w
+        both["wasm_adc"] = measure_wasm_adc()
+        print("wasm32 .mpy, CTs on the ADCs (DINAMICS_HIL=0, a production board): firmware %d B, "
+              "ct_meter %d B" % (both["wasm_adc"]["firmware"], both["wasm_adc"]["costs"]["ct_meter"]))
     else:
         print("heap: no wasm32 figures (node or hil/vm/node_modules missing: scripts/setup)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(both, f, indent=1)
     return 0
+
+
+def measure_wasm_adc():
+    """wasm32 .mpy with DINAMICS_HIL=0: ct_meter on the ADCs (ct_feed never loaded), as a
+    production board runs. -> {"firmware": B, "costs": {piece: B}}."""
+    drive = tempfile.mkdtemp(prefix="dinamics-wasm-mpy-")
+    old = os.environ.get("DINAMICS_HIL")
+    os.environ["DINAMICS_HIL"] = "0"  # read by wasm_probe.mjs
+    try:
+        vm.build_drive(drive, mpy=True)
+        f = probe_wasm(drive)
+    finally:
+        if old is None:
+            os.environ.pop("DINAMICS_HIL", None)
+        else:
+            os.environ["DINAMICS_HIL"] = old
+        shutil.rmtree(drive, ignore_errors=True)
+    costs = dict((n.split(" (")[0], c) for n, c in f["costs"])
+    # the LoRa pieces are built after "built" (the extra of a LoRa-linked unit): not firmware
+    extra = dict((n, costs.pop(n)) for n in list(costs) if n.startswith("lora_"))
+    return {"firmware": f["built"] - f["start"], "costs": costs, "lora": extra}

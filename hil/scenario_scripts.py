@@ -429,6 +429,16 @@ def wifi_fallback(rig, res, breaker=25, base=2.3, oven=13.0, scan_ms=3000, join_
     res.check(wifi.ap_on and rig.radio.ap_active, "setup AP open with no known network")
     f = measure_step(rig, res, "oven_on_ap", (base + oven, 0, 0), 30000, (0,))
     check_reaction(res, f, "oven_on_ap")
+    joins = []  # the controller's pilot as each join starts: the blind cut came first
+    prev = rig.radio.on_block
+
+    def at_block(what):
+        if prev is not None:
+            prev(what)
+        if what == "connect":
+            joins.append(rig.emu.current_capacity)
+
+    rig.radio.on_block = at_block
     rig.wifi("add", "home", password="homepass1", join_ms=join_ms)
     t_add = rig.now_ms()
     rig.configure(wifi_ssid="home", wifi_pass="homepass1")
@@ -448,4 +458,9 @@ def wifi_fallback(rig, res, breaker=25, base=2.3, oven=13.0, scan_ms=3000, join_
     res.fig("heartbeat_fallbacks", 1 if rig.emu._hs_trigger else 0)
     res.check(rig.emu._hs_trigger == 0, "the controller's heartbeat fell back during a blocking call")
     res.fig("wifi_stats", dict(wifi.stats))
+    hb = rig.fw.settings.get("hb_amps")
+    res.fig("pilot_at_join_starts_a", joins)
+    res.fig("blind_cuts", rig.fw.balancer.stats["blind_cuts"])
+    res.check(joins and max(joins) <= max(hb, 6),
+              "the car at hb_amps before every join (the blind cut): %s" % joins)
     whole_run_checks(rig, res, t0)

@@ -347,7 +347,7 @@ def expect(values, sub, payload, retained=False, plug=None):
     """-> ("ignore",) | ("error",) | ("set", name, value) | ("reset", names) | ("ok", command).
     `values` is the current settings dict (for the cross-field rules)."""
     from dinamics import mqtt_topics as mt
-    from dinamics import rapi
+    from dinamics import rapi_more
     from dinamics import settings as st
 
     try:
@@ -396,7 +396,7 @@ def expect(values, sub, payload, retained=False, plug=None):
         return ("error",)
     if sub == "rapi_request":
         try:
-            rapi.build_raw(text, 0x41)
+            rapi_more.build_raw(text, 0x41)
         except ValueError:
             return ("error",)
         if not mt.rapi_allowed(text.split(" ")[0]):

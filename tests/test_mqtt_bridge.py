@@ -424,6 +424,81 @@ def test_ha_discovery_module_is_dropped_once_its_configs_are_out():
     assert "dinamics.ha_discovery" not in sys.modules
 
 
+def test_inbound_module_is_loaded_for_messages_and_dropped_when_they_stop():
+    """mqtt_inbound is not resident while no message arrives (heap, docs/heap.md): loaded by the
+    first message, kept through a burst, dropped by the first telemetry period without one, and
+    loaded again by the next message, which is handled like any other."""
+    import sys
+
+    r = BridgeRig(serial="IN")
+    r.connect()
+    period = r.settings.get("timer")
+    r.run(2 * period)
+    assert r.bridge._inb is None
+    r.send("set_breaker", "20")
+    assert r.bridge._inb is not None and "dinamics.mqtt_inbound" in sys.modules
+    for _ in range(5):  # a burst: one message per half period keeps it loaded
+        r.run(period // 2)
+        r.send("set_breaker", "21")
+        assert r.bridge._inb is not None
+    r.run(2 * period + 20)
+    assert r.bridge._inb is None and "dinamics.mqtt_inbound" not in sys.modules
+    out = r.send("set_foo", "1")  # loaded again: the unknown topic still gets its error
+    assert r.errors(out)[0] == {"topic": "set_foo", "value": "1", "error": "unknown topic"}
+    assert r.send("set_breaker", "22") == [] and r.settings.get("breaker") == 22
+    out = r.send("rapi_request", "GV")  # checked by rapi_more, which goes with mqtt_inbound
+    assert "dinamics.rapi_more" in sys.modules and not r.errors(out)
+    r.run(2 * period + 20)
+    assert "dinamics.mqtt_inbound" not in sys.modules and "dinamics.rapi_more" not in sys.modules
+
+
+def test_report_module_is_dropped_once_the_reports_are_out():
+    """mqtt_reports builds the settings/timers/wifi/debug JSON while reports are due and is not
+    resident after (heap, docs/heap.md); a later request loads it again."""
+    import sys
+
+    r = BridgeRig(serial="RP")
+    c = r.connect()
+    assert json.loads(r.published("settings")[-1])["B"] == 16  # the connect snapshot
+    assert "dinamics.mqtt_reports" not in sys.modules
+    c.sent.clear()
+    r.send("get_timers", "1")
+    r.send("get_wifi", "1")
+    r.run(100)
+    assert json.loads(r.published("timers")[-1])["T"][0] == r.settings.get("timer")
+    assert json.loads(r.published("wifi")[-1])["SN"] == "RP"
+    assert "dinamics.mqtt_reports" not in sys.modules
+
+
+def test_connect_code_is_dropped_after_each_attempt():
+    """mqtt_connect (client, CONNECT, SUBSCRIBE, back-off) is loaded for an attempt and dropped after,
+    whether it failed (nothing listens) or not."""
+    import sys
+
+    r = BridgeRig(serial="CC", mqtt_host="127.0.0.1", mqtt_port=free_port())
+    attempts = []
+    orig = r.bridge.session.connect
+
+    def counting(*a):
+        orig(*a)
+        attempts.append("dinamics.mqtt_connect" in sys.modules)
+
+    r.bridge.session.connect = counting
+    during = []
+    pool = r.bridge.session._pool
+    lookup = pool.getaddrinfo
+
+    def looking_up(*a):
+        during.append("dinamics.mqtt_connect" in sys.modules)
+        return lookup(*a)
+
+    pool.getaddrinfo = looking_up
+    r.run(5000, step=50)
+    assert len(attempts) >= 2 and not any(attempts)
+    assert len(during) == len(attempts) and all(during)  # the attempt ran from the loaded module
+    assert r.bridge.stats["connect_failures"] == len(attempts) and not r.bridge.connected
+
+
 def test_broker_settings_reconnect_only_when_they_really_change():
     port = free_port()  # nothing listens there
     r = BridgeRig(serial="RC", mqtt_host="127.0.0.1", mqtt_port=port)

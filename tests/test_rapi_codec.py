@@ -13,9 +13,10 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 from dinamics import rapi  # noqa: E402
 from dinamics import rapi_more  # noqa: E402
 from dinamics.rapi import (  # noqa: E402
-    AB, AN, AT, NK, OK, WF, ChecksumError, LineAssembler, add_checksum, build, build_raw,
+    AB, AN, AT, NK, OK, WF, ChecksumError, LineAssembler, add_checksum, build,
     parse_line, xor_checksum,
 )
+from dinamics.rapi_more import build_raw  # noqa: E402  (a user-typed command: the rare part)
 
 # ---------------------------------------------------------------------------
 # rapi.md §5: (number, request sent or None, controller output on the wire)

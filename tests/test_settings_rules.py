@@ -206,3 +206,15 @@ def test_a_burst_of_changes_and_delete_settings_lose_no_message():
         assert not [x for x in w.console.lines if "inbox full" in x]
     finally:
         w.close()
+
+
+def test_load_code_is_not_resident_after_the_load():
+    """The stored-value checks and repairs (dinamics.settings_load) run once at boot and are
+    dropped after (heap, docs/heap.md); a second load imports them again."""
+    import sys
+
+    s = Settings({"c_min_limit": 20, "c_limit": 10})
+    assert s.fixes == [("c_min_limit", 20, 10)]
+    assert "dinamics.settings_load" not in sys.modules
+    assert s.load({"breaker": 500}) == [("breaker", 500, 16)]
+    assert "dinamics.settings_load" not in sys.modules

@@ -11,7 +11,8 @@ timer4 (at once if far over), resume by itself; stale CT data pauses or holds th
 The state lives in holders without a clock (ticks passed in): dinamics.ct_readings (the CT
 readings), car_current ($GG), projection (what a reading leaves for the car), gg_waits
 (decisions waiting for a $GG), charge_intent (set_enable, plug&charge, auto-stops), pause (the
-only writer of a pause; min_off), evse_sync (what the controller was told), phase_detect; the
+only writer of a pause; min_off), evse_sync (what the controller was told), phase_detect,
+blind_cap (the pilot capped while the unit is blind in a WiFi join); the
 arithmetic is dinamics.headroom. The actor
 keeps time and I/O: this file turns messages into state and sends the result (`_apply`); the
 regulation's named steps are its other half, actors.balancer_regulation. Every RAPI command
@@ -22,12 +23,13 @@ evse.state gives the state (C: a session) and the advertised pilot.
 
 from adafruit_ticks import ticks_diff
 
-from actors.balancer_regulation import (R_SOLAR_WAIT, R_STALE, R_STATIC, REQUEST_TAG, TICK_MS,
-                                        TIMER_SHORTAGE, Regulation)
+from actors.balancer_regulation import (R_BLIND, R_SOLAR_WAIT, R_STALE, R_STATIC, REQUEST_TAG,
+                                        TICK_MS, TIMER_SHORTAGE, Regulation)
 from dinamics import charge_intent as ci
 from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import rapi
+from dinamics.blind_cap import BLIND_OK_MS, BlindCap
 from dinamics.car_current import CarCurrent
 from dinamics.charge_intent import ChargeIntent
 from dinamics.ct_readings import CtReadings
@@ -35,6 +37,7 @@ from dinamics.evse_sync import EvseSync
 from dinamics.gg_waits import GgWaits
 from dinamics.pause import Pause
 from dinamics.phase_detect import PhaseDetector
+from dinamics.pilot_gate import PILOT_MIN
 from dinamics.projection import Projection
 
 ENABLE_OFF = ci.OFF
@@ -60,7 +63,8 @@ _RADIO_GG_X = 15  # on LoRa a steady charge reads $GG every 15 s x lora_poll_x (
 class Balancer(Regulation):
     name = "balancer"
     subscribes = (m.LINK_STATUS, m.EVSE_STATE, m.EVSE_BOOT, m.CHARGE_COMMAND, m.SETTING_CHANGED,
-                  m.CT_READING, m.EVSE_CURRENT, m.EVSE_PLUG, m.NET_STATUS)  # + rapi.reply, sent
+                  m.CT_READING, m.EVSE_CURRENT, m.EVSE_PLUG, m.NET_STATUS,
+                  m.NET_BLOCKING)  # + rapi.reply, sent
     inbox_size = 32
 
     def __init__(self, settings):
@@ -74,6 +78,7 @@ class Balancer(Regulation):
         self.pauses = Pause()  # the only writer of the pause and its reason
         self.sync = EvseSync()
         self.phase_det = PhaseDetector()
+        self.blind = BlindCap()  # the pilot capped while the unit is blind (a WiFi join)
         self.reset()
 
     # --- state -------------------------------------------------------------------------------
@@ -86,6 +91,7 @@ class Balancer(Regulation):
         self.pauses.reset()
         self.sync.reset()
         self.phase_det.reset()
+        self.blind.reset()
         self._reset_regulation()
         self.charge.reset(s.get("plugandcharge"), self.cmd)
         self.link_up = False
@@ -101,7 +107,8 @@ class Balancer(Regulation):
         self.boot_t = None
         self._tick_t = None  # when the last tick ran (a late one: the unit itself was blocked)
         self.stats = {"cuts": 0, "raises": 0, "pauses": 0, "resumes": 0, "stale": 0,
-                      "deferred": 0, "escalations": 0, "stops": 0, "gg_requests": 0}
+                      "deferred": 0, "escalations": 0, "stops": 0, "gg_requests": 0,
+                      "blind_cuts": 0}
 
     @property
     def pause(self):
@@ -171,6 +178,8 @@ class Balancer(Regulation):
         elif kind == m.SETTING_CHANGED:
             for name in payload:
                 self._setting(name, self.settings.get(name))
+        elif kind == m.NET_BLOCKING:  # (requester, ms)
+            self._blocking(payload[0], payload[1])
         elif kind == m.NET_STATUS:
             was = self._pc()
             self.net_up = bool(payload)
@@ -182,6 +191,27 @@ class Balancer(Regulation):
             if sync.on_reply(payload[1], payload[2], payload[3]):
                 self.log(m.WARNING, "controller caps the pilot at %d A (asked %d)"
                          % (sync.evse_cap, sync.sent_amps))
+
+    def _blocking(self, requester, ms):
+        """net.blocking: `requester` will block every pass for up to `ms` (a WiFi join). Longer
+        than the reaction budget tolerates while a car may charge: cap the pilot at hb_amps (the
+        controller's own fallback when the unit falls silent) and send the cut now, THEN ask
+        rapi_link for the hold. Both go into rapi_link's inbox in this order, so the `$SC` is
+        queued ahead of the hold's `$SY`, whose answer lets the call start: the controller has
+        taken the cut before the unit goes blind (dinamics.blind_cap)."""
+        if (ms > BLIND_OK_MS and self._dynamic() and self._desired_enable() == ENABLE_ON
+                and (self.connected or self.state == rapi.STATE_C)):
+            now = self.now()
+            hb = self.settings.get("hb_amps")  # below 6 A the gate would send 6 A anyway
+            self.blind.begin(now, ms, hb if hb > PILOT_MIN else PILOT_MIN,
+                             self.settings.get("timer13"))
+            if self.cmd > self.blind.amps:
+                self.stats["blind_cuts"] += 1
+                self.log(m.INFO, "pilot %d -> %d A while blind for up to %d ms (WiFi join)"
+                         % (self.cmd, self.blind.amps, ms))
+                self._set_cmd(now, self.blind.amps, R_BLIND)
+            self._apply()
+        self.post(m.LINK_HOLD, (requester, ms))
 
     def _command(self, enable):
         if enable not in _ENABLE_CMD:
@@ -390,14 +420,24 @@ class Balancer(Regulation):
 
     def _apply(self):
         """Send what differs from what the controller was last told; post balancer.target."""
+        blind = None
         if not self._dynamic():
             self.cmd = self.settings.get("c_limit")
             self.max_current = self.cmd
+        else:
+            blind = self.blind.cap(self.now())
+            if blind is not None and self.cmd > blind:  # (a command set around _set_cmd)
+                self._set_cmd(self.now(), blind, R_BLIND)
+            elif blind is None and self.reason == R_BLIND:
+                self.reason = None  # the cap is over: the reason follows the command again
         want = self._desired_enable()
         amps = self.cmd
         if want == ENABLE_ON:
             t_amps = amps
-            reason = (self.reason or self._reason_for(amps)) if self._dynamic() else R_STATIC
+            if blind is not None and amps >= blind:
+                reason = R_BLIND
+            else:
+                reason = (self.reason or self._reason_for(amps)) if self._dynamic() else R_STATIC
         else:
             t_amps = 0
             if want is None:

@@ -26,6 +26,7 @@ R_SOLAR = "solar"
 R_STALE = pz.STALE  # (also the minimum-current fallback, stale_action 1)
 R_NO_HEADROOM = pz.NO_HEADROOM
 R_SOLAR_WAIT = pz.SOLAR_WAIT
+R_BLIND = "blind"  # capped at hb_amps while the unit is blind (a WiFi join: dinamics.blind_cap)
 
 
 class Regulation(Actor):
@@ -405,6 +406,10 @@ class Regulation(Actor):
         self.on_since = None
 
     def _set_cmd(self, now, amps, reason):
+        if self._dynamic():
+            c = self.blind.clip(now, amps)  # no raise above the blind cap (dinamics.blind_cap)
+            if c < amps:
+                amps, reason = c, R_BLIND
         if amps != self.cmd:
             if amps < self.cmd:
                 self.stats["cuts"] += 1

@@ -20,12 +20,11 @@ ip() = str(wifi.radio.ipv4_address). The host port provides the same from the st
 from actors.balancer import FAULT_ENABLE
 from actors.balancer_regulation import FAULT_SOLAR
 from dinamics import messages as m
-from dinamics import mqtt_inbound as inb
 from dinamics import mqtt_topics as mt
 from dinamics import rapi
 from dinamics import settings as st
 from dinamics.mailbox import Actor
-from dinamics.mqtt_session import T_CONNECT, Session
+from dinamics.mqtt_session import T_CONNECT, Session, forget
 from dinamics.version import VERSION
 
 RECONFIG_DELAY_MS = 200
@@ -93,7 +92,9 @@ class MqttBridge(Actor):
         self.sn = ""
         self._timers = {}
         self._due = []  # reports to build at send time: settings, timers, wifi, debug
-        self._replies = inb.Replies()
+        self._replies = mt.Replies()
+        self._inb = None  # dinamics.mqtt_inbound while messages arrive (see _inbound)
+        self._inb_used = False
         self._ha_next = None  # index of the next HA config to send, None = nothing to do
         self._ha_remove = False
         # what the unit knows, and what it last published
@@ -188,12 +189,17 @@ class MqttBridge(Actor):
         send = self.session.send
         pre = self.prefix
         due = self._due
-        while due and n > 0:
-            name = due[0]
-            send(pre + name, mt.report_json(name, self.settings, VERSION, self._ip(), self.sn),
-                 name in mt.RETAINED)
-            due.pop(0)
-            n -= 1
+        if due:
+            from dinamics import mqtt_reports  # loaded while reports are due (heap)
+
+            while due and n > 0:
+                name = due[0]
+                send(pre + name, mqtt_reports.report_json(name, self.settings, VERSION, self._ip(),
+                                                          self.sn), name in mt.RETAINED)
+                due.pop(0)
+                n -= 1
+            if not due:
+                forget("mqtt_reports")
         if n > 0 and self._ha_next is not None:
             i = self._ha_next
             ha = _ha()
@@ -227,12 +233,30 @@ class MqttBridge(Actor):
                 sub = topic[len(pre):]
                 if mt.published(sub):
                     return  # our own telemetry, heard back through the wildcard
-                self._do(inb.translate(sub, payload, retained), retained)
+                inb = self._inbound()
+                self._do(inb, inb.translate(sub, payload, retained), retained)
         except Exception as e:  # noqa: BLE001 - a bad message must not cost the connection
             self.stats["handler_errors"] += 1
             self.log(m.ERROR_LEVEL, "handling %s failed: %s %s" % (topic, type(e).__name__, e))
 
-    def _do(self, a, retained):
+    def _inbound(self):
+        """dinamics.mqtt_inbound, imported at the first message and dropped by the telemetry
+        timer once a whole period passed without one (heap: it is not resident while idle)."""
+        self._inb_used = True
+        if self._inb is None:
+            from dinamics import mqtt_inbound
+
+            self._inb = mqtt_inbound
+        return self._inb
+
+    def _drop_inbound(self):
+        if self._inb is not None and not self._inb_used:
+            self._inb = None
+            forget("mqtt_inbound")
+            forget("rapi_more")  # what mqtt_inbound loads for rapi_request / set_lcd
+        self._inb_used = False
+
+    def _do(self, inb, a, retained):
         if a is None:
             return  # an empty message clears a retained one: nothing to do
         act, sub, text, arg = a
@@ -276,7 +300,7 @@ class MqttBridge(Actor):
                 return
             self._replies.sent(tag)
         # The unit's own LCD shows it too (for lcd_text_s); erase_lcd returns it to its pages.
-        self.post(m.LCD_TEXT, text if tag == inb.TAG_LCD else None)
+        self.post(m.LCD_TEXT, text if tag == mt.TAG_LCD else None)
 
     # --- firmware messages ---------------------------------------------------------------------
     def handle(self, kind, payload):
@@ -353,6 +377,7 @@ class MqttBridge(Actor):
             self._connect()
         elif tag == _T_TELE:
             self._status(False)
+            self._drop_inbound()
         elif tag == _T_SYNC:
             self._pub("synctime", str(self.sched.clock.epoch()))
             mem = getattr(self.port, "mem_free", None)

@@ -251,7 +251,10 @@ class EvseSync:
         self._hold_ms = ms
         iv = self.settings.get("hb_interval")
         if not iv or not self.dialect.supports("SY"):
-            self._answer(Req(requester, HOLD, "SY", None), None, (), "no heartbeat")
+            if self.up and self._queued("SC"):  # a cut before the blind call: answered first
+                self.request(HOLD, "GS", None, requester=requester)
+            else:
+                self._answer(Req(requester, HOLD, "SY", None), None, (), "no heartbeat")
             return
         args = None
         # hold_fallback: no raise; a join longer than the interval lets the controller fall back
@@ -262,7 +265,9 @@ class EvseSync:
             if self.up:
                 self.cancel(self._hold_timer)
                 self._hold_timer = self.after(ms + self.settings.get("timer13"), T_HOLD)
-        self.request(HOLD, "SY", args, True, requester)
+        # In arrival order among the safety commands, never at the head: a cut queued before the
+        # hold (the balancer's blind cut, net.blocking) must be answered before the call starts.
+        self.request(HOLD, "SY", args, False, requester)
 
     def _held(self):
         """A link.hold was granted within its blocking time + the silence limit: a silence now

@@ -44,7 +44,7 @@ class SettingsActor(Actor):
 
     def start(self):
         """Log (once) every stored value that Settings.load could not use as it was (out of the
-        table's range, or breaking a cross-field rule: see settings.repair), and store the values
+        table's range, or breaking a cross-field rule: see settings_load.repair), and store the values
         really in use so the flash agrees with them. After a crash: re-arm a pending write."""
         if not self._fixes_reported:
             self._fixes_reported = True

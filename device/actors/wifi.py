@@ -14,10 +14,12 @@ DINAMICS_AP_PASSWORD) from settings.toml (None each where unset). Rules (docs/we
   The AP stays up while the station is tried, lingers AP_LINGER_MS after a join, and is never
   restarted or dropped while the web actor says a client is mid-request (`client_busy(ms)`, at
   most BUSY_MAX_MS in a row).
-- A scan, a join and the NTP request's DNS lookup block a pass on a board: each is announced to
-  rapi_link first (`link.hold (self, ms)`: it pulses `$SY` and, when ms does not fit in the
-  heartbeat interval, raises it for the hold) and done once it answers (rapi.reply tag "hold",
-  or HOLD_WAIT_MS without an answer). A join is bounded by CONNECT_TIMEOUT_S; a DHCP server that
+- A scan, a join and the NTP request's DNS lookup block a pass on a board: each is announced
+  (`net.blocking (self, ms)`) to the balancer, which cuts a charging car to hb_amps first when ms
+  is longer than the reaction budget tolerates (a join: dinamics/blind_cap.py) and then asks
+  rapi_link for the hold (`link.hold (self, ms)`: it pulses `$SY` behind that `$SC` and, when ms
+  does not fit in the heartbeat interval, raises it for the hold); the call is done once
+  rapi_link answers (rapi.reply tag "hold", or HOLD_WAIT_MS without an answer). A join is bounded by CONNECT_TIMEOUT_S; a DHCP server that
   never answers hangs CircuitPython's connect() for good (adafruit/circuitpython#7557): the
   hardware watchdog resets the board, and the `try` mark written before the join tells the next
   boot, which opens the AP first and waits longer before that network again.
@@ -47,7 +49,8 @@ DNS_MS = const(3000)  # the NTP server's name lookup
 FIRST_TRY_MS = const(3000)  # the controller link and the first pilot go before the first scan
 BOOT_LINK_WAIT_MS = const(20000)  # after start, a link still down is waited for (the controller's
 #                                   POST): the first $SC must not wait behind a blocking call
-HOLD_WAIT_MS = const(1500)  # no answer to link.hold this long: go ahead (link busy or down)
+HOLD_WAIT_MS = const(1500)  # no answer to link.hold this long: go ahead (link busy or down);
+#                             blind_cap.GRANT_MS counts on it
 WATCH_MS = const(2000)  # look at the station this often (an attribute read, no blocking)
 BACKOFF_MAX = const(32)  # x timer11
 AP_LINGER_MS = const(60000)  # the AP after a join: long enough for the setup page to show the IP
@@ -67,7 +70,7 @@ _T_LINGER = "linger"
 _T_GO = "go"
 _T_ADOPT = "adopt"  # start(): what it found is announced from the first pass, once every actor
 _T_BOOT_AP = "boot_ap"  # is registered (App adds the web and the lcd after this actor)
-_SCAN = const(1)  # blocking operations, each announced by link.hold
+_SCAN = const(1)  # blocking operations, each announced by net.blocking
 _CONNECT = const(2)
 _NTP = const(3)
 _WIFI_NAMES = ("wifi_ssid", "wifi_pass", "wifi_service_ssid", "wifi_service_pass")
@@ -273,7 +276,7 @@ class Wifi(Actor):
         HOLD_WAIT_MS)."""
         self._op = op
         ms = SCAN_MS if op == _SCAN else CONNECT_MS if op == _CONNECT else DNS_MS
-        self.post(m.LINK_HOLD, (self, ms))
+        self.post(m.NET_BLOCKING, (self, ms))  # the balancer: a blind cut if needed, then link.hold
         self._arm_hold(HOLD_WAIT_MS)
 
     def _arm_hold(self, ms):

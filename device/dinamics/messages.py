@@ -14,6 +14,8 @@ refused, counted and reported), DROP_NEW kinds (log lines) are dropped and count
 is three quarters full, so they never crowd out or evict anything else.
 """
 
+import sys
+
 LATEST = 0
 COMMAND = 1
 DROP_NEW = 2
@@ -70,7 +72,8 @@ _TABLE = (
     ("net.up", COMMAND, (_WIFI,), (_MQTT, _LCD, _WEB)),  # (ip, mode, ssid, ap_password): mode "sta"/"ap"; ap_password "" in sta mode or for an open AP; every (re)connect / AP start
     ("net.down", COMMAND, (_WIFI,), (_MQTT, _LCD, _WEB)),  # reason str: the station lost its network (the AP, if any, stays)
     ("wifi.networks", COMMAND, (_WIFI,), REQUESTER),     # tuple of (ssid, rssi, is_open) strongest first: the answer to wifi.scan
-    ("link.hold", COMMAND, (_WIFI,), (_LINK,)),          # (requester, ms): a blocking call of up to ms comes; pulse $SY (raise the heartbeat margin if ms needs it), rapi.reply tag "hold" when done
+    ("link.hold", COMMAND, (_BAL,), (_LINK,)),           # (requester, ms): a blocking call of up to ms comes; pulse $SY (raise the heartbeat margin if ms needs it), rapi.reply tag "hold" to the requester when done; posted by the balancer after any blind cut (net.blocking)
+    ("net.blocking", COMMAND, (_WIFI,), (_BAL,)),        # (requester, ms): the requester will block every pass for up to ms once link.hold answers; the balancer cuts a charging car to hb_amps first when ms > blind_cap.BLIND_OK_MS, then posts link.hold (requester, ms)
     # LoRa (actors/lora_link.py)
     ("lora.air", LATEST, (_LORA,), (_MQTT, _WEB)),           # (used ms in the window, budget ms, window ms, frames, refused, rssi): the airtime ledger, every minute
     # web UI (actors/web.py)
@@ -83,9 +86,14 @@ _TABLE = (
 
 NAMES = tuple(row[0] for row in _TABLE)
 POLICY = bytes(row[1] for row in _TABLE)
-SENDERS = tuple(row[2] for row in _TABLE)
-RECEIVERS = tuple(row[3] for row in _TABLE)
 COUNT = len(_TABLE)
+if sys.implementation.name == "cpython":
+    # Who sends and who receives, for the host only (tests/test_routing.py, tools/gen_routing.py):
+    # on a board (and the VMs) the rows are dropped once NAMES and POLICY are built (heap).
+    SENDERS = tuple(row[2] for row in _TABLE)
+    RECEIVERS = tuple(row[3] for row in _TABLE)
+else:
+    del _TABLE
 
 
 def kind(name):
@@ -128,6 +136,7 @@ LINK_HOLD = kind("link.hold")
 LORA_AIR = kind("lora.air")
 WIFI_SCAN = kind("wifi.scan")
 SETTING_REPLY = kind("setting.reply")
+NET_BLOCKING = kind("net.blocking")
 WEB_BUSY = kind("web.busy")
 LCD_SHOWN = kind("lcd.shown")
 

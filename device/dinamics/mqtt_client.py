@@ -210,61 +210,16 @@ class Client:
 
     # --- packets -----------------------------------------------------------------------------------
     def connect(self, clean_session=True):
-        ai = self._pool.getaddrinfo(self.broker, self.port, 0, self._pool.SOCK_STREAM)[0]
-        addr = ai[-1]
-        sock = self._pool.socket(ai[0], self._pool.SOCK_STREAM)
-        if self._ssl is not None:
-            try:
-                sock.raw = self._ssl.wrap_socket(sock.raw, server_hostname=self.broker)
-            except Exception:
-                sock.close()
-                raise
-        self._sock = sock
-        try:
-            sock.settimeout(self._timeout)
-            sock.connect(addr)
-            flags = 0x02 if clean_session else 0
-            body = bytearray(b"\x00\x04MQTT\x04\x00")
-            body += bytes((self.keep_alive >> 8, self.keep_alive & 0xFF))
-            body += _field(_str(self.client_id))
-            if self._will is not None:
-                t, p, r, q = self._will
-                flags |= 0x04 | r | (q << 3)
-                body += _field(t) + _field(p)
-            if self.username is not None:
-                flags |= 0x80
-                body += _field(_str(self.username))
-                if self.password is not None:
-                    flags |= 0x40
-                    body += _field(_str(self.password))
-            body[7] = flags
-            self._send(_packet(0x10, body))
-            op, n = self._fixed()
-            if op != 0x20 or n != 2:
-                raise MqttError("no CONNACK (0x%02x)" % op)
-            rc = self._recv(self._buf, 2)[1]
-            if rc:
-                raise MqttError("connection refused (%d)" % rc)
-        except Exception:
-            self._close_socket()
-            raise
-        self._is_connected = True
+        """TCP (+TLS), CONNECT, CONNACK (the code is in dinamics.mqtt_connect: connect time only)."""
+        from dinamics import mqtt_connect
+
+        mqtt_connect.connect(self, clean_session)
 
     def subscribe(self, topics):
         """topics: [(topic, qos), …] in one SUBSCRIBE; handles what arrives until the SUBACK."""
-        pid = self._next_pid()
-        body = bytearray((pid >> 8, pid & 0xFF))
-        for t, q in topics:
-            body += _field(_str(t))
-            body.append(q)
-        self._send(_packet(0x82, body))
-        for _ in range(64):  # retained messages may come before the SUBACK
-            op = self._handle()
-            if op == 0x90:
-                if self._buf[2] == 0x80:
-                    raise MqttError("subscription refused")
-                return
-        raise MqttError("no SUBACK")
+        from dinamics import mqtt_connect
+
+        mqtt_connect.subscribe(self, topics)
 
     def publish(self, topic, payload, retain=False, qos=0):
         body = _field(_str(topic))

@@ -17,12 +17,15 @@ translate(topic, payload, retained) -> None (ignore) or (action, topic, text, ar
 An empty payload is ignored (that clears a retained message). A retained one-shot command is an
 ERROR (never executed); a retained set_* value is a SETTING like a live one.
 
-Replies: the bookkeeping that turns the EVSE's rapi.reply into the command's response topic.
+Not resident: the bridge imports this module when a message arrives and drops it once messages
+stop (heap, docs/heap.md). Replies (the bookkeeping that turns the EVSE's rapi.reply into the
+command's response topic) is resident, in dinamics.mqtt_topics; imported here for the tests.
 """
 
 from dinamics import mqtt_topics as mt
-from dinamics import rapi
 from dinamics import settings as st
+# rapi.request tags of the MQTT commands: in mqtt_topics, where the resident Replies needs them
+from dinamics.mqtt_topics import TAG_ERASE, TAG_LCD, TAG_RAPI, TAG_S3, TAG_SH, Replies  # noqa: F401
 
 ERROR = 0
 SETTING = 1
@@ -32,13 +35,6 @@ LIMIT = 4
 LCD = 5
 REPORT = 6
 RESET = 7
-
-# rapi.request tags of the MQTT commands (the reply comes back to the bridge with its tag)
-TAG_RAPI = "mqtt:rapi"
-TAG_S3 = "mqtt:S3"
-TAG_SH = "mqtt:SH"
-TAG_LCD = "mqtt:lcd"
-TAG_ERASE = "mqtt:erase"
 
 _RETAINED = "retained command not executed (clear it with an empty retained message)"
 
@@ -94,7 +90,9 @@ def _command(topic, v, text):
 
 def _rapi_request(text):
     try:
-        rapi.build_raw(text, 0x41)  # the link adds an id: check the length with one
+        from dinamics import rapi_more  # loaded with the first rapi_request (or set_lcd)
+
+        rapi_more.build_raw(text, 0x41)  # the link adds an id: check the length with one
     except ValueError as e:
         return (ERROR, "rapi_request", text, str(e))
     toks = [t for t in text.split(" ") if t]
@@ -103,55 +101,3 @@ def _rapi_request(text):
         return (ERROR, "rapi_request", text, "command %s not allowed over MQTT (allowed: G*, %s)"
                 % (cmd, ",".join(mt.RAPI_SETTERS)))
     return (RAPI, "rapi_request", text, (TAG_RAPI, cmd, tuple(toks[1:]) or None))
-
-
-RESPONSE_OF_TAG = {TAG_RAPI: "rapi_response", TAG_S3: "responseST", TAG_SH: "responseSH",
-                   TAG_LCD: "responseLCD", TAG_ERASE: "responseEraseLCD"}
-_LIMIT_TOPIC = {TAG_S3: "set_t_limit", TAG_SH: "set_e_limit"}
-
-
-class Replies:
-    """One response per request, except one for all the $FP lines of one LCD text (the first
-    failure wins), and an error naming the value when the EVSE refuses a time/energy limit."""
-
-    def __init__(self):
-        self._lcd = {}  # tag -> [replies pending, response text]
-        self._limits = {TAG_S3: [], TAG_SH: []}  # tag -> values waiting for their reply
-
-    def sent(self, tag, value=None):
-        """A rapi.request with this tag went out (value: the limit's text, for S3/SH)."""
-        vals = self._limits.get(tag)
-        if vals is not None:
-            vals.append(value)
-            return
-        entry = self._lcd.get(tag)
-        if entry is None:
-            entry = self._lcd[tag] = [0, None]
-        entry[0] += 1
-
-    def reply(self, tag, ok, fields, text):
-        """rapi.reply -> None (not an MQTT request, or more $FP replies to come) or
-        (response topic, text, refused) with refused = (topic, value, error text) or None."""
-        sub = RESPONSE_OF_TAG.get(tag)
-        if sub is None:
-            return None
-        if ok is None:
-            out = "No response from EVSE (%s)" % text
-        else:
-            out = ("$OK" if ok else "$NK") + ("" if not fields else " " + " ".join(fields))
-        lcd = self._lcd.get(tag)
-        if lcd is not None:
-            lcd[0] -= 1
-            if lcd[1] is None or (ok is not True and lcd[1][:3] == "$OK"):
-                lcd[1] = out
-            if lcd[0] > 0:
-                return None
-            out = lcd[1]
-            del self._lcd[tag]
-        refused = None
-        vals = self._limits.get(tag)
-        if vals:
-            value = vals.pop(0)
-            if ok is not True:
-                refused = (_LIMIT_TOPIC[tag], value, "EVSE refused: " + out)
-        return (sub, out, refused)

@@ -16,7 +16,7 @@ with what is left of the MAX_SENDS_PER_POLL budget.
 
 import errno
 import os
-import time
+import sys
 
 from adafruit_ticks import ticks_add, ticks_diff
 
@@ -36,6 +36,15 @@ FIFO_MAX = 64  # responses waiting for the broker
 
 def jitter(ms):
     return ms + (os.urandom(1)[0] * ms) // 1024  # up to +25 %
+
+
+def forget(name):
+    """Drop a module that is loaded only when needed (dinamics.<name>): imported again next time."""
+    sys.modules.pop("dinamics." + name, None)
+    import dinamics
+
+    if hasattr(dinamics, name):
+        delattr(dinamics, name)
 
 
 def why(e):
@@ -97,50 +106,21 @@ class Session:
         self.conn_timer = None
 
     def connect(self, cfg, prefix, topics):
-        """One attempt (the owner's "connect" timer). Success -> on_up(); failure -> back-off."""
+        """One attempt (the owner's "connect" timer). Success -> on_up(); failure -> back-off.
+        The attempt's code is dinamics.mqtt_connect, loaded for it and dropped after (heap)."""
         self.conn_timer = None
         if self.connected:
             return
         self.cfg = cfg
         self.prefix = prefix
-        sn, host, port, user, password, tls = cfg
-        if not host:
+        if not cfg[1]:
             return
-        t0 = time.monotonic_ns()
+        from dinamics import mqtt_connect
+
         try:
-            ctx = None
-            if tls:
-                ctx = getattr(self.port, "ssl_context", None)
-                if ctx is None:
-                    raise ValueError("TLS needs an ssl context on this port")
-            c = self._client_cls(
-                host, port, "Dinamics-" + sn, KEEPALIVE_S, self._pool, username=user or None,
-                password=(password or "") if user else None, ssl_context=ctx)
-            c.will_set(prefix + "availability", "offline", True, 0)
-            c.on_message = self._client_message
-            self.client = c
-            c.connect(clean_session=True)
-            # Retained set_*/commands may arrive inside subscribe(); on_message handles them there.
-            c.subscribe([(prefix + t, 0) for t in topics])
-        except Exception as e:  # noqa: BLE001 - any failure: close, back off, try again
-            self.connected = False
-            self.close_client()
-            self.stats["connect_failures"] += 1
-            wait = jitter(self._backoff)
-            self._backoff = min(self._backoff * 2, BACKOFF_MAX_MS)
-            level = m.DEBUG if self._failing else m.WARNING
-            self._failing = True
-            self.owner.log(level, "broker %s:%d unavailable (%s); retry in %d ms" % (host, port, why(e), wait))
-            self.schedule(wait)
-            return
+            mqtt_connect.attempt(self, cfg, prefix, topics)
         finally:
-            took = (time.monotonic_ns() - t0) // 1000000
-            if took > self.stats["worst_connect_ms"]:
-                self.stats["worst_connect_ms"] = took
-        self._failing = False
-        self._backoff = BACKOFF_FIRST_MS
-        self.owner.log(m.INFO, "connected to %s:%d as %s" % (host, port, prefix[:-1]))
-        self.up()
+            forget("mqtt_connect")
 
     def up(self):
         """The client is connected (also how tests attach a fake client)."""

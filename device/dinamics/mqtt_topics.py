@@ -135,52 +135,6 @@ def group_of(name):
     return _group(st.row(name))
 
 
-def settings_json(settings, fw):
-    """Glossary keys first (FW, B, MAXC, …), then the settings the seed did not have by name."""
-    v = settings.values
-    parts = ['{"FW":' + json.dumps(fw)]
-    for r in st.TABLE:
-        if r[st.KEY] and _group(r) == "settings":
-            parts.append(json.dumps(r[st.KEY]) + ":" + json.dumps(v[r[st.NAME]]))
-    for r in st.TABLE:
-        if not r[st.KEY] and _group(r) == "settings" and _public(r):
-            parts.append(json.dumps(r[st.NAME]) + ":" + json.dumps(v[r[st.NAME]]))
-    return ",".join(parts) + "}"
-
-
-def timers_json(settings):
-    return '{"T":[' + ",".join([str(settings.get(n)) for n in st.TIMER_NAMES]) + "]}"
-
-
-def debug_json(settings):
-    return '{"Debugs":[' + ",".join(settings.get("debug")) + "]}"
-
-
-def wifi_json(settings, ip, sn):
-    """Network report. Secret rows appear only as "<name>_set": 0/1, never their value."""
-    parts = ['"SN":' + json.dumps(sn), '"ip":' + json.dumps(ip or "")]
-    for r in st.TABLE:
-        if _group(r) != "wifi" or r[st.NAME] == "serial":
-            continue
-        name = r[st.NAME]
-        if _public(r):
-            parts.append(json.dumps(name) + ":" + json.dumps(settings.get(name)))
-        else:
-            parts.append(json.dumps(name + "_set") + ":" + ("1" if settings.get(name) else "0"))
-    return "{" + ",".join(parts) + "}"
-
-
-def report_json(name, settings, fw, ip, sn):
-    """The JSON of one report topic: settings, timers, debug or wifi."""
-    if name == "settings":
-        return settings_json(settings, fw)
-    if name == "timers":
-        return timers_json(settings)
-    if name == "debug":
-        return debug_json(settings)
-    return wifi_json(settings, ip, sn)
-
-
 def error_json(topic, value, text):
     """Payload for Dinamics/<SN>/error. The offending value is cut to 64 characters."""
     value = st.text_of(value)
@@ -268,3 +222,62 @@ class LogRing:
             texts.insert(0, "(%d log lines lost)" % self.lost)
             self.lost = 0
         return split_log(texts)
+
+
+# --- replies to MQTT requests (resident: dinamics.mqtt_inbound, which makes the requests, is not) --
+# rapi.request tags of the MQTT commands (the reply comes back to the bridge with its tag)
+TAG_RAPI = "mqtt:rapi"
+TAG_S3 = "mqtt:S3"
+TAG_SH = "mqtt:SH"
+TAG_LCD = "mqtt:lcd"
+TAG_ERASE = "mqtt:erase"
+RESPONSE_OF_TAG = {TAG_RAPI: "rapi_response", TAG_S3: "responseST", TAG_SH: "responseSH",
+                   TAG_LCD: "responseLCD", TAG_ERASE: "responseEraseLCD"}
+_LIMIT_TOPIC = {TAG_S3: "set_t_limit", TAG_SH: "set_e_limit"}
+
+
+class Replies:
+    """One response per request, except one for all the $FP lines of one LCD text (the first
+    failure wins), and an error naming the value when the EVSE refuses a time/energy limit."""
+
+    def __init__(self):
+        self._lcd = {}  # tag -> [replies pending, response text]
+        self._limits = {TAG_S3: [], TAG_SH: []}  # tag -> values waiting for their reply
+
+    def sent(self, tag, value=None):
+        """A rapi.request with this tag went out (value: the limit's text, for S3/SH)."""
+        vals = self._limits.get(tag)
+        if vals is not None:
+            vals.append(value)
+            return
+        entry = self._lcd.get(tag)
+        if entry is None:
+            entry = self._lcd[tag] = [0, None]
+        entry[0] += 1
+
+    def reply(self, tag, ok, fields, text):
+        """rapi.reply -> None (not an MQTT request, or more $FP replies to come) or
+        (response topic, text, refused) with refused = (topic, value, error text) or None."""
+        sub = RESPONSE_OF_TAG.get(tag)
+        if sub is None:
+            return None
+        if ok is None:
+            out = "No response from EVSE (%s)" % text
+        else:
+            out = ("$OK" if ok else "$NK") + ("" if not fields else " " + " ".join(fields))
+        lcd = self._lcd.get(tag)
+        if lcd is not None:
+            lcd[0] -= 1
+            if lcd[1] is None or (ok is not True and lcd[1][:3] == "$OK"):
+                lcd[1] = out
+            if lcd[0] > 0:
+                return None
+            out = lcd[1]
+            del self._lcd[tag]
+        refused = None
+        vals = self._limits.get(tag)
+        if vals:
+            value = vals.pop(0)
+            if ok is not True:
+                refused = (_LIMIT_TOPIC[tag], value, "EVSE refused: " + out)
+        return (sub, out, refused)

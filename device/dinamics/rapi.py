@@ -88,29 +88,6 @@ def build(cmd, args=None, seq=0):
     return bytes(out)
 
 
-def build_raw(text, seq=0):
-    """Build a user-typed command such as "SL 2" or "GV" (no '$', no checksum)."""
-    text = text.encode() if isinstance(text, str) else bytes(text)
-    if len(text) < 2 or text[:1] not in b"FGSTZ":
-        raise ValueError("RAPI command must start with F, G, S, T or Z")
-    c1 = text[1]
-    if not (48 <= c1 <= 57 or 65 <= c1 <= 90):
-        raise ValueError("RAPI command is 2 chars: F/G/S/T/Z + uppercase letter or digit")
-    if len(text) > 2 and text[2] != 32:
-        raise ValueError("space expected after the 2-char command")
-    for b in text:
-        if b < 32 or b > 126:
-            raise ValueError("RAPI command must be printable ASCII")
-    for b in (b"$", b"^", b"*"):
-        if b in text:
-            raise ValueError("'$', '^' and '*' are added by the codec, not typed")
-    toks = text.split(b" ")
-    # the controller takes a last ':' token as the id; ids belong to the link
-    if len(toks) > 1 and toks[-1][:1] == b":":
-        raise ValueError("sequence ids (:SS) are added by the link")
-    return build(toks[0], toks[1:], seq)
-
-
 def text(line):
     """A line as str for logs and replies; a non-ASCII byte (line noise) becomes '?'.
     (CircuitPython ignores decode's `errors=` and raises UnicodeError.)"""

@@ -1,12 +1,36 @@
 """The RAPI codec's rarely used part, kept out of dinamics.rapi so it costs no heap until used
 (docs/heap.md): parsers of replies the firmware itself never asks for ($GE, $GF, $GP, $GT, $AN:
 tools, tests, rapi_request users), state names (host tools), and the LCD ($FP) text encoder
-that set_lcd / erase_lcd load on demand."""
+that set_lcd / erase_lcd load on demand, and the check of a user-typed command (rapi_request).
+mqtt_inbound loads it when one of those commands arrives; the bridge drops both together."""
 
 from dinamics import rapi
 
 STATE_SLEEP = rapi.STATE_SLEEP
 STATE_DISABLED = rapi.STATE_DISABLED
+
+
+def build_raw(text, seq=0):
+    """Build a user-typed command such as "SL 2" or "GV" (no '$', no checksum)."""
+    text = text.encode() if isinstance(text, str) else bytes(text)
+    if len(text) < 2 or text[:1] not in b"FGSTZ":
+        raise ValueError("RAPI command must start with F, G, S, T or Z")
+    c1 = text[1]
+    if not (48 <= c1 <= 57 or 65 <= c1 <= 90):
+        raise ValueError("RAPI command is 2 chars: F/G/S/T/Z + uppercase letter or digit")
+    if len(text) > 2 and text[2] != 32:
+        raise ValueError("space expected after the 2-char command")
+    for b in text:
+        if b < 32 or b > 126:
+            raise ValueError("RAPI command must be printable ASCII")
+    for b in (b"$", b"^", b"*"):
+        if b in text:
+            raise ValueError("'$', '^' and '*' are added by the codec, not typed")
+    toks = text.split(b" ")
+    # the controller takes a last ':' token as the id; ids belong to the link
+    if len(toks) > 1 and toks[-1][:1] == b":":
+        raise ValueError("sequence ids (:SS) are added by the link")
+    return rapi.build(toks[0], toks[1:], seq)
 
 
 def parse_ge(f):

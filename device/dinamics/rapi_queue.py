@@ -2,7 +2,9 @@
 
 Priority commands (SC, FS, FD, SY) go ahead of reads, in arrival order among themselves; a newer
 command of the same kind and arguments replaces a queued one (for SC whatever the amps: the
-newest pilot wins) and the older requester is told "superseded". When full, a priority command
+newest pilot wins) and the older requester is told "superseded"; but a request nobody waits for
+(a heartbeat pulse) never supersedes one somebody does (a link.hold's pulse): it is dropped, the
+queued one does the same. When full, a priority command
 evicts the newest read; a read is refused. Every refusal is returned to the caller to answer:
 nothing is dropped silently. No clock, no I/O.
 """
@@ -59,6 +61,8 @@ class RequestQueue:
         if r.prio:
             for x in q:
                 if x.cmd == r.cmd and (r.cmd == "SC" or x.args == r.args):
+                    if r.cmd != "SC" and r.requester is None and x.requester is not None:
+                        return out  # the queued one does the same and someone waits for it
                     q.remove(x)
                     out.append((x, "superseded"))
                     break

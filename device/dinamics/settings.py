@@ -193,7 +193,8 @@ def _digits(s):
     return True
 
 
-# Cross-field limits (see check_together and repair; docs/balancer.md "Settings rules").
+# Cross-field limits (see check_together, and settings_load.repair for stored values;
+# docs/balancer.md "Settings rules").
 # A poll period is timerN (N = 5..9) times TFO while the slow-down applies: the product must stay
 # a sane period and far below adafruit_ticks' limit (ticks_add refuses |delta| >= 2**28 ms).
 MAX_POLL_MS = 86400000  # 24 h: the longest timerN x TFO
@@ -246,36 +247,6 @@ def check_together(values, name, value):
     return None
 
 
-def repair(values):
-    """Make values that break a cross-field rule safe (stored settings at load). Returns a list of
-    (name, stored value, used value), in the order the repairs were made:
-      c_min_limit above c_limit       -> c_min_limit := c_limit
-      timerN x TFO above MAX_POLL_MS  -> those timers := their defaults; if even a default is too
-                                         long for that TFO, TFO := its default (30) instead
-      2 x timer13 above link_silence  -> timer13 := its default (the shorter silence is kept)"""
-    fixed = []
-
-    def put(name, v):
-        fixed.append((name, values[name], v))
-        values[name] = v
-
-    if values["c_min_limit"] > values["c_limit"]:
-        put("c_min_limit", values["c_limit"])
-    tfo = values["TFO"]
-    bad = [t for t in POLL_TIMERS if values[t] * tfo > MAX_POLL_MS]
-    if bad:
-        for t in bad:
-            if row(t)[DEFAULT] * tfo > MAX_POLL_MS:
-                put("TFO", row("TFO")[DEFAULT])  # every timer x 30 is below the limit
-                break
-        else:
-            for t in bad:
-                put(t, row(t)[DEFAULT])
-    if values["timer13"] * LINK_SILENCE_PER_TIMEOUT > values["link_silence_ms"]:
-        put("timer13", row("timer13")[DEFAULT])
-    return fixed
-
-
 def defaults():
     return dict((r[NAME], r[DEFAULT]) for r in TABLE)
 
@@ -291,23 +262,22 @@ class Settings:
 
     def load(self, stored):
         """Take values from the store, re-validating each against the table (a newer firmware may
-        narrow a range, a file may be hand-made) and then the cross-field rules (see repair).
-        Returns and keeps in `fixes` the list of (name, stored value, used value) for every
-        stored value that was not used as is: a value the table refuses gives the default."""
-        fixed = []
-        for name, v in stored.items():
-            if name in self.values:
-                r = row(name)
-                try:
-                    used = parse(r, str(v))
-                except ValueError:
-                    used = r[DEFAULT]
-                self.values[name] = used
-                if used != v:  # refused, or not stored as its type (a hand-edited "6" for 6)
-                    fixed.append((name, v, used))
-        fixed.extend(repair(self.values))
-        self.fixes = fixed
-        return fixed
+        narrow a range, a file may be hand-made) and then the cross-field rules. Returns and keeps
+        in `fixes` the list of (name, stored value, used value) for every stored value that was
+        not used as is. Boot-time code: dinamics.settings_load, dropped after (heap)."""
+        import sys
+
+        from dinamics import settings_load
+
+        try:
+            self.fixes = settings_load.load(self.values, stored)
+        finally:
+            sys.modules.pop("dinamics.settings_load", None)
+            import dinamics
+
+            if hasattr(dinamics, "settings_load"):
+                delattr(dinamics, "settings_load")
+        return self.fixes
 
     def get(self, name):
         return self.values[name]

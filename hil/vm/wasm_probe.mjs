@@ -37,6 +37,11 @@ mp.FS.writeFile("/.vmw/_vmenv.py",
   `ENV = {"DINAMICS_HIL": "1", "DINAMICS_HEAP_PASSES": "${passes}"${lcd ? `, "DINAMICS_VM_LCD": "${lcd}"` : ""}}\n`);
 mp.FS.writeFile("/.vmw/_vmstepwise.py", "# the probe's steps are run call by call\n");
 mp.runPython(`import sys\nsys.path[:] = ["/.vmw", "/.vm", "/", "/lib", ".frozen"]\n`);
+// DINAMICS_HIL=0 in the environment: the board's CTs on the ADCs instead of the HIL feed
+if (process.env.DINAMICS_HIL === "0") {
+  mp.FS.writeFile("/.vmw/_vmenv.py", mp.FS.readFile("/.vmw/_vmenv.py", { encoding: "utf8" })
+    .replace('"DINAMICS_HIL": "1"', '"DINAMICS_HIL": "0"'));
+}
 const probe = fs.readFileSync(path.join(here, "heap_probe.py"), "utf8");
 try {
   mp.runPython(probe);  // defines step() and finish(); each step runs in its own call
