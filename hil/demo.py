@@ -55,7 +55,12 @@ def start_broker(text, say=print):
     from hil.broker import EmbeddedBroker, Mosquitto, MosquittoMissing
 
     try:
-        b = Mosquitto(port=port or None).start()
+        try:
+            b = Mosquitto(port=port or None).start()
+        except RuntimeError:  # 1883 was taken between the check and mosquitto's bind: a free port
+            if not port:
+                raise
+            b = Mosquitto().start()
         return b.address[0], b.port, b
     except MosquittoMissing:
         say("WARNING: mosquitto is not installed (scripts/setup installs it): using the embedded "

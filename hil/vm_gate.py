@@ -25,13 +25,56 @@ def add_parser(sub):
     return p
 
 
-def seed_settings(drive, broker):
+WEB_PASS = "vm-gate-web-1"
+
+
+def free_port():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    try:
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def seed_settings(drive, broker, web_port=0):
     from dinamics.store import SlotStore
     from hil.host_fs import DirFs
 
     SlotStore(DirFs(drive)).save({"mqtt_host": broker[0], "mqtt_port": broker[1], "serial": SERIAL,
                                   "dinamics": 1, "cte": 123, "breaker": 25,
-                                  "ntp_server": "127.0.0.1"})  # no DNS lookup, no answer: retried
+                                  "ntp_server": "127.0.0.1",  # no DNS lookup, no answer: retried
+                                  "web_port": web_port, "web_pass": WEB_PASS})
+
+
+def web_status(port, out):
+    """The web UI on the VM (the wifi shim's network is up: net.up starts it): log in, then one
+    GET /api/status with the session cookie. Appends (ok, detail) to out."""
+    import http.client
+
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("POST", "/api/login", body=WEB_PASS)
+        r = c.getresponse()
+        body = r.read()
+        cookie = (r.getheader("Set-Cookie") or "").split(";")[0]
+        c.close()
+        if r.status != 200 or not cookie.startswith("dsid="):
+            out.append((False, "login: %s %s" % (r.status, body[:80])))
+            return
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/api/status", headers={"Cookie": cookie})
+        r = c.getresponse()
+        st = json.loads(r.read())
+        c.close()
+        out.append((r.status == 200 and st.get("wifi", {}).get("mode") == "sta"
+                    and st.get("connection") == "OK" and st.get("breaker") == 25,
+                    "wifi %s, connection %s, evse_state %s" % (st.get("wifi"), st.get("connection"),
+                                                                st.get("evse_state"))))
+    except Exception as e:  # noqa: BLE001 - reported as the check's detail
+        out.append((False, "%s: %s" % (type(e).__name__, e)))
 
 
 def run_scenario(broker, mode="py", seconds=60.0, heap="2M", drive=None, out=print):
@@ -48,7 +91,9 @@ def run_scenario(broker, mode="py", seconds=60.0, heap="2M", drive=None, out=pri
 
     drive = drive or tempfile.mkdtemp(prefix="dinamics-vm-%s-" % mode)
     vm.build_drive(drive, mpy=(mode == "mpy"))
-    seed_settings(drive, broker)
+    web_port = free_port()
+    seed_settings(drive, broker, web_port)
+    web = []  # (ok, detail) of the web UI's GET /api/status
     t0 = time.monotonic()
 
     def now_ms():
@@ -86,6 +131,10 @@ def run_scenario(broker, mode="py", seconds=60.0, heap="2M", drive=None, out=pri
                     house.set(t, step[2])
                 elif step[1] == "raw":  # bytes straight onto the line, as noise would arrive
                     evse_serial.write(step[2])
+                elif step[1] == "web":  # in a thread: the loop keeps pumping the ptys meanwhile
+                    import threading
+
+                    threading.Thread(target=web_status, args=(web_port, web), daemon=True).start()
                 else:
                     c.publish(pre + step[2], step[3], qos=1)
                 out("vm-gate %s %6.1f s: %s" % (mode, t / 1000, " ".join(repr(x) for x in step[1:])))
@@ -116,6 +165,8 @@ def run_scenario(broker, mode="py", seconds=60.0, heap="2M", drive=None, out=pri
     with open(os.path.join(drive, "vm.log"), "rb") as f:
         log = f.read().decode("utf-8", "replace")
     checks = evaluate(log, proc.returncode, rx, caps, got, pre, seconds, drive)
+    if seconds > 14:
+        checks["web_api_status"] = web[0] if web else (False, "no answer")
     failed = sorted(k for k, (ok, _d) in checks.items() if not ok)
     return {"checks": checks, "failed": failed, "log": log, "rx": rx, "caps": caps, "got": got,
             "drive": drive}
@@ -123,7 +174,7 @@ def run_scenario(broker, mode="py", seconds=60.0, heap="2M", drive=None, out=pri
 
 # The scenario (ms after the VM starts): plug-in, MQTT commands, house load steps, and at the end
 # the probes of known VM incompatibilities (see KNOWN below).
-PLAN = [(6000, "plug"), (10000, "mqtt", "set_c_limit", "10"), (18000, "load", (18.0, 3.0, 3.0)),
+PLAN = [(6000, "plug"), (10000, "mqtt", "set_c_limit", "10"), (12000, "web"), (18000, "load", (18.0, 3.0, 3.0)),
         (28000, "load", (2.0, 2.0, 2.0)), (32000, "mqtt", "get_status", "1"),
         (34000, "mqtt", "set_c_limit", "16"), (40000, "load", (8.0, 2.0, 2.0)),
         (44000, "mqtt", "rapi_request", "GV"), (48000, "load", (2.0, 2.0, 2.0)),

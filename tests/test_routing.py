@@ -22,10 +22,6 @@ ON_BEHALF = {
     "dinamics/web_routes.py": "web",  # the web actor's HTTP routes
 }
 SENT_TO_ONE = (m.REQUESTER, m.OWNER)
-# Actors agreed between parallel pieces whose rows may land before the actor does (the lcd's net.up
-# / net.down come from the wifi actor, the web's wifi.scan goes to it): allowed as senders and
-# receivers only while they are not in the tree.
-AGREED = {"wifi"}
 
 
 def _actor_modules():
@@ -94,9 +90,9 @@ def test_every_row_names_known_actors():
                            "ct_meter", "net_console"}
     for k in range(m.COUNT):
         senders, receivers = m.SENDERS[k], m.RECEIVERS[k]
-        assert senders and set(senders) <= set(actors) | {SCHEDULER} | (AGREED - set(actors)), m.NAMES[k]
+        assert senders and set(senders) <= set(actors) | {SCHEDULER}, m.NAMES[k]
         if receivers not in SENT_TO_ONE:
-            assert receivers and set(receivers) <= set(actors) | (AGREED - set(actors)), m.NAMES[k]
+            assert receivers and set(receivers) <= set(actors), m.NAMES[k]
 
 
 def test_subscriptions_match_the_table():
@@ -110,8 +106,6 @@ def test_subscriptions_match_the_table():
         if m.RECEIVERS[k] in SENT_TO_ONE:
             continue
         for name in m.RECEIVERS[k]:
-            if name in AGREED and name not in actors:
-                continue
             assert k in actors[name].subscribes, "the table lists %s for %s; it does not subscribe" % (
                 name, m.NAMES[k])
 
@@ -128,8 +122,6 @@ def test_every_kind_is_emitted_by_its_declared_senders_only():
     actors = device_actors()
     for k in range(m.COUNT):
         for sender in m.SENDERS[k]:
-            if sender in AGREED and sender not in actors:
-                continue
             assert any(f[0] == k and f[1] == sender for f in found), "%s never emits %s" % (
                 sender, m.NAMES[k])
 

@@ -538,3 +538,24 @@ def test_joins_that_take_their_full_bound_never_trip_the_watchdog(worlds):
         w.radio.drop()
     assert w.wifi.stats["joins"] == 4
     assert W.CONNECT_MS <= w.watchdog.worst_unfed_ms <= W.CONNECT_MS + 1000 < w.watchdog.timeout * 1000
+
+
+def test_web_busy_holds_off_retries_but_not_the_join_the_client_asked_for(worlds):
+    """web.busy (the web actor, while requests come) defers the station's own retries while the
+    AP is up; new credentials from the setup page are tried at once all the same."""
+    w = worlds([("home", {"password": "homepass1"})])
+    w.run_for(5000)
+    assert w.radio.ap_active and not w.wifi.sta_up
+    n0 = len(scans(w))
+    t0 = w.ms()
+    while w.ms() - t0 < 30000:  # the setup page polls
+        w.sched.post(m.WEB_BUSY, 5000)
+        w.run_for(1000)
+    assert len(scans(w)) == n0 and w.wifi.stats["deferred"] > 0
+    w.set("wifi_pass", "homepass1")
+    w.set("wifi_ssid", "home")
+    for _ in range(8):
+        w.sched.post(m.WEB_BUSY, 5000)
+        w.run_for(1000)
+    assert w.wifi.sta_up and w.wifi.ssid == "home"
+    assert w.radio.ap_active  # lingers for the page

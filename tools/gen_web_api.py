@@ -41,7 +41,8 @@ def generate():
     add("| `GET /api/status` | cookie | the dashboard: `current1..3`, `charging_current`, "
         "`max_charging_current`, `power`, `energy`, `state`, `connection`, `active_phases`, "
         "`no_of_phases`, `breaker`, `fwversion` as on MQTT, plus `evse_state`, `pilot`, "
-        "`target_reason`, `broker`, `wifi {mode, ssid, ip}` |")
+        "`target_reason`, `broker`, `wifi {mode, ssid, ip}`; with `lora` on, `lora` as the MQTT `lora` "
+        "topic (null until the first ledger); with a unit LCD, `lcd` (its lines as shown) |")
     add("| `GET /api/settings` | cookie | one object per setting: `name, topic, type, min, max, choices, "
         "unit, group (charging/installer/wifi), secret, value`; a secret's value is \"set\"/\"not set\" |")
     add("| `GET /api/wifi` | cookie | `mode, ssid, ip, networks (last scan), stored_ssid, stored_pass` "

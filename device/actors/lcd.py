@@ -56,6 +56,7 @@ class Lcd(Actor):
         self._size = None
         self._want = bytearray(0)
         self._shown = bytearray(0)
+        self._told = None  # the text last posted as lcd.shown (the web UI shows it)
         self._dirty = False
         self._budget = BYTES_PER_PASS
         self._scan = 0
@@ -241,6 +242,9 @@ class Lcd(Actor):
                 want[r * w + c] = o if 32 <= o < 127 else 63  # "?"
         if want != self._shown:
             self._dirty = True
+        if want != self._told:  # a page change, a few seconds apart: tell the web UI
+            self._told = bytes(want)
+            self.post(m.LCD_SHOWN, (w, self._told))
 
     # --- writing: only what changed, a bounded number of bytes a pass ------------------------------
     def poll(self, budget_ms):

@@ -98,6 +98,8 @@ class LoraLink(Actor):
     def activate(self, on):
         """The unit's transport swap (App._medium): what waited on the radio is dropped (rapi_link
         sends its request again on the medium that carries the lines now)."""
+        if on:
+            self.after(5000, _T_AIR)  # a first ledger soon (MQTT, web), then every minute
         self.active = on
         self.lines = []
         self.out = []

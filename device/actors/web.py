@@ -47,6 +47,8 @@ SCAN_MS = 15000  # a WiFi scan may take longer (web_routes)
 _SESSION_MS = const(8 * 3600 * 1000)
 _MAX_SESSIONS = const(4)
 _MAX_HELD = const(4)
+_BUSY_MS = const(5000)  # web.busy: a client is mid-request for this long (the page polls each 0.5-2 s)
+_BUSY_EVERY_MS = const(1000)  # at most one web.busy a second
 _T_SWEEP = "sweep"  # timer tags: time out held requests and sessions;
 _T_RESTART = "restart"  # restart once the answer to /api/restart is out
 _TAG_RAPI = "web"  # rapi.request tag (one console request at a time)
@@ -100,7 +102,7 @@ class Web(Actor):
     name = "web"
     subscribes = (m.CT_READING, m.EVSE_STATE, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_PLUG,
                   m.EVSE_PILOT, m.LINK_STATUS, m.NET_STATUS, m.BALANCER_TARGET, m.PHASES,
-                  m.NET_UP, m.NET_DOWN)  # + setting.reply, rapi.reply, wifi.networks (sent to it)
+                  m.NET_UP, m.NET_DOWN, m.LORA_AIR, m.LCD_SHOWN)  # + setting.reply, rapi.reply, wifi.networks (sent to it)
     polls = True
     inbox_size = 20
 
@@ -118,6 +120,9 @@ class Web(Actor):
         self.stats = {"requests": 0, "errors": 0, "logins": 0, "login_failures": 0}
         self.net = None  # (ip, mode, ssid, ap_password) from the wifi actor
         self.networks = ()
+        self.lcd = None  # lcd.shown (cols, bytes): the unit LCD's text
+        self.lora_air = None  # lora.air (used ms, budget ms, window ms, frames, refused, rssi)
+        self._busy_at = None  # when web.busy was last posted
         self.reset()
 
     def reset(self):
@@ -209,6 +214,10 @@ class Web(Actor):
         if not g.ready:
             return
         t0 = ticks_ms()
+        now = self.now()
+        if self._busy_at is None or ticks_diff(now, self._busy_at) >= _BUSY_EVERY_MS:
+            self._busy_at = now  # the wifi actor holds off scans, joins and AP changes meanwhile
+            self.post(m.WEB_BUSY, _BUSY_MS)
         while g.ready and ticks_diff(ticks_ms(), t0) < _BUDGET_MS:
             try:
                 self.server.poll()
@@ -250,6 +259,10 @@ class Web(Actor):
                 self._listen()
         elif kind == m.NET_DOWN:
             self.net = None
+        elif kind == m.LORA_AIR:
+            self.lora_air = payload
+        elif kind == m.LCD_SHOWN:
+            self.lcd = payload
         elif kind == m.SETTING_REPLY:  # (name, raw, why or None)
             name, raw, why = payload
             if why is None:
@@ -414,6 +427,14 @@ class Web(Actor):
             out["active_phases"], out["no_of_phases"] = self.phases
         out["broker"] = ("connected" if self.broker else "down") if self.settings.get("mqtt_host") else "none"
         out["wifi"] = self.wifi_status()
+        a = self.lora_air
+        if self.settings.get("lora"):  # the airtime ledger, named as the MQTT `lora` topic
+            out["lora"] = None if a is None else {
+                "airtime_ms": a[0], "budget_ms": a[1], "window_s": a[2] // 1000, "frames": a[3],
+                "refused": a[4], "rssi": a[5]}
+        if self.lcd is not None:  # the unit LCD's lines, as shown
+            cols, text = self.lcd
+            out["lcd"] = [text[i:i + cols].decode() for i in range(0, len(text), cols)]
         return out
 
     def wifi_status(self):

@@ -68,17 +68,17 @@ _T_WATCH = "watch"
 _T_NTP = "ntp"
 _T_LINGER = "linger"
 _T_GO = "go"
+_T_ADOPT = "adopt"  # start(): what it found is announced from the first pass, once every actor
+_T_BOOT_AP = "boot_ap"  # is registered (App adds the web and the lcd after this actor)
 _SCAN = const(1)  # blocking operations, each announced by net.blocking
 _CONNECT = const(2)
 _NTP = const(3)
 _WIFI_NAMES = ("wifi_ssid", "wifi_pass", "wifi_service_ssid", "wifi_service_pass")
-# wifi.scan (web -> wifi) is the web actor's row; subscribed to once the table has it
-_SCAN_KIND = m.NAMES.index("wifi.scan") if "wifi.scan" in m.NAMES else -1
 
 
 class Wifi(Actor):
     name = "wifi"
-    subscribes = (m.SETTING_CHANGED,) + ((_SCAN_KIND,) if _SCAN_KIND >= 0 else ())  # + rapi.reply (hold)
+    subscribes = (m.SETTING_CHANGED, m.WIFI_SCAN, m.WEB_BUSY)  # + rapi.reply (hold)
     inbox_size = 8
 
     def __init__(self, settings, port):
@@ -111,6 +111,7 @@ class Wifi(Actor):
         self._cands = []
         self._busy_until = None
         self._busy_since = None
+        self._asked = False  # new credentials: the client that gave them wants the join now
         self._ntp_at = None  # when the SNTP request went out
         self._named = False
         self._t_try = self._t_hold = self._t_ntp = self._t_linger = None
@@ -133,12 +134,12 @@ class Wifi(Actor):
             self.log(m.WARNING, "the join of %s never returned (no DHCP answer?): the watchdog "
                      "reset the board; setup AP first, %s again in %d s" % (
                          tried, tried, self._backoff_ms() // 1000))
-            self._start_ap()
+            self.after(1, _T_BOOT_AP)
             self._try_in(self._backoff_ms())
             return
         if self.radio.connected and self._adoptable():
-            self._sta_up(self.radio.ssid() or self.env_ssid)
-            return
+            self.after(1, _T_ADOPT)  # not net.up from here: the actors added after this one
+            return  # would never hear it (the web UI would never listen)
         self._try_in(FIRST_TRY_MS)
 
     def _adoptable(self):
@@ -147,12 +148,13 @@ class Wifi(Actor):
         want = self.settings.get("wifi_ssid")
         return not want or want == self.radio.ssid()
 
-    # --- the web actor's hook -------------------------------------------------------------------
+    # --- the web actor's hook (web.busy) ---------------------------------------------------------
     def client_busy(self, ms):
-        """The web actor: a client is mid-request for up to `ms` more (call again for each
-        request, or while an SSE stream is open). Meanwhile the station is not scanned or joined
-        (AP clients lose frames then) and the AP is not restarted or dropped; at most BUSY_MAX_MS
-        in a row, so a client that never leaves cannot keep the unit off its network."""
+        """The web actor (web.busy, at most once a second while requests come): a client is
+        mid-request for up to `ms` more. Meanwhile the station is not scanned or joined (AP
+        clients lose frames then) and the AP is not restarted or dropped; at most BUSY_MAX_MS in
+        a row, so a client that never leaves cannot keep the unit off its network. New
+        credentials (the setup page's join) are tried at once all the same: the client asked."""
         now = self.now()
         if self._busy_since is None:
             self._busy_since = now
@@ -181,8 +183,10 @@ class Wifi(Actor):
                     self._go()
         elif kind == m.SETTING_CHANGED:
             self._settings(payload)
-        elif kind == _SCAN_KIND:
+        elif kind == m.WIFI_SCAN:
             self.scan_for(payload)
+        elif kind == m.WEB_BUSY:  # the web actor: a client is mid-request
+            self.client_busy(payload)
 
     def scan_for(self, requester):
         """wifi.scan: a scan now (announced like any), answered with wifi.networks."""
@@ -205,6 +209,14 @@ class Wifi(Actor):
                 self._go()  # no answer from the link: it is busy or down; go ahead
         elif tag == _T_GO:
             self._go()
+        elif tag == _T_ADOPT:
+            if self.radio.connected and not self.sta_up:
+                self._sta_up(self.radio.ssid() or self.env_ssid)
+            elif not self.sta_up:
+                self._try_in(FIRST_TRY_MS)
+        elif tag == _T_BOOT_AP:
+            if not self.ap_on:
+                self._start_ap()
         elif tag == _T_WATCH:
             self._watch()
         elif tag == _T_NTP:
@@ -232,6 +244,7 @@ class Wifi(Actor):
             want = self.settings.get("wifi_ssid")
             if not (self.sta_up and want == self.ssid):
                 self.failures = 0
+                self._asked = True
                 self._try_in(500)
         if ap and self.ap_on and not self._busy():
             self._stop_ap()
@@ -249,7 +262,9 @@ class Wifi(Actor):
     def _attempt(self):
         if self._op is not None:
             return  # one at a time; the running one re-arms
-        if self.ap_on and self._busy():
+        asked = self._asked
+        self._asked = False
+        if self.ap_on and self._busy() and not asked:
             self.stats["deferred"] += 1
             self._try_in(1000)
             return

@@ -75,10 +75,13 @@ _TABLE = (
     ("link.hold", COMMAND, (_BAL,), (_LINK,)),           # (requester, ms): a blocking call of up to ms comes; pulse $SY (raise the heartbeat margin if ms needs it), rapi.reply tag "hold" to the requester when done; posted by the balancer after any blind cut (net.blocking)
     ("net.blocking", COMMAND, (_WIFI,), (_BAL,)),        # (requester, ms): the requester will block every pass for up to ms once link.hold answers; the balancer cuts a charging car to hb_amps first when ms > blind_cap.BLIND_OK_MS, then posts link.hold (requester, ms)
     # LoRa (actors/lora_link.py)
-    ("lora.air", LATEST, (_LORA,), (_MQTT,)),            # (used ms in the window, budget ms, window ms, frames, refused, rssi): the airtime ledger, every minute
+    ("lora.air", LATEST, (_LORA,), (_MQTT, _WEB)),           # (used ms in the window, budget ms, window ms, frames, refused, rssi): the airtime ledger, every minute
     # web UI (actors/web.py)
     ("wifi.scan", COMMAND, (_WEB,), (_WIFI,)),           # the requesting actor: answered by wifi.networks
     ("setting.reply", COMMAND, (_SET,), REQUESTER),      # (name, raw value, why or None = applied): to a setting.set whose source is an actor
+    # integration: web <-> wifi
+    ("web.busy", LATEST, (_WEB,), (_WIFI,)),             # ms: a web client is mid-request for up to ms more (wifi: client_busy; at most once a second)
+    ("lcd.shown", LATEST, (_LCD,), (_WEB,)),             # (cols, bytes): the unit LCD's text, row after row, whenever it changes
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -134,6 +137,8 @@ LORA_AIR = kind("lora.air")
 WIFI_SCAN = kind("wifi.scan")
 SETTING_REPLY = kind("setting.reply")
 NET_BLOCKING = kind("net.blocking")
+WEB_BUSY = kind("web.busy")
+LCD_SHOWN = kind("lcd.shown")
 
 # Log levels for LOG payloads.
 DEBUG = 10

@@ -1,5 +1,6 @@
 """VM shim: socketpool.SocketPool over the unix port's socket module (CircuitPython's socket API:
-getaddrinfo with (ip, port) tuples, connect((host, port)), recv_into, OSError(EAGAIN/ETIMEDOUT))."""
+getaddrinfo with (ip, port) tuples, connect((host, port)), recv_into, OSError(EAGAIN/ETIMEDOUT);
+bind/listen/accept for the web UI)."""
 import socket as _s
 
 
@@ -39,6 +40,18 @@ class Socket:
 
     def setsockopt(self, level, opt, value):
         self.raw.setsockopt(level, opt, value)
+
+    # a listening socket (the web UI): CircuitPython's accept() gives (socket, (ip, port))
+    def bind(self, addr):
+        self.raw.bind(_s.getaddrinfo(addr[0] or "0.0.0.0", addr[1])[0][-1])
+
+    def listen(self, backlog):
+        self.raw.listen(backlog)
+
+    def accept(self):
+        raw, addr = self.raw.accept()  # non-blocking: OSError(EAGAIN) when nobody waits
+        a = bytes(addr)
+        return Socket(raw), (_s.inet_ntop(_s.AF_INET, a[4:8]), a[2] << 8 | a[3])
 
     def close(self):
         self.raw.close()
