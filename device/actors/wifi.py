@@ -27,9 +27,7 @@ DINAMICS_AP_PASSWORD) from settings.toml (None each where unset). Rules (docs/we
 from adafruit_ticks import ticks_add, ticks_diff
 
 from actors.rapi_evse import HOLD
-from actors.wifi_ntp import NTP as _NTP
-from actors.wifi_ntp import T_NTP as _T_NTP
-from actors.wifi_ntp import WifiNtp
+from actors.wifi_ntp import NTP, T_NTP, WifiNtp
 from dinamics import messages as m
 from dinamics import mqtt_topics as mt
 from dinamics.wifi_book import WifiBook
@@ -62,7 +60,7 @@ _T_GO = "go"
 _T_ADOPT = "adopt"  # start(): what it found is announced from the first pass, once every actor
 _T_BOOT_AP = "boot_ap"  # is registered (App adds the web and the lcd after this actor)
 _SCAN = const(1)  # blocking operations, each announced by net.blocking
-_CONNECT = const(2)  # (_NTP = 3: actors/wifi_ntp.py)
+_CONNECT = const(2)  # (NTP = 3: actors/wifi_ntp.py)
 _WIFI_NAMES = ("wifi_ssid", "wifi_pass", "wifi_service_ssid", "wifi_service_pass")
 
 
@@ -194,7 +192,7 @@ class Wifi(WifiNtp):
                 self._start_ap()
         elif tag == _T_WATCH:
             self._watch()
-        elif tag == _T_NTP:
+        elif tag == T_NTP:
             self._t_ntp = None
             self._ntp_tick()
         elif tag == _T_LINGER:
@@ -274,7 +272,7 @@ class Wifi(WifiNtp):
             self._scan()
         elif op == _CONNECT:
             self._connect()
-        elif op == _NTP:
+        elif op == NTP:
             self._ntp_send()
         if self._scan_req and self._op is None:  # a wifi.scan that came during another call
             self._scan_only = True
@@ -399,6 +397,5 @@ class Wifi(WifiNtp):
         self.ap_on = False
         self.log(m.INFO, "setup AP closed")
 
-    def _record(self):
-        """The `wifiap` record (dinamics/wifi_book.py)."""
+    def _record(self):  # the `wifiap` record (dinamics/wifi_book.py)
         return self.book.record()
