@@ -196,7 +196,7 @@ def test_api_auth_csrf_and_the_login_rate_limit(unit):
 
 
 def test_constant_time_compare():
-    from actors.web import same
+    from actors.web_auth import same
 
     assert same("abc", "abc") and not same("abc", "abd") and not same("abc", "ab")
     assert not same("", "x") and same("", "")

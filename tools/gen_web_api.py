@@ -1,6 +1,6 @@
 """Generate the JSON API reference in docs/web.md (between the markers below) from the tables the
 firmware uses: dinamics.settings.TABLE (one POST per settable setting, named by its MQTT topic),
-actors.web.CHARGING (which page shows it), dinamics.web_routes.WEB_RAPI (the console's list) and
+actors.web_status.CHARGING (which page shows it), dinamics.web_routes.WEB_RAPI (the console's list) and
 tools/settings_help.py (descriptions, host-side), so the web API and the MQTT topic reference
 (docs/mqtt-topics.md, tools/gen_topics.py) cannot drift apart.
 
@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "device"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from actors.web import CHARGING, _HIDDEN  # noqa: E402
+from actors.web_status import CHARGING, _HIDDEN  # noqa: E402
 from dinamics import settings as st  # noqa: E402
 from dinamics.web_routes import WEB_RAPI  # noqa: E402
 from gen_topics import _cell, _default, _values  # noqa: E402

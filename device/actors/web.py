@@ -17,12 +17,9 @@ accepted or refused with the table's reason, comes back as setting.reply; RAPI c
 rapi.request (allow-listed: mqtt_topics.rapi_allowed, the MQTT list); a scan as wifi.scan to the
 wifi actor. Those requests are held open until the reply comes (or _REPLY_MS passes: 504).
 
-Authentication is on whatever happens: the admin password is settings.toml's
-DINAMICS_WEB_PASSWORD, else the `web_pass` setting; with neither, the first visit may set one,
-but only over the setup access point (net.up mode "ap") or on a PC. Login gives a session cookie
-(HttpOnly, SameSite=Strict); every POST also needs the session's CSRF token in X-CSRF. Passwords
-are compared in constant time; failures lock the login for 1, 2, 4 ... 60 s; no secret is ever
-sent back (secret settings show as "set"/"not set").
+Authentication is on whatever happens (actors/web_auth.py, a mixin): login gives a session cookie
+(HttpOnly, SameSite=Strict); every POST also needs the session's CSRF token in X-CSRF. What the
+API shows is built by actors/web_status.py (a mixin); no secret is ever sent back.
 """
 
 import json
@@ -36,46 +33,20 @@ except ImportError:  # CPython without Blinka's micropython shim
 
 from adafruit_ticks import ticks_add, ticks_diff, ticks_less, ticks_ms
 
+from actors.web_auth import WebAuth
+from actors.web_status import WebStatus
 from dinamics import messages as m
 from dinamics import settings as st
-from dinamics.mailbox import Actor
-from dinamics.version import VERSION
 
 _BUDGET_MS = const(15)  # at most this long in the library per pass (requests are already read in full)
 _REPLY_MS = const(4000)  # a held request (setting, RAPI, scan) answered 504 after this
 SCAN_MS = 15000  # a WiFi scan may take longer (web_routes)
-_SESSION_MS = const(8 * 3600 * 1000)
-_MAX_SESSIONS = const(4)
 _MAX_HELD = const(4)
 _BUSY_MS = const(5000)  # web.busy: a client is mid-request for this long (the page polls each 0.5-2 s)
 _BUSY_EVERY_MS = const(1000)  # at most one web.busy a second
 _T_SWEEP = "sweep"  # timer tags: time out held requests and sessions;
 _T_RESTART = "restart"  # restart once the answer to /api/restart is out
 _TAG_RAPI = "web"  # rapi.request tag (one console request at a time)
-_COOKIE = "dsid"
-# Settings shown on the charging page; everything else with a topic is an installer setting
-# (WiFi credentials on the WiFi page; web_pass only through the password form).
-CHARGING = ("c_limit", "c_min_limit", "plugandcharge", "nwpc", "solar", "solar_start",
-            "solar_stop_ms", "dinamics", "adjust")
-_HIDDEN = ("web_pass",)
-_TYPES = ("int", "bool", "choice", "str", "bits")
-_STATE_NAMES = {0: "unknown", 1: "not connected", 2: "connected", 3: "charging", 4: "vent required",
-                5: "diode check failed", 6: "GFCI fault", 7: "bad ground", 8: "stuck relay",
-                9: "GFI self-test failed", 10: "over temperature", 11: "over current",
-                254: "sleeping", 255: "disabled"}
-
-
-def same(a, b):
-    """Constant-time equality of two str: the time depends on len(b) (the guess) only."""
-    a = a.encode() if isinstance(a, str) else a
-    b = b.encode() if isinstance(b, str) else b
-    r = len(a) ^ len(b)
-    la = len(a) or 1
-    for i in range(len(b)):
-        r |= (a[i % la] if a else 0) ^ b[i]
-    return r == 0
-
-
 WORKFLOW_MOVE = 8080  # where the web UI goes when the web workflow holds port 80
 
 
@@ -92,13 +63,7 @@ def workflow_on_80(getenv=None):
         return False
 
 
-def _hex(n):
-    import binascii
-
-    return binascii.hexlify(os.urandom(n)).decode()
-
-
-class Web(Actor):
+class Web(WebAuth, WebStatus):
     name = "web"
     subscribes = (m.CT_READING, m.EVSE_STATE, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_PLUG,
                   m.EVSE_PILOT, m.LINK_STATUS, m.NET_STATUS, m.BALANCER_TARGET, m.PHASES,
@@ -326,156 +291,7 @@ class Web(Actor):
             if ticks_less(h[3], now):
                 self._held.remove(h)
                 self._respond(h[2], 504, {"ok": False, "error": "no answer in time"})
-        for token in tuple(self.sessions):
-            if ticks_less(self.sessions[token][1], now):
-                del self.sessions[token]
-
-    # --- authentication ------------------------------------------------------------------------
-    def password(self):
-        pw = getattr(self.port, "web_password", None)
-        if pw is None:
-            try:
-                pw = os.getenv("DINAMICS_WEB_PASSWORD")
-            except Exception:  # noqa: BLE001
-                pw = None
-        if isinstance(pw, str) and 8 <= len(pw) <= 63:
-            return pw
-        return self.settings.get("web_pass") or None
-
-    def setup_allowed(self):
-        """No password yet: the first visitor may set one, over the setup AP (or on a PC)."""
-        if self.password() is not None:
-            return False
-        return (self.net is not None and self.net[1] == "ap") or getattr(self.port, "web_port", None) is not None
-
-    def session(self, request):
-        try:
-            cookies = request.cookies  # the library's parser raises on `Cookie: ;=;`
-        except ValueError:
-            cookies = None
-        token = cookies.get(_COOKIE) if cookies else None
-        if not token:
-            return None
-        for t in self.sessions:
-            if same(t, token):
-                s = self.sessions[t]
-                s[1] = ticks_add(self.now(), _SESSION_MS)
-                return s
-        return None
-
-    def login(self, guess):
-        now = self.now()
-        if self.locked_until is not None and ticks_less(now, self.locked_until):
-            return None, (ticks_diff(self.locked_until, now) + 999) // 1000
-        pw = self.password()
-        if pw is None or not same(pw, guess):
-            self.fails += 1
-            self.stats["login_failures"] += 1
-            if self.fails >= 3:
-                self.locked_until = ticks_add(now, min(60, 1 << (self.fails - 3)) * 1000)
-            self.log(m.WARNING, "web login refused (%d in a row)" % self.fails)
-            return None, 0
-        self.fails = 0
-        self.locked_until = None
-        self.stats["logins"] += 1
-        if len(self.sessions) >= _MAX_SESSIONS:
-            oldest = None
-            for t in self.sessions:
-                if oldest is None or ticks_less(self.sessions[t][1], self.sessions[oldest][1]):
-                    oldest = t
-            del self.sessions[oldest]
-        token = _hex(16)
-        self.sessions[token] = [_hex(12), ticks_add(now, _SESSION_MS)]
-        return token, 0
-
-    # --- what the API shows --------------------------------------------------------------------
-    def _shown(self, name):
-        r = st.row(name)
-        v = self.settings.get(name)
-        if r[st.FLAGS] & st.SECRET:
-            return "set" if v else "not set"
-        return v
-
-    def status(self):
-        """The dashboard's data, named as the MQTT topics are (docs/web.md)."""
-        out = {"fwversion": VERSION, "breaker": self.settings.get("breaker"),
-               "c_limit": self.settings.get("c_limit"), "cte": self.settings.get("cte")}
-        ct = self.ct
-        if ct is not None:
-            for i in range(3):
-                out["current%d" % (i + 1)] = round(ct[1][i], 2) if ct[2] & (1 << i) else None
-        nph = self.phases[1] if self.phases is not None and self.phases[1] > 0 else 1
-        if self.current is not None:
-            ma = max(self.current[0], 0)
-            mv = self.current[1] if self.current[1] and self.current[1] > 0 else 230000
-            out["charging_current"] = round(ma / 1000, 2)
-            out["power"] = ma * mv * nph // 1000000
-        if self.energy is not None:
-            out["energy"] = self.energy[0] // 3600 * nph
-        if self.evse is not None:
-            out["evse_state"] = _STATE_NAMES.get(self.evse[0], str(self.evse[0]))
-            out["pilot"] = self.evse[1]
-        if self.pilot is not None:
-            out["pilot"] = self.pilot
-        if self.target is not None:
-            out["max_charging_current"] = 0 if self.target[0] == 0 else (
-                self.pilot if self.pilot is not None else self.target[0])
-            out["target_reason"] = self.target[1]
-        out["state"] = self.plug
-        out["connection"] = self.link
-        if self.phases is not None:
-            out["active_phases"], out["no_of_phases"] = self.phases
-        out["broker"] = ("connected" if self.broker else "down") if self.settings.get("mqtt_host") else "none"
-        out["wifi"] = self.wifi_status()
-        a = self.lora_air
-        if self.settings.get("lora"):  # the airtime ledger, named as the MQTT `lora` topic
-            out["lora"] = None if a is None else {
-                "airtime_ms": a[0], "budget_ms": a[1], "window_s": a[2] // 1000, "frames": a[3],
-                "refused": a[4], "rssi": a[5]}
-        if self.lcd is not None:  # the unit LCD's lines, as shown
-            cols, text = self.lcd
-            out["lcd"] = [text[i:i + cols].decode() for i in range(0, len(text), cols)]
-        return out
-
-    def wifi_status(self):
-        n = self.net
-        if n is None:
-            return {"mode": "down", "ssid": self.settings.get("wifi_ssid"), "ip": self._ip()}
-        return {"mode": n[1], "ssid": n[2], "ip": n[0]}
-
-    def _ip(self):
-        f = getattr(self.port, "ip", None)
-        try:
-            return (f() if f else "") or ""
-        except Exception:  # noqa: BLE001
-            return ""
-
-    def settings_rows(self):
-        rows = []
-        for r in st.TABLE:
-            name = r[st.NAME]
-            if name in _HIDDEN:
-                continue
-            group = "charging" if name in CHARGING else (
-                "wifi" if name in st.WIFI_NAMES else "installer")
-            t = r[st.TYPE]
-            rows.append({"name": name, "topic": r[st.TOPIC], "type": _TYPES[t],
-                         "min": None if t == st.CHOICE else r[st.LO],
-                         "max": r[st.HI], "choices": list(r[st.LO]) if t == st.CHOICE else None,
-                         "unit": r[st.UNIT], "group": group, "secret": bool(r[st.FLAGS] & st.SECRET),
-                         "value": self._shown(name)})
-        return rows
-
-    def system(self):
-        mem = getattr(self.port, "mem_free", None)
-        out = {"fwversion": VERSION, "uptime_s": ticks_diff(self.now(), self.started_ms) // 1000,
-               "free_heap": mem() if mem else None, "worst_pass_ms": self.sched.worst_pass_ms,
-               "last_pass_ms": self.sched.last_pass_ms, "web": dict(self.stats)}
-        if self.guard is not None:
-            out["web"].update(self.guard.stats)
-        out["actors"] = [[a.name, a.crashes, a.lost] for a in self.sched.actors]
-        return out
-
+        self._expire_sessions(now)
 
 # adafruit_httpserver parts the web UI never uses, dropped after the import so the GC frees them
 # (heap: docs/architecture.md). The package's __init__ imports every module, so they cannot be

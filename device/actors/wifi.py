@@ -3,14 +3,11 @@
 Over a small radio interface the port gives (`port.radio`: dinamics/wifi_radio.py on a board,
 hil/sim_radio.py on the host) and `port.wifi_env` = (CIRCUITPY_WIFI_SSID, CIRCUITPY_WIFI_PASSWORD,
 DINAMICS_AP_PASSWORD) from settings.toml (None each where unset). Rules (docs/web.md "WiFi"):
-- Networks, in this order, among those a scan SEES: the stored `wifi_ssid`/`wifi_pass` (web setup
-  page, set_wifi_*), settings.toml's CIRCUITPY_WIFI_SSID/PASSWORD, the service network
-  (`wifi_service_ssid`/`_pass`, empty by default). The order, not the signal, decides: the service
-  network is joined only when no user network is in sight or every one of them failed.
+- Known networks among those a scan sees, in credential order (dinamics/wifi_book.py: the stored
+  `wifi_ssid`, settings.toml's, the service network last), never by signal.
 - Nothing known in sight, or every join failed: the setup AP `Dinamics-<SN>` (WPA2 with the
-  unit's own password: DINAMICS_AP_PASSWORD, else random, made once and kept in the `wifiap` store;
-  open if `wifi_ap_open`), announced by net.up (ip, "ap", ssid, password) and on the console. The
-  station is tried again every timer11 ms, doubling after each failed round up to 32 x timer11.
+  unit's own password, kept in the `wifiap` record; open if `wifi_ap_open`), announced by net.up
+  (ip, "ap", ssid, password) and on the console; the station is tried again with a back-off.
   The AP stays up while the station is tried, lingers AP_LINGER_MS after a join, and is never
   restarted or dropped while the web actor says a client is mid-request (`client_busy(ms)`, at
   most BUSY_MAX_MS in a row).
@@ -19,22 +16,21 @@ DINAMICS_AP_PASSWORD) from settings.toml (None each where unset). Rules (docs/we
   is longer than the reaction budget tolerates (a join: dinamics/blind_cap.py) and then asks
   rapi_link for the hold (`link.hold (self, ms)`: it pulses `$SY` behind that `$SC` and, when ms
   does not fit in the heartbeat interval, raises it for the hold); the call is done once
-  rapi_link answers (rapi.reply tag "hold", or HOLD_WAIT_MS without an answer). A join is bounded by CONNECT_TIMEOUT_S; a DHCP server that
-  never answers hangs CircuitPython's connect() for good (adafruit/circuitpython#7557): the
-  hardware watchdog resets the board, and the `try` mark written before the join tells the next
-  boot, which opens the AP first and waits longer before that network again.
+  rapi_link answers (rapi.reply tag "hold", or HOLD_WAIT_MS without an answer). A join is
+  bounded by CONNECT_TIMEOUT_S; a DHCP server that never answers hangs CircuitPython's connect()
+  for good (adafruit/circuitpython#7557): the hardware watchdog resets the board, and the `try`
+  mark written before the join tells the next boot to open the AP first and wait longer.
 - net.up (ip, "sta", ssid, "") on every join, net.down (reason) when the station is lost; the
-  hostname/mDNS name `dinamics-<sn>`; the clock's epoch from SNTP (`ntp_server`). No reboot for
-  network trouble, ever.
+  hostname/mDNS name `dinamics-<sn>`; the clock's epoch from SNTP (actors/wifi_ntp.py). No
+  reboot for network trouble, ever.
 """
-import os
-
 from adafruit_ticks import ticks_add, ticks_diff
 
 from actors.rapi_evse import HOLD
+from actors.wifi_ntp import NTP, T_NTP, WifiNtp
 from dinamics import messages as m
 from dinamics import mqtt_topics as mt
-from dinamics.mailbox import Actor
+from dinamics.wifi_book import WifiBook
 
 try:
     from micropython import const
@@ -52,31 +48,23 @@ BOOT_LINK_WAIT_MS = const(20000)  # after start, a link still down is waited for
 HOLD_WAIT_MS = const(1500)  # no answer to link.hold this long: go ahead (link busy or down);
 #                             blind_cap.GRANT_MS counts on it
 WATCH_MS = const(2000)  # look at the station this often (an attribute read, no blocking)
-BACKOFF_MAX = const(32)  # x timer11
 AP_LINGER_MS = const(60000)  # the AP after a join: long enough for the setup page to show the IP
 BUSY_MAX_MS = const(120000)  # a client never holds off the station longer than this in a row
-NTP_POLL_MS = const(100)
-NTP_WAIT_MS = const(3000)
-NTP_RETRY_MS = const(60000)
-NTP_RESYNC_MS = const(21600000)  # 6 h
 AP_IP = "192.168.4.1"
-_PW_CHARS = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off an LCD
 
 _T_TRY = "try"  # timer tags
 _T_HOLD = "hold_wait"
 _T_WATCH = "watch"
-_T_NTP = "ntp"
 _T_LINGER = "linger"
 _T_GO = "go"
 _T_ADOPT = "adopt"  # start(): what it found is announced from the first pass, once every actor
 _T_BOOT_AP = "boot_ap"  # is registered (App adds the web and the lcd after this actor)
 _SCAN = const(1)  # blocking operations, each announced by net.blocking
-_CONNECT = const(2)
-_NTP = const(3)
+_CONNECT = const(2)  # (NTP = 3: actors/wifi_ntp.py)
 _WIFI_NAMES = ("wifi_ssid", "wifi_pass", "wifi_service_ssid", "wifi_service_pass")
 
 
-class Wifi(Actor):
+class Wifi(WifiNtp):
     name = "wifi"
     subscribes = (m.SETTING_CHANGED, m.WIFI_SCAN, m.WEB_BUSY)  # + rapi.reply (hold)
     inbox_size = 8
@@ -86,14 +74,9 @@ class Wifi(Actor):
         self.settings = settings
         self.port = port
         self.radio = port.radio
-        env = getattr(port, "wifi_env", None) or (None, None, None)
-        # settings.toml values may be whole numbers (a numeric SSID or password): text here
-        self.env_ssid, self.env_pass, self.env_ap_pass = [
-            "" if v is None else str(v) for v in env]
+        self.book = WifiBook(settings, port, self.log)  # networks, back-off, AP password, record
         self.stats = {"scans": 0, "joins": 0, "join_failures": 0, "aps": 0, "downs": 0,
                       "ntp": 0, "deferred": 0, "hangs": 0}
-        self._store = None
-        self._rec = None
         self.reset()
 
     def reset(self):
@@ -123,30 +106,20 @@ class Wifi(Actor):
         self.sn = mt.serial_number(self.settings, self.radio.mac)
         self.ap_ssid = "Dinamics-" + self.sn
         self.every(WATCH_MS, _T_WATCH)
-        rec = self._record()
-        tried = rec.get("try", "")
+        tried = self.book.hung()
         if tried:  # the board was reset in the middle of a join: the watchdog got it back
             self.stats["hangs"] += 1
-            rec["hung"] = rec.get("hung", 0) + 1
-            rec["try"] = ""
-            self._save()
-            self.failures = rec["hung"] + 1  # 2 x timer11 after the first hang, doubling
+            self.failures = self._record()["hung"] + 1  # 2 x timer11 after the first hang, doubling
             self.log(m.WARNING, "the join of %s never returned (no DHCP answer?): the watchdog "
                      "reset the board; setup AP first, %s again in %d s" % (
-                         tried, tried, self._backoff_ms() // 1000))
+                         tried, tried, self.book.backoff_ms(self.failures) // 1000))
             self.after(1, _T_BOOT_AP)
-            self._try_in(self._backoff_ms())
+            self._try_in(self.book.backoff_ms(self.failures))
             return
-        if self.radio.connected and self._adoptable():
+        if self.radio.connected and self.book.adoptable(self.radio):
             self.after(1, _T_ADOPT)  # not net.up from here: the actors added after this one
             return  # would never hear it (the web UI would never listen)
         self._try_in(FIRST_TRY_MS)
-
-    def _adoptable(self):
-        """Joined before code.py ran (CircuitPython's own settings.toml join): keep it unless the
-        stored network is another one."""
-        want = self.settings.get("wifi_ssid")
-        return not want or want == self.radio.ssid()
 
     # --- the web actor's hook (web.busy) ---------------------------------------------------------
     def client_busy(self, ms):
@@ -211,7 +184,7 @@ class Wifi(Actor):
             self._go()
         elif tag == _T_ADOPT:
             if self.radio.connected and not self.sta_up:
-                self._sta_up(self.radio.ssid() or self.env_ssid)
+                self._sta_up(self.radio.ssid() or self.book.env_ssid)
             elif not self.sta_up:
                 self._try_in(FIRST_TRY_MS)
         elif tag == _T_BOOT_AP:
@@ -219,7 +192,7 @@ class Wifi(Actor):
                 self._start_ap()
         elif tag == _T_WATCH:
             self._watch()
-        elif tag == _T_NTP:
+        elif tag == T_NTP:
             self._t_ntp = None
             self._ntp_tick()
         elif tag == _T_LINGER:
@@ -299,7 +272,7 @@ class Wifi(Actor):
             self._scan()
         elif op == _CONNECT:
             self._connect()
-        elif op == _NTP:
+        elif op == NTP:
             self._ntp_send()
         if self._scan_req and self._op is None:  # a wifi.scan that came during another call
             self._scan_only = True
@@ -322,37 +295,18 @@ class Wifi(Actor):
         if self._scan_only:
             self._scan_only = False
             if not self.sta_up and self._t_try is None:
-                self._try_in(self._backoff_ms())
+                self._try_in(self.book.backoff_ms(self.failures))
             return
-        self._cands = self._candidates(nets)
+        self._cands = self.book.candidates(nets)
         if not self._cands:
             self._failed("no known network in sight")
             return
         self._want(_CONNECT)
 
-    def _candidates(self, nets):
-        """The known networks the scan saw, in credential order (never by signal); each with
-        the channel of its strongest access point, for a fast join."""
-        g = self.settings.get
-        out = []
-        for ssid, pw in ((g("wifi_ssid"), g("wifi_pass")), (self.env_ssid, self.env_pass),
-                         (g("wifi_service_ssid"), g("wifi_service_pass"))):
-            if not ssid:
-                continue
-            for c in out:
-                if c[0] == ssid:
-                    break
-            else:
-                for n in nets:  # strongest first
-                    if n[0] == ssid:
-                        out.append((ssid, pw, n[2]))
-                        break
-        return out
-
     def _connect(self):
         self._block_pass = self.sched.passes
         ssid, pw, channel = self._cands.pop(0)
-        self._mark(ssid)  # cleared when connect() returns; found at boot if it never did
+        self.book.mark(ssid)  # cleared when connect() returns; found at boot if it never did
         why = ""
         try:
             self.radio.connect(ssid, pw, channel, CONNECT_TIMEOUT_S)
@@ -360,7 +314,7 @@ class Wifi(Actor):
         except Exception as e:  # noqa: BLE001 - ConnectionError/OSError: a failed join
             ok = False
             why = str(e) or type(e).__name__
-        self._mark("")
+        self.book.mark("")
         if ok:
             self._sta_up(ssid)
             return
@@ -375,13 +329,9 @@ class Wifi(Actor):
         self.failures += 1
         if not self.ap_on and not self.radio.connected:  # still on the old network: no AP
             self._start_ap()
-        wait = self._backoff_ms()
+        wait = self.book.backoff_ms(self.failures)
         self.log(m.INFO, "%s; station again in %d s" % (why, wait // 1000))
         self._try_in(wait)
-
-    def _backoff_ms(self):
-        n = self.failures - 1 if self.failures > 0 else 0
-        return self.settings.get("timer11") * (1 << (n if n < 5 else 5))
 
     def _sta_up(self, ssid):
         self.sta_up = True
@@ -389,10 +339,7 @@ class Wifi(Actor):
         self.ip = self.radio.ip()
         self.failures = 0
         self.stats["joins"] += 1
-        rec = self._record()
-        if rec.get("hung"):
-            rec["hung"] = 0
-            self._save()
+        self.book.joined()
         self.cancel(self._t_try)
         self._t_try = None
         if not self._named:
@@ -426,7 +373,7 @@ class Wifi(Actor):
 
     # --- setup AP -------------------------------------------------------------------------------
     def _start_ap(self):
-        pw = "" if self.settings.get("wifi_ap_open") else self._ap_password()
+        pw = "" if self.settings.get("wifi_ap_open") else self.book.ap_password()
         try:
             self.radio.start_ap(self.ap_ssid, pw)
         except Exception as e:  # noqa: BLE001 - the station keeps being tried
@@ -450,91 +397,5 @@ class Wifi(Actor):
         self.ap_on = False
         self.log(m.INFO, "setup AP closed")
 
-    def _ap_password(self):
-        if self.env_ap_pass and 8 <= len(self.env_ap_pass) <= 63:
-            return self.env_ap_pass
-        rec = self._record()
-        pw = rec.get("pw", "")
-        if len(pw) < 8:
-            b = os.urandom(10)
-            pw = "".join(_PW_CHARS[x % len(_PW_CHARS)] for x in b)
-            rec["pw"] = pw
-            self._save()
-        return pw
-
-    # --- the small record: AP password, join in progress, hangs --------------------------------
-    def _record(self):
-        if self._rec is None:
-            self._rec = {}
-            try:
-                from dinamics.store import SlotStore
-
-                self._store = SlotStore(self.port.fs, "wifiap")
-                self._rec = self._store.load() or {}
-            except Exception as e:  # noqa: BLE001
-                self.log(m.WARNING, "wifi record unreadable: %s" % e)
-        return self._rec
-
-    def _save(self):
-        if self._store is None:
-            return
-        try:
-            self._store.save(self._rec)
-        except Exception as e:  # noqa: BLE001 - a read-only drive: a new AP password each boot
-            self.log(m.WARNING, "wifi record not stored: %s" % e)
-
-    def _mark(self, ssid):
-        rec = self._record()
-        if rec.get("try", "") != ssid:
-            rec["try"] = ssid
-            self._save()
-
-    # --- time -----------------------------------------------------------------------------------
-    def _ntp_in(self, ms):
-        """A new SNTP round in ms."""
-        if not self.settings.get("ntp_server"):
-            return
-        self._ntp_at = None
-        self._arm_ntp(ms)
-
-    def _arm_ntp(self, ms):
-        if self._t_ntp is None:
-            self._t_ntp = self.after(ms, _T_NTP)
-        else:
-            self.rearm(self._t_ntp, ms)
-
-    def _ntp_tick(self):
-        if not self.sta_up:
-            return
-        if self._ntp_at is None:
-            if self._op is None:
-                self._want(_NTP)
-            else:
-                self._arm_ntp(1000)
-            return
-        e = self.radio.ntp_recv()
-        if e:
-            set_epoch = getattr(self.sched.clock, "set_epoch", None)
-            if set_epoch is not None:
-                set_epoch(e)
-            self.stats["ntp"] += 1
-            self.log(m.INFO, "clock set from NTP: %d" % e)
-            self._ntp_in(NTP_RESYNC_MS)
-        elif ticks_diff(self.now(), self._ntp_at) > NTP_WAIT_MS:
-            self.log(m.DEBUG, "no NTP answer")
-            self._ntp_in(NTP_RETRY_MS)
-        else:
-            self._arm_ntp(NTP_POLL_MS)
-
-    def _ntp_send(self):
-        if not self.sta_up:
-            return
-        self._block_pass = self.sched.passes
-        try:
-            self.radio.ntp_send(self.settings.get("ntp_server"))
-        except Exception as e:  # noqa: BLE001 - no DNS / no route: later
-            self.log(m.DEBUG, "NTP: %s" % e)
-            self._ntp_in(NTP_RETRY_MS)
-            return
-        self._ntp_at = self.now()
-        self._arm_ntp(NTP_POLL_MS)
+    def _record(self):  # the `wifiap` record (dinamics/wifi_book.py)
+        return self.book.record()

@@ -35,7 +35,8 @@ def _text(request):
 
 
 def add(web, server):
-    from actors.web import _COOKIE, SCAN_MS, same
+    from actors.web import SCAN_MS
+    from actors.web_auth import _COOKIE, same
 
     def auth(request, post):
         """None when allowed, else the refusal."""
