@@ -17,7 +17,13 @@ import os
 
 from dinamics import messages as m
 
-BACKOFF_MAX = 32  # x timer11
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(expr):
+        return expr
+
+_BACKOFF_SHIFT = const(5)  # the wait doubles up to 2**5 = 32 x timer11
 _PW_CHARS = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off an LCD
 
 
@@ -59,9 +65,9 @@ class WifiBook:
         return not want or want == radio.ssid()
 
     def backoff_ms(self, failures):
-        """The wait after `failures` failed rounds in a row: timer11, doubling, BACKOFF_MAX x."""
+        """The wait after `failures` failed rounds in a row: timer11, doubling, up to 32 x."""
         n = failures - 1 if failures > 0 else 0
-        return self.settings.get("timer11") * (1 << (n if n < 5 else 5))
+        return self.settings.get("timer11") * (1 << (n if n < _BACKOFF_SHIFT else _BACKOFF_SHIFT))
 
     def ap_password(self):
         if self.env_ap_pass and 8 <= len(self.env_ap_pass) <= 63:
