@@ -42,6 +42,7 @@ _RESYNC_GAP_MS = const(60000)
 _REACK_MS = const(2000)  # a repeat of the newest frame this soon: our ack was lost, ack again
 _GATHER_MS = const(20)  # bridge: the controller's `$AT` follows its `$OK` within ms: one frame
 _LBT_MAX_MS = const(400)  # listen before talk: a busy channel defers a frame at most this long
+_OWN_REPLY_MS = const(1000)  # bridge: the controller answers its failsafe `$SC` within this
 _T_AIR = "air"
 _AIR_MS = const(60000)
 
@@ -64,7 +65,7 @@ class LoraLink(Actor):
         self.ledger = Ledger(settings.get("lora_band"))
         self.stats = {"sent": 0, "resent": 0, "received": 0, "accepted": 0, "bad": 0,
                       "replayed": 0, "old": 0, "gave_up": 0, "refused": 0, "dropped": 0,
-                      "acks": 0, "lines_in": 0, "lines_out": 0, "ack_rtt_ms": 0}
+                      "acks": 0, "lines_in": 0, "lines_out": 0, "ack_rtt_ms": 0, "failsafe": 0}
         self._key()
         self.reset()
         if self.bridge:
@@ -72,6 +73,14 @@ class LoraLink(Actor):
 
             self.asm = LineAssembler()
             self._buf = bytearray(128)
+            # the failsafe (docs/lora.md "Safety"): when the last authenticated frame from the
+            # unit is older than lora_failsafe_s, one volatile `$SC hb_amps V` to the controller
+            self.heard_at = 0  # when the last fresh authenticated frame came (start(): boot)
+            self.tripped = False  # the cut went for this silence; a frame from the unit re-arms
+            self.own_at = None  # when the cut was written: its reply is ours, not the unit's
+            self.unit_hb = 0  # the unit's `$SY <interval s> <amps>`, as it configured the
+            self.unit_hb_amps = -1  # controller's heartbeat (-1: not seen, use hb_amps)
+            self.last_at = None  # the controller's newest `$AT` while tripped: again on re-arm
 
     def _key(self):
         k = lf.key_from_hex(self.settings.get("lora_key"))
@@ -94,6 +103,8 @@ class LoraLink(Actor):
 
     def start(self):
         self.every(_AIR_MS, _T_AIR)
+        if self.bridge:
+            self.heard_at = self.now()  # a unit silent since our boot trips too
 
     def activate(self, on):
         """The unit's transport swap (App._medium): what waited on the radio is dropped (rapi_link
@@ -185,6 +196,7 @@ class LoraLink(Actor):
             f = radio.receive() if n < 4 else None
         if self.bridge:
             self._read_uart()
+            self._failsafe()
         if self.lines or self.out or self.ack is not None or self.resync_due is not None:
             now = self.now()
             if radio.carrier():
@@ -210,9 +222,67 @@ class LoraLink(Actor):
         line = asm.pop()
         while line is not None:
             b = bytes(line) + b"\r"
+            if self.own_at is not None and b[:3] in (b"$OK", b"$NK") and b" :" not in b:
+                # the answer to our own `$SC` (written after the unit's last line was answered
+                # long ago; the unit's replies carry its ids when the controller echoes them)
+                self.own_at = None
+                from dinamics.rapi import text
+
+                self.log(m.INFO, "controller answered the failsafe: " + text(b[:-1]))
+                line = asm.pop()
+                continue
             self.stats["lines_in"] += 1
+            if self.tripped and b[:3] == b"$AT":
+                self.last_at = b
             self._queue(b, self._safety(b))
             line = asm.pop()
+
+    def _failsafe(self):
+        """Bridge: the unit has been silent longer than lora_failsafe_s (never shorter than the
+        unit's own heartbeat interval, its pulses come every half of it): the radio is dead. One
+        volatile `$SC hb_amps V` (pilot-gated) to the controller, logged; no airtime."""
+        now = self.now()
+        if self.own_at is not None and ticks_diff(now, self.own_at) > _OWN_REPLY_MS:
+            self.own_at = None  # no answer: whatever comes later is the unit's
+        if self.tripped:
+            return
+        bound = self.settings.get("lora_failsafe_s")
+        if not bound:
+            return
+        if self.unit_hb > bound:
+            bound = self.unit_hb
+        if ticks_diff(now, self.heard_at) < bound * 1000:
+            return
+        self.tripped = True
+        from dinamics import rapi
+        from dinamics.pilot_gate import gate_sc
+
+        s = self.settings
+        amps = gate_sc(self.unit_hb_amps if self.unit_hb_amps >= 0 else s.get("hb_amps"), s)
+        silent = ticks_diff(now, self.heard_at) // 1000
+        if self.sc_amps <= amps:
+            self.log(m.WARNING, "no frame from the unit for %d s: the pilot (%d A) is at or below"
+                     " the safe %d A already" % (silent, self.sc_amps, amps))
+            return
+        self.stats["failsafe"] += 1
+        self.sc_amps = amps  # the unit's next `$SC` above it is a raise, not a cut
+        try:
+            self.uart.write(rapi.build("SC", (amps, "V")))
+            self.own_at = now
+        except OSError:
+            self.stats["dropped"] += 1
+        self.log(m.WARNING, "no frame from the unit for %d s: $SC %d V to the controller"
+                 " (failsafe)" % (silent, amps))
+
+    def _unit_sy(self, line):
+        """The unit's `$SY <interval> <amps> [:id]^XX`: its heartbeat, which the failsafe follows."""
+        t = line.split(b"^")[0].split(b"*")[0].split(b" ")
+        if len(t) >= 3 and t[2][:1] != b":":
+            try:
+                self.unit_hb = int(t[1])
+                self.unit_hb_amps = int(t[2])
+            except ValueError:
+                pass
 
     def _toa(self, n):
         s = self.settings
@@ -346,6 +416,17 @@ class LoraLink(Actor):
         self.counters.heard(c)
         self.replay.mark(c)
         self.top_at = self.now()
+        if self.bridge:
+            if self.tripped:
+                self.log(m.INFO, "frames from the unit again after %d s (the unit restores the"
+                         " pilot)" % (ticks_diff(self.top_at, self.heard_at) // 1000))
+                self.tripped = False
+                if self.last_at is not None:
+                    # the report of the lowered pilot may have died on the radio: the unit gets
+                    # the controller's newest `$AT` again (a true line; repeating it is harmless)
+                    self._queue(self.last_at, False)
+                    self.last_at = None
+            self.heard_at = self.top_at
         self.stats["accepted"] += 1
         if ack is not None:
             self._acked(ack)
@@ -358,6 +439,8 @@ class LoraLink(Actor):
                 for line in body.split(b"\r"):
                     if line and self._safety(line):
                         self.ack_safety = True
+                    if line[:4] == b"$SY ":
+                        self._unit_sy(line)
                 self._write_uart(body)
                 self._owe(c, self.ack_safety)
             else:
