@@ -42,7 +42,6 @@ _RESYNC_GAP_MS = const(60000)
 _REACK_MS = const(2000)  # a repeat of the newest frame this soon: our ack was lost, ack again
 _GATHER_MS = const(20)  # bridge: the controller's `$AT` follows its `$OK` within ms: one frame
 _LBT_MAX_MS = const(400)  # listen before talk: a busy channel defers a frame at most this long
-_OWN_REPLY_MS = const(1000)  # bridge: the controller answers its failsafe `$SC` within this
 _T_AIR = "air"
 _AIR_MS = const(60000)
 
@@ -73,14 +72,13 @@ class LoraLink(Actor):
 
             self.asm = LineAssembler()
             self._buf = bytearray(128)
-            # the failsafe (docs/lora.md "Safety"): when the last authenticated frame from the
-            # unit is older than lora_failsafe_s, one volatile `$SC hb_amps V` to the controller
-            self.heard_at = 0  # when the last fresh authenticated frame came (start(): boot)
-            self.tripped = False  # the cut went for this silence; a frame from the unit re-arms
-            self.own_at = None  # when the cut was written: its reply is ours, not the unit's
-            self.unit_hb = 0  # the unit's `$SY <interval s> <amps>`, as it configured the
-            self.unit_hb_amps = -1  # controller's heartbeat (-1: not seen, use hb_amps)
-            self.last_at = None  # the controller's newest `$AT` while tripped: again on re-arm
+            # the failsafe (dinamics/lora_failsafe.py, docs/lora.md "Safety"): when the last
+            # authenticated frame from the unit is older than lora_failsafe_s, one volatile
+            # `$SC hb_amps V` to the controller. Only the bridge loads it.
+            from dinamics import lora_failsafe
+
+            self.fs = lora_failsafe
+            lora_failsafe.init(self)
 
     def _key(self):
         k = lf.key_from_hex(self.settings.get("lora_key"))
@@ -196,7 +194,7 @@ class LoraLink(Actor):
             f = radio.receive() if n < 4 else None
         if self.bridge:
             self._read_uart()
-            self._failsafe()
+            self.fs.check(self)
         if self.lines or self.out or self.ack is not None or self.resync_due is not None:
             now = self.now()
             if radio.carrier():
@@ -222,67 +220,10 @@ class LoraLink(Actor):
         line = asm.pop()
         while line is not None:
             b = bytes(line) + b"\r"
-            if self.own_at is not None and b[:3] in (b"$OK", b"$NK") and b" :" not in b:
-                # the answer to our own `$SC` (written after the unit's last line was answered
-                # long ago; the unit's replies carry its ids when the controller echoes them)
-                self.own_at = None
-                from dinamics.rapi import text
-
-                self.log(m.INFO, "controller answered the failsafe: " + text(b[:-1]))
-                line = asm.pop()
-                continue
-            self.stats["lines_in"] += 1
-            if self.tripped and b[:3] == b"$AT":
-                self.last_at = b
-            self._queue(b, self._safety(b))
+            if (self.own_at is None and not self.tripped) or self.fs.controller_line(self, b):
+                self.stats["lines_in"] += 1
+                self._queue(b, self._safety(b))
             line = asm.pop()
-
-    def _failsafe(self):
-        """Bridge: the unit has been silent longer than lora_failsafe_s (never shorter than the
-        unit's own heartbeat interval, its pulses come every half of it): the radio is dead. One
-        volatile `$SC hb_amps V` (pilot-gated) to the controller, logged; no airtime."""
-        now = self.now()
-        if self.own_at is not None and ticks_diff(now, self.own_at) > _OWN_REPLY_MS:
-            self.own_at = None  # no answer: whatever comes later is the unit's
-        if self.tripped:
-            return
-        bound = self.settings.get("lora_failsafe_s")
-        if not bound:
-            return
-        if self.unit_hb > bound:
-            bound = self.unit_hb
-        if ticks_diff(now, self.heard_at) < bound * 1000:
-            return
-        self.tripped = True
-        from dinamics import rapi
-        from dinamics.pilot_gate import gate_sc
-
-        s = self.settings
-        amps = gate_sc(self.unit_hb_amps if self.unit_hb_amps >= 0 else s.get("hb_amps"), s)
-        silent = ticks_diff(now, self.heard_at) // 1000
-        if self.sc_amps <= amps:
-            self.log(m.WARNING, "no frame from the unit for %d s: the pilot (%d A) is at or below"
-                     " the safe %d A already" % (silent, self.sc_amps, amps))
-            return
-        self.stats["failsafe"] += 1
-        self.sc_amps = amps  # the unit's next `$SC` above it is a raise, not a cut
-        try:
-            self.uart.write(rapi.build("SC", (amps, "V")))
-            self.own_at = now
-        except OSError:
-            self.stats["dropped"] += 1
-        self.log(m.WARNING, "no frame from the unit for %d s: $SC %d V to the controller"
-                 " (failsafe)" % (silent, amps))
-
-    def _unit_sy(self, line):
-        """The unit's `$SY <interval> <amps> [:id]^XX`: its heartbeat, which the failsafe follows."""
-        t = line.split(b"^")[0].split(b"*")[0].split(b" ")
-        if len(t) >= 3 and t[2][:1] != b":":
-            try:
-                self.unit_hb = int(t[1])
-                self.unit_hb_amps = int(t[2])
-            except ValueError:
-                pass
 
     def _toa(self, n):
         s = self.settings
@@ -418,14 +359,7 @@ class LoraLink(Actor):
         self.top_at = self.now()
         if self.bridge:
             if self.tripped:
-                self.log(m.INFO, "frames from the unit again after %d s (the unit restores the"
-                         " pilot)" % (ticks_diff(self.top_at, self.heard_at) // 1000))
-                self.tripped = False
-                if self.last_at is not None:
-                    # the report of the lowered pilot may have died on the radio: the unit gets
-                    # the controller's newest `$AT` again (a true line; repeating it is harmless)
-                    self._queue(self.last_at, False)
-                    self.last_at = None
+                self.fs.rearm(self)
             self.heard_at = self.top_at
         self.stats["accepted"] += 1
         if ack is not None:
@@ -440,7 +374,7 @@ class LoraLink(Actor):
                     if line and self._safety(line):
                         self.ack_safety = True
                     if line[:4] == b"$SY ":
-                        self._unit_sy(line)
+                        self.fs.unit_sy(self, line)
                 self._write_uart(body)
                 self._owe(c, self.ack_safety)
             else:
