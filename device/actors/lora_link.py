@@ -2,7 +2,9 @@
 
 - unit (at the meter): like uart_link, `rapi.tx_line` in, `rapi.rx_line` out; active while the
   `lora` setting is on (uart_link is active otherwise; dinamics/app.py swaps them live);
-- bridge (at the charger, device/bridge.py): frames <-> the controller's UART (`uart` given).
+- bridge (at the charger, device/bridge.py): frames <-> the controller's UART (`uart` given);
+  after lora_failsafe_s without a fresh frame from the unit, one `$SC hb_amps V` to the
+  controller (dinamics/lora_failsafe.py, loaded only in this role).
 
 Frames (dinamics/lora_frame.py) carry RAPI lines, the sender's counter and a truncated
 HMAC-SHA256 tag over the shared `lora_key`; the replay window drops old, repeated and forged
