@@ -166,3 +166,19 @@ def test_a_quiet_but_alive_unit_never_trips_the_failsafe(unit):
         assert w.bridge.link.stats["failsafe"] == 0 and caps == {16} and w.emu.state == 3
     finally:
         w.close()
+
+
+def test_repeated_outages_never_exhaust_the_units_bounded_corrections():
+    w = _charging_world(10, hb_interval=0)
+    try:
+        for i in range(4):
+            w.medium.down = True
+            assert w.run_until(lambda: w.emu.current_capacity == 6, 11000, step=20), i
+            w.run_for(3000 * i)  # back at different points of the unit's recovery
+            w.medium.down = False
+            assert w.run_until(lambda: w.emu.current_capacity == 16, 15000, step=20), i
+            w.run_for(30000, step=50)
+        assert w.bridge.link.stats["failsafe"] == 4 and w.emu.current_capacity == 16
+        assert not [x for x in w.console.lines if "does not follow" in x]
+    finally:
+        w.close()
