@@ -8,7 +8,12 @@ time, one `name: value` a line.
    on air as a share of the hour, and the most ever used in one rolling window vs the budget;
 3. attack: the link runs while a replaying and a forging attacker put 10 000 frames on the air
    (replays of recorded frames, recorded frames with a new counter, with a flipped bit, random
-   bytes) into both radios: frames accepted (must be 0) and lines they brought to the controller.
+   bytes) into both radios: frames accepted (must be 0) and lines they brought to the controller;
+4. dead radio (docs/lora.md "Safety"): while a car charges at 16 A the medium dies at five phases
+   of the unit's traffic: the time until the controller's pilot is at hb_amps (the controller's
+   own heartbeat or the bridge's failsafe, whichever comes first; which one it was) and, the
+   medium back after 70 s, until the balancer's 16 A is on the pilot again. `--only failsafe`
+   prints just these.
 
 breaker_violations count against the radio's reaction budget (hil.budget.RADIO_LINK_MS: a RAPI
 round trip may take one lost frame and its re-send: R = 10.15 s with the defaults);
@@ -101,6 +106,64 @@ def attack(n=10000, seed=11):
         w.close()
 
 
+FAILSAFE_CASES = (  # (name, the unit's settings, the bridge's lora_failsafe_s)
+    ("defaults", {}, 60),
+    ("no_heartbeat", {"hb_interval": 0}, 60),  # a controller without $SY: only the bridge cuts
+    ("hb20", {"lora_hb_s": 20}, 20),  # the 869.4 MHz band's short heartbeat
+)
+
+
+def dead_radio(unit, failsafe_s, phase_ms, down_ms=70000):
+    """(s from the medium's death to the pilot at hb_amps, by the bridge?, s from its return to the
+    balancer's pilot again); None when it did not happen within 120 s."""
+    from hil.ev_model import EvModel
+    from hil.world import World
+
+    w = World(link="lora", out=None, bridge_settings={"lora_failsafe_s": failsafe_s})
+    try:
+        for k, v in unit.items():
+            w.set(k, v)
+        w.run_until(lambda: w.app.rapi.up, 20000, step=20)
+        w.run_for(8000, step=20)
+        w.emu.plug(EvModel(max_amps=32, response_s=1.0))
+        w.run_until(lambda: w.emu.state == 3 and w.emu.current_capacity == 16, 60000, step=20)
+        w.run_for(60000 + phase_ms, step=20)
+        hb = w.app.settings.get("hb_amps")
+        t0 = w.ms()
+        w.medium.down = True
+        cut = None
+        if w.run_until(lambda: w.emu.current_capacity <= hb, 120000, step=20):
+            cut = (w.ms() - t0) / 1000.0
+        by_bridge = w.bridge.link.stats["failsafe"] > 0  # it was first (or together)
+        w.run_for(max(0, t0 + down_ms - w.ms()), step=20)
+        w.medium.down = False
+        t1 = w.ms()
+        back = None
+        if w.run_until(lambda: w.emu.current_capacity == 16, 120000, step=20):
+            back = (w.ms() - t1) / 1000.0
+        return cut, by_bridge, back
+    finally:
+        w.close()
+
+
+def failsafe_figures(F, phases=(0, 6000, 12000, 18000, 24000)):
+    for name, unit, fs in FAILSAFE_CASES:
+        runs = [dead_radio(unit, fs, p) for p in phases]
+        cuts = [r[0] for r in runs if r[0] is not None]
+        backs = [r[2] for r in runs if r[2] is not None]
+        F["dead_radio_%s_settings" % name] = "unit %s, bridge lora_failsafe_s %d" % (
+            ", ".join("%s %s" % kv for kv in unit.items()) or "defaults (lora_hb_s 60)", fs)
+        F["dead_radio_%s_to_hb_amps_s_min_max" % name] = (
+            "%.1f / %.1f" % (min(cuts), max(cuts)) if len(cuts) == len(runs) else
+            "%d of %d runs never cut" % (len(runs) - len(cuts), len(runs)))
+        F["dead_radio_%s_cut_first_by_the_bridge" % name] = "%d of %d" % (
+            sum(1 for r in runs if r[1]), len(runs))
+        F["dead_radio_%s_back_to_16A_s_max" % name] = (
+            "%.1f" % max(backs) if len(backs) == len(runs) else "NOT BACK in %d runs"
+            % (len(runs) - len(backs)))
+    return F
+
+
 def add_parser(sub):
     p = sub.add_parser("lora-bench", help="LoRa-linked install figures (prints figures)",
                        description=__doc__)
@@ -111,6 +174,8 @@ def add_parser(sub):
     p.add_argument("--attack", type=int, default=10000, help="attack frames (default 10000)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--only", choices=("all", "failsafe"), default="all",
+                   help="failsafe: only the dead-radio figures (a few seconds)")
     return p
 
 
@@ -122,6 +187,12 @@ def run(args, out=None):
     F = {"benchmark": "LoRa-linked install: unit + bridge over a simulated medium, SF7/BW125, "
                       "EU868 1 %, virtual clock"}
     ok = True
+    if getattr(args, "only", "all") == "failsafe":
+        failsafe_figures(F)
+        for k, v in F.items():
+            print("%s: %s" % (k, v), file=out)
+        print("wall_s: %.1f" % (time.monotonic() - t), file=out)
+        return 0
     for loss in (0.0, args.loss):
         bench.LINK.clear()
         bench.LINK.update({"link": "lora", "lora_loss": loss})
@@ -154,6 +225,8 @@ def run(args, out=None):
     F["attack_lines_at_controller"] = at["lines_at_controller"]
     F["attack_rejected_bad_tag"] = at["rejected_bad_tag"]
     F["attack_rejected_replay"] = at["rejected_replay"]
+    prog.line("dead radio")
+    failsafe_figures(F)
     met = {
         "step_to_sc_p99_le_1s": (F["loss0_step_to_sc_p99_ms"] or 1e9) <= bench.LORA_REACTION_TARGET_MS
         and not F["loss0_step_to_sc_missing"],

@@ -19,7 +19,7 @@ class World:
     def __init__(self, virtual=True, state_dir=None, out=None, min_level=20, app_factory=App,
                  port_kwargs=None, broker=None, serial=None, ct=False, house=None,
                  ct_period_ms=300, link="cable", lora_loss=0.0, lora_seed=1, lora_sf=7,
-                 **emulator_kwargs):
+                 bridge_settings=None, **emulator_kwargs):
         """broker=(host, port) puts the unit on that MQTT broker (its MQTT socket traffic is real
         even on the virtual clock); serial names it (topic prefix Dinamics/<serial>/).
         ct=True or house=HouseLoad(...) adds the CT feed: a second pty pair into which a CtInjector
@@ -27,7 +27,8 @@ class World:
         link="lora": a LoRa-linked install: the controller's line goes to a bridge (dinamics.
         bridge_app, its own scheduler on the same clock) that talks to the unit over a simulated
         medium (hil.radio_sim; `lora_loss` per frame, `lora_sf`); the unit's cable stays joined to
-        the same line too, so `set("lora", 0)` swaps back live."""
+        the same line too, so `set("lora", 0)` swaps back live; `bridge_settings` (a dict) are the
+        bridge's own, as its settings.toml would seed them (e.g. lora_failsafe_s)."""
         self.virtual = virtual
         self.clock = VirtualClock() if virtual else None
         if virtual:
@@ -95,12 +96,12 @@ class World:
             self.set("mqtt_port", broker[1])
             self.set("mqtt_host", broker[0])
         if self.medium is not None:
-            self._make_bridge(clock, out, min_level, lora_sf)
+            self._make_bridge(clock, out, min_level, lora_sf, bridge_settings)
             self.set("lora_sf", lora_sf)
             self.set("lora_key", LORA_KEY)
             self.set("lora", 1)
 
-    def _make_bridge(self, clock, out, min_level, sf):
+    def _make_bridge(self, clock, out, min_level, sf, extra=None):
         import os
 
         from dinamics.bridge_app import BridgeApp
@@ -110,7 +111,9 @@ class World:
 
         fs = DirFs(os.path.join(self.state_dir, "bridge"))
         if SlotStore(fs).load() is None:  # as its settings.toml would seed it (first boot)
-            SlotStore(fs).save({"lora_key": LORA_KEY, "lora_sf": sf})
+            seed = {"lora_key": LORA_KEY, "lora_sf": sf}
+            seed.update(extra or {})
+            SlotStore(fs).save(seed)
         self.bridge_console = Console(clock, out=out, min_level=min_level, keep=2000, prefix="bridge")
         self.bridge_port = BridgePort(self.shared.reader(), self.medium.radio("bridge"), fs, clock,
                                       self.bridge_console)

@@ -13,7 +13,8 @@ PIECES = ["board_port (BoardPort, clock, console, fs, uart)", "core (messages, m
           "adafruit_httpserver (imported on net.up, trimmed)", "web server (Server, guard, routes)",
           "lcd", "wifi", "sntp (NTP client, from the first sync)", "net_console", "watchdog"]
 # built only when `lora` is on: measured after "built" (the extra of a LoRa-linked unit)
-LORA_PIECES = ["lora_link (actor, frames, HMAC, ledger)", "lora_radio (adafruit_rfm9x + bus_device + glue)"]
+LORA_PIECES = ["lora_link (actor, frames, HMAC, ledger)", "lora_radio (adafruit_rfm9x + bus_device + glue)",
+               "lora_failsafe (bridge role only)"]
 
 
 def test_bisect_finds_the_smallest_passing_size():

@@ -75,4 +75,6 @@ HELP = {
     "lora_poll_x": "on LoRa the EVSE polls (timers 5-9) are this many times slower",
     "lora_hb_s": "on LoRa the $SY heartbeat interval (instead of hb_interval)",
     "lora_timeout_ms": "on LoRa the reply timeout (instead of timer13 when longer)",
+    "lora_failsafe_s": "bridge: no authenticated frame from the unit this long (never less than the unit's"
+                       " lora_hb_s) -> one $SC hb_amps V to the controller; 0 = off (docs/lora.md)",
 }

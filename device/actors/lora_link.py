@@ -2,7 +2,9 @@
 
 - unit (at the meter): like uart_link, `rapi.tx_line` in, `rapi.rx_line` out; active while the
   `lora` setting is on (uart_link is active otherwise; dinamics/app.py swaps them live);
-- bridge (at the charger, device/bridge.py): frames <-> the controller's UART (`uart` given).
+- bridge (at the charger, device/bridge.py): frames <-> the controller's UART (`uart` given);
+  after lora_failsafe_s without a fresh frame from the unit, one `$SC hb_amps V` to the
+  controller (dinamics/lora_failsafe.py, loaded only in this role).
 
 Frames (dinamics/lora_frame.py) carry RAPI lines, the sender's counter and a truncated
 HMAC-SHA256 tag over the shared `lora_key`; the replay window drops old, repeated and forged
@@ -64,7 +66,7 @@ class LoraLink(Actor):
         self.ledger = Ledger(settings.get("lora_band"))
         self.stats = {"sent": 0, "resent": 0, "received": 0, "accepted": 0, "bad": 0,
                       "replayed": 0, "old": 0, "gave_up": 0, "refused": 0, "dropped": 0,
-                      "acks": 0, "lines_in": 0, "lines_out": 0, "ack_rtt_ms": 0}
+                      "acks": 0, "lines_in": 0, "lines_out": 0, "ack_rtt_ms": 0, "failsafe": 0}
         self._key()
         self.reset()
         if self.bridge:
@@ -72,6 +74,13 @@ class LoraLink(Actor):
 
             self.asm = LineAssembler()
             self._buf = bytearray(128)
+            # the failsafe (dinamics/lora_failsafe.py, docs/lora.md "Safety"): when the last
+            # authenticated frame from the unit is older than lora_failsafe_s, one volatile
+            # `$SC hb_amps V` to the controller. Only the bridge loads it.
+            from dinamics import lora_failsafe
+
+            self.fs = lora_failsafe
+            lora_failsafe.init(self)
 
     def _key(self):
         k = lf.key_from_hex(self.settings.get("lora_key"))
@@ -94,6 +103,8 @@ class LoraLink(Actor):
 
     def start(self):
         self.every(_AIR_MS, _T_AIR)
+        if self.bridge:
+            self.heard_at = self.now()  # a unit silent since our boot trips too
 
     def activate(self, on):
         """The unit's transport swap (App._medium): what waited on the radio is dropped (rapi_link
@@ -185,6 +196,7 @@ class LoraLink(Actor):
             f = radio.receive() if n < 4 else None
         if self.bridge:
             self._read_uart()
+            self.fs.check(self)
         if self.lines or self.out or self.ack is not None or self.resync_due is not None:
             now = self.now()
             if radio.carrier():
@@ -210,8 +222,9 @@ class LoraLink(Actor):
         line = asm.pop()
         while line is not None:
             b = bytes(line) + b"\r"
-            self.stats["lines_in"] += 1
-            self._queue(b, self._safety(b))
+            if (self.own_at is None and not self.tripped) or self.fs.controller_line(self, b):
+                self.stats["lines_in"] += 1
+                self._queue(b, self._safety(b))
             line = asm.pop()
 
     def _toa(self, n):
@@ -346,6 +359,10 @@ class LoraLink(Actor):
         self.counters.heard(c)
         self.replay.mark(c)
         self.top_at = self.now()
+        if self.bridge:
+            if self.tripped:
+                self.fs.rearm(self)
+            self.heard_at = self.top_at
         self.stats["accepted"] += 1
         if ack is not None:
             self._acked(ack)
@@ -358,6 +375,8 @@ class LoraLink(Actor):
                 for line in body.split(b"\r"):
                     if line and self._safety(line):
                         self.ack_safety = True
+                    if line[:4] == b"$SY ":
+                        self.fs.unit_sy(self, line)
                 self._write_uart(body)
                 self._owe(c, self.ack_safety)
             else:

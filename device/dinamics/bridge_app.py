@@ -2,7 +2,9 @@
 lora_link in its bridge role passes authenticated frames to the controller's UART and the
 controller's lines back over the radio, with the same key, counters and replay rules as the
 unit. It runs no balancer and keeps no heartbeat of its own: the unit's `$SY` pulses cross it,
-so when the radio dies the controller falls back to its safe current by itself.
+so when the radio dies the controller falls back to its safe current by itself; and lora_link's
+failsafe (dinamics/lora_failsafe.py) writes one `$SC hb_amps V` after lora_failsafe_s without a
+frame from the unit, for a controller whose heartbeat cannot act.
 
 A port provides: clock, console, fatal(actor), fs (settings and counters), evse_uart,
 lora_radio(settings)."""

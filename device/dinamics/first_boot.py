@@ -33,7 +33,7 @@ KEYS = (("DINAMICS_SERIAL", "serial"), ("DINAMICS_MQTT_HOST", "mqtt_host"),
         ("DINAMICS_MQTT_PASS", "mqtt_pass"), ("DINAMICS_MQTT_TLS", "mqtt_tls"),
         ("DINAMICS_LORA", "lora"), ("DINAMICS_LORA_KEY", "lora_key"),
         ("DINAMICS_LORA_BAND", "lora_band"), ("DINAMICS_LORA_SF", "lora_sf"),
-        ("DINAMICS_LORA_BW", "lora_bw"))
+        ("DINAMICS_LORA_BW", "lora_bw"), ("DINAMICS_LORA_FAILSAFE_S", "lora_failsafe_s"))
 RESEED = "!reseed"
 INFO = 20  # dinamics.messages levels (not imported: one module less at boot)
 WARNING = 30

@@ -119,6 +119,9 @@ TABLE = (
     ("lora_poll_x", "set_lora_poll_x", INT, 1, 20, 4, "x", _P, ""),
     ("lora_hb_s", "set_lora_hb_s", INT, 10, 60, 60, "s", _P, ""),
     ("lora_timeout_ms", "set_lora_timeout_ms", INT, 500, 10000, 1500, "ms", _P, ""),
+    # LoRa bridge failsafe (docs/lora.md "Safety"): the bridge cuts the pilot to hb_amps after this
+    # long without an authenticated frame from the unit (0: off).
+    ("lora_failsafe_s", "set_lora_failsafe_s", INT, 0, 600, 60, "s", _P, ""),
 )
 
 NAMES = tuple(row[0] for row in TABLE)

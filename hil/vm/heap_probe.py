@@ -234,6 +234,10 @@ def _steps():
     spi = _RegSpi()
     app.rfm = Rfm9xRadio(spi, _Cs(spi), _Cs(None))
     yield "lora_radio (adafruit_rfm9x + bus_device + glue)"
+    from dinamics import lora_failsafe  # a bridge's extra: the failsafe's code and state
+
+    lora_failsafe.init(app.lora)
+    yield "lora_failsafe (bridge role only)"
     if not PASSES:
         return
     for _ in range(50):  # settle: the first passes fire the timers armed at start
