@@ -74,6 +74,7 @@ class LoraLink(Actor):
 
             self.asm = LineAssembler()
             self._buf = bytearray(128)
+            self._mv = memoryview(self._buf)
             # the failsafe (dinamics/lora_failsafe.py, docs/lora.md "Safety"): when the last
             # authenticated frame from the unit is older than lora_failsafe_s, one volatile
             # `$SC hb_amps V` to the controller. Only the bridge loads it.
@@ -208,17 +209,9 @@ class LoraLink(Actor):
             self._tx(now)
 
     def _read_uart(self):
-        uart = self.uart
-        try:
-            if not uart.in_waiting:
-                return
-            n = uart.readinto(self._buf)
-        except OSError:
-            return
-        if not n:
-            return
         asm = self.asm
-        asm.feed(memoryview(self._buf)[:n])
+        if not asm.read_from(self.uart, self._mv):
+            return
         line = asm.pop()
         while line is not None:
             b = bytes(line) + b"\r"

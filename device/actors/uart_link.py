@@ -48,18 +48,11 @@ class UartLink(Actor):
     def poll(self, budget_ms):
         if not self.active:
             return
-        uart = self.uart
-        try:
-            if not uart.in_waiting:
-                return
-            n = uart.readinto(self._buf)
-        except OSError:
-            return
+        asm = self.asm
+        n = asm.read_from(self.uart, self._mv)
         if not n:
             return
         self.bytes_in += n
-        asm = self.asm
-        asm.feed(self._mv[:n])
         line = asm.pop()
         while line is not None:
             self.post(m.RAPI_RX_LINE, bytes(line))

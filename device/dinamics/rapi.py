@@ -170,6 +170,20 @@ class LineAssembler:
         self.overflows = 0     # lines dropped for being longer than the buffer
         self.dropped = 0       # complete lines dropped because nobody popped them
 
+    def read_from(self, stream, mv):
+        """Feed what `stream` (a UART) has waiting, read into the buffer behind memoryview `mv`.
+        -> bytes read; 0 when nothing waits or the port is gone (an OSError: a dead line, which
+        rapi_link's silence detection handles). Nothing is allocated when nothing waits."""
+        try:
+            if not stream.in_waiting:
+                return 0
+            n = stream.readinto(mv)
+        except OSError:
+            return 0
+        if n:
+            self.feed(mv[:n])
+        return n or 0
+
     def feed(self, data):
         """Consume bytes; returns how many complete lines are waiting."""
         if not isinstance(data, bytes):
