@@ -166,7 +166,7 @@ class MqttBridge(Actor):
             if v is not None:
                 self._pub(sub, str(v))
         self._report("settings")
-        self._pub("ip", self._ip())
+        self._pub("ip", mt.port_ip(self.port))
         if self.settings.get("ha_discovery"):
             self._ha_next = 0
             self._ha_remove = False
@@ -194,8 +194,9 @@ class MqttBridge(Actor):
 
             while due and n > 0:
                 name = due[0]
-                send(pre + name, mqtt_reports.report_json(name, self.settings, VERSION, self._ip(),
-                                                          self.sn), name in mt.RETAINED)
+                send(pre + name, mqtt_reports.report_json(name, self.settings, VERSION,
+                                                          mt.port_ip(self.port), self.sn),
+                     name in mt.RETAINED)
                 due.pop(0)
                 n -= 1
             if not due:
@@ -382,16 +383,9 @@ class MqttBridge(Actor):
             self._pub("synctime", str(self.sched.clock.epoch()))
             mem = getattr(self.port, "mem_free", None)
             self._pub("freeRAM", str((mem() if mem else 0) // 1024))
-            self._pub("ip", self._ip())
+            self._pub("ip", mt.port_ip(self.port))
         elif tag == _T_DLOG:
             self._ring.due = True
-
-    def _ip(self):
-        f = getattr(self.port, "ip", None)
-        try:
-            return (f() if f else "") or ""
-        except Exception:  # noqa: BLE001
-            return ""
 
     def _connection(self, text):
         self._link = text

@@ -8,6 +8,7 @@ set", never their value), system() for /api/system.
 
 from adafruit_ticks import ticks_diff
 
+from dinamics import mqtt_topics as mt
 from dinamics import settings as st
 from dinamics.mailbox import Actor
 from dinamics.version import VERSION
@@ -76,15 +77,8 @@ class WebStatus(Actor):
     def wifi_status(self):
         n = self.net
         if n is None:
-            return {"mode": "down", "ssid": self.settings.get("wifi_ssid"), "ip": self._ip()}
+            return {"mode": "down", "ssid": self.settings.get("wifi_ssid"), "ip": mt.port_ip(self.port)}
         return {"mode": n[1], "ssid": n[2], "ip": n[0]}
-
-    def _ip(self):
-        f = getattr(self.port, "ip", None)
-        try:
-            return (f() if f else "") or ""
-        except Exception:  # noqa: BLE001
-            return ""
 
     def settings_rows(self):
         rows = []
