@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from actors import wifi as W
+from actors import wifi_ap as WA
 from dinamics import messages as m
 from hil.recorder import Recorder
 from hil.sim_radio import BoardReset, SimRadio
@@ -122,7 +123,7 @@ def test_setup_ap_with_its_own_password_then_station_retries_with_backoff(worlds
     w.run_for(8000)
     assert w.wifi.sta_up and r.ap_active
     assert w.rec.of(m.NET_UP)[-1] == ("192.168.1.20", "sta", "home", "")
-    w.run_for(W.AP_LINGER_MS + 3000)
+    w.run_for(WA.AP_LINGER_MS + 3000)
     assert not r.ap_active
     # the same password after a reboot (kept in the wifiap store), never in the MQTT log ring
     w2 = World(virtual=True, out=None, state_dir=w.state_dir,
@@ -163,7 +164,7 @@ def test_a_busy_ap_client_holds_off_the_station_but_not_for_ever(worlds):
         w.run_for(1000)
     assert len(scans(w)) == n0  # no scan disturbed it (scans cost AP clients their frames)
     assert w.wifi.stats["deferred"] > 0
-    while w.ms() - t0 < W.BUSY_MAX_MS + 30000:  # ... but it cannot keep the unit off for ever
+    while w.ms() - t0 < WA.BUSY_MAX_MS + 30000:  # ... but it cannot keep the unit off for ever
         w.wifi.client_busy(2000)
         w.run_for(1000)
     assert len(scans(w)) > n0
@@ -179,7 +180,7 @@ def test_the_ap_stays_while_a_client_is_busy_after_the_join(worlds):
     w.run_for(6000)
     assert w.wifi.sta_up
     t0 = w.ms()
-    while w.ms() - t0 < W.AP_LINGER_MS + 10000:
+    while w.ms() - t0 < WA.AP_LINGER_MS + 10000:
         w.wifi.client_busy(2000)
         w.run_for(1000)
     assert w.radio.ap_active  # the setup page still talks to it
