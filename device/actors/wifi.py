@@ -183,7 +183,9 @@ class Wifi(WifiAp, WifiNtp):
             self._named = False
         if creds:
             want = self.settings.get("wifi_ssid")
-            if not (self.sta_up and want == self.ssid):
+            if self.sta_up and not want and self.book.after_forget(self.ssid)[0]:
+                self._leave()  # the network it is on was forgotten: as with none stored
+            if not self.sta_up or (want and want != self.ssid):
                 self.failures = 0
                 self._asked = True
                 self._try_in(500)
@@ -326,16 +328,33 @@ class Wifi(WifiAp, WifiNtp):
             return
         c = self.radio.connected
         if self.sta_up and not c:
-            self.sta_up = False
             self.stats["downs"] += 1
             self.log(m.WARNING, "lost %s" % self.ssid)
-            self.post(m.NET_DOWN, "lost " + self.ssid)
-            self.cancel(self._t_ntp)
-            self._t_ntp = None
-            self.failures = 0
+            self._down("lost " + self.ssid)
             self._try_in(self.settings.get("timer11"))  # the radio retries by itself meanwhile
         elif not self.sta_up and c and self.ssid:  # it came back by itself
             self._sta_up(self.radio.ssid() or self.ssid)
+
+    def _down(self, why):
+        self.sta_up = False
+        self.post(m.NET_DOWN, why)
+        if self.ap_on:  # still reachable over the setup AP (lingering): say so again
+            self._announce_ap()
+        self.cancel(self._t_ntp)
+        self._t_ntp = None
+        self.failures = 0
+
+    def _leave(self):
+        """The station's network is no longer known (forgotten): leave it now, not at the next
+        boot. The AP, if on, stays; the caller tries the other sources, else the AP opens."""
+        ssid = self.ssid
+        try:
+            self.radio.disconnect()
+        except Exception as e:  # noqa: BLE001 - it is forgotten all the same
+            self.log(m.WARNING, "leaving %s: %s" % (ssid, e))
+        self.ssid = ""  # not taken back if the radio reports it again
+        self.log(m.INFO, "left %s: no longer a known network" % ssid)
+        self._down("left " + ssid)
 
     def _record(self):  # the `wifiap` record (dinamics/wifi_book.py)
         return self.book.record()

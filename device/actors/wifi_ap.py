@@ -15,6 +15,7 @@ from adafruit_ticks import ticks_add, ticks_diff
 from dinamics import messages as m
 from dinamics import mqtt_topics as mt
 from dinamics.mailbox import Actor
+from dinamics.wifi_book import ap_name
 
 try:
     from micropython import const
@@ -32,7 +33,7 @@ class WifiAp(Actor):
     def _name_ap(self):
         """The unit's serial and the AP's name, which follows it."""
         self.sn = mt.serial_number(self.settings, self.radio.mac)
-        self.ap_ssid = "Dinamics-" + self.sn
+        self.ap_ssid = ap_name(self.settings, self.radio.mac)
 
     def client_busy(self, ms):
         """The web actor (web.busy, at most once a second while requests come): a client is
@@ -64,9 +65,14 @@ class WifiAp(Actor):
         self.ap_on = True
         self.ap_pass = pw
         self.stats["aps"] += 1
+        self._announce_ap()
+
+    def _announce_ap(self):
+        """net.up (ip, "ap", ssid, password): at the AP's start, and when the station goes down
+        while it is on. The password goes to the serial console and the LCD (net.up), never to
+        the log ring that MQTT's debug_log publishes."""
         ip = self.radio.ap_ip() or AP_IP
-        # The password goes to the serial console and the LCD (net.up), never to the log ring
-        # that MQTT's debug_log publishes.
+        pw = self.ap_pass
         self.port.console(m.WARNING, "wifi: setup AP %s at http://%s/ %s" % (
             self.ap_ssid, ip, ("password " + pw) if pw else "OPEN (wifi_ap_open=1)"))
         self.post(m.NET_UP, (ip, "ap", self.ap_ssid, pw))
