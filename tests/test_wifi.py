@@ -171,14 +171,21 @@ def test_a_busy_ap_client_holds_off_the_station_but_not_for_ever(worlds):
     assert w.radio.ap_active
 
 
-def test_the_ap_stays_while_a_client_is_busy_after_the_join(worlds):
+def _joined_over_the_setup_ap(worlds, ms):
+    """First boot with nothing known (the setup AP opens), then "home" appears and is entered as
+    on the setup page: joined, the AP lingering."""
     w = worlds()
     w.run_for(5000)
     w.radio.add("home", password="homepass1")
     w.set("wifi_ssid", "home")
     w.set("wifi_pass", "homepass1")
-    w.run_for(6000)
-    assert w.wifi.sta_up
+    w.run_for(ms)
+    assert w.wifi.sta_up and w.radio.ap_active
+    return w
+
+
+def test_the_ap_stays_while_a_client_is_busy_after_the_join(worlds):
+    w = _joined_over_the_setup_ap(worlds, 6000)
     t0 = w.ms()
     while w.ms() - t0 < WA.AP_LINGER_MS + 10000:
         w.wifi.client_busy(2000)
@@ -624,13 +631,7 @@ def test_forgetting_while_the_ap_lingers_announces_the_ap_again(worlds):
     """Joined from the setup page (the AP lingers a minute): Forget leaves the network and the
     unit says it is reachable over the AP again (net.up "ap" after net.down), so the web page and
     the LCD show the AP rather than "down"."""
-    w = worlds()
-    w.run_for(5000)
-    w.radio.add("home", password="homepass1")
-    w.set("wifi_pass", "homepass1")
-    w.set("wifi_ssid", "home")
-    w.run_for(8000)
-    assert w.wifi.sta_up and w.radio.ap_active
+    w = _joined_over_the_setup_ap(worlds, 8000)
     from dinamics import settings as st
 
     w.set(st.RESET_WIFI, "1")
