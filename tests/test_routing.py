@@ -60,6 +60,9 @@ def emitted(actors):
     post() and the helpers named _post*, "send" for send())."""
     module_actor = dict(ON_BEHALF)
     for name, cls in actors.items():
+        for c in cls.__mro__:  # the actor's class and its mixins in device/ (rapi_evse, web_auth ...)
+            if c is not Actor and issubclass(c, Actor) and inspect.getfile(c).startswith(str(DEVICE)):
+                module_actor.setdefault(pathlib.Path(inspect.getfile(c)).relative_to(DEVICE).as_posix(), name)
         module_actor[pathlib.Path(inspect.getfile(cls)).relative_to(DEVICE).as_posix()] = name
     out = []
     for path in sorted(DEVICE.rglob("*.py")):

@@ -366,3 +366,31 @@ def test_a_slow_reader_gets_the_whole_page_over_several_passes_and_a_gone_one_co
     gone = serve(_Peer(b"GET / HTTP/1.1\r\nHost: u\r\n\r\n", broken=BrokenPipeError(32, "broken pipe")))
     assert gone.closed and not web.guard.conns
     assert web.stats["errors"] == 0 and web.crashes == 0
+
+
+def test_the_wifi_page_says_what_forget_will_do():
+    """/api/wifi's `forget` (the WiFi page's text before the click) follows the wifi actor's rule
+    (dinamics/wifi_book.py after_forget): on the stored network, nothing else naming it -> leave,
+    then settings.toml's and the service network in order, else the setup AP; on a network
+    settings.toml names, or not joined at all -> nothing changes now."""
+    from actors.web import Web
+    from dinamics.settings import Settings
+
+    class Port:
+        mac = b"\x01\x02\x03\x04\x05\x06"
+        wifi_env = ("toml", "tomlpass1", None)
+
+    s = Settings()
+    s.apply("wifi_ssid", "home")
+    s.apply("wifi_service_ssid", "svc")
+    web = Web(s, Port())
+    web.net = ("192.168.1.20", "sta", "home", "")
+    assert web.forget_plan() == {"on": "home", "leave": True, "next": ["toml", "svc"], "ap": "Dinamics-060504030201"}
+    web.net = ("192.168.1.21", "sta", "toml", "")
+    assert web.forget_plan()["leave"] is False
+    web.net = ("192.168.4.1", "ap", "Dinamics-060504030201", "pw")
+    assert web.forget_plan()["on"] == "" and not web.forget_plan()["leave"]
+    Port.wifi_env = None
+    s.apply("wifi_service_ssid", "")
+    web.net = ("192.168.1.20", "sta", "home", "")
+    assert web.forget_plan()["next"] == [] and web.forget_plan()["leave"]

@@ -103,11 +103,22 @@ def test_first_boot_in_ap_mode_set_password_then_join_wifi(ui):
     assert page.locator("#w-now").inner_text().endswith("password set")
     page.goto(ui["url"] + "#dash")
     page.wait_for_selector("#d-wifi:has-text('sta HomeNet 192.168.1.')")
-    # forget (delete_wifi): the stored credentials go (the station stays on until it is lost)
+    # forget (delete_wifi): the page says beforehand what will happen (HomeNet is the network the
+    # unit is on and nothing else is known: it leaves it and opens its setup network) and asks
+    # for a second click; then the unit leaves HomeNet at once and is reachable over its AP
     page.goto(ui["url"] + "#wifi")
+    page.wait_for_selector("#w-forget:has-text('Forget HomeNet: the unit leaves HomeNet now and opens its "
+                           "setup network Dinamics-%s')" % SN)
+    assert "stops answering" in page.inner_text("#w-forget")
+    page.click("#forget")
+    page.wait_for_selector("#forget:has-text('Click again to leave HomeNet')")
+    assert w.app.settings.get("wifi_ssid") == "HomeNet" and radio.connected  # one click: nothing yet
     page.click("#forget")
     page.wait_for_selector("#w-now:has-text('stored network: none')")
     assert w.app.settings.get("wifi_ssid") == "" and w.app.settings.get("wifi_pass") == ""
+    page.wait_for_selector("#w-now:has-text('Now: ap Dinamics-%s 192.168.4.1')" % SN)
+    assert not radio.connected and radio.ap_active
+    page.wait_for_selector("#w-forget:has-text('No stored network to forget.')")
 
 
 def test_dashboard_follows_a_load_step(ui):

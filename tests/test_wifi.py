@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from actors import wifi as W
+from actors import wifi_ap as WA
 from dinamics import messages as m
 from hil.recorder import Recorder
 from hil.sim_radio import BoardReset, SimRadio
@@ -122,7 +123,7 @@ def test_setup_ap_with_its_own_password_then_station_retries_with_backoff(worlds
     w.run_for(8000)
     assert w.wifi.sta_up and r.ap_active
     assert w.rec.of(m.NET_UP)[-1] == ("192.168.1.20", "sta", "home", "")
-    w.run_for(W.AP_LINGER_MS + 3000)
+    w.run_for(WA.AP_LINGER_MS + 3000)
     assert not r.ap_active
     # the same password after a reboot (kept in the wifiap store), never in the MQTT log ring
     w2 = World(virtual=True, out=None, state_dir=w.state_dir,
@@ -163,23 +164,30 @@ def test_a_busy_ap_client_holds_off_the_station_but_not_for_ever(worlds):
         w.run_for(1000)
     assert len(scans(w)) == n0  # no scan disturbed it (scans cost AP clients their frames)
     assert w.wifi.stats["deferred"] > 0
-    while w.ms() - t0 < W.BUSY_MAX_MS + 30000:  # ... but it cannot keep the unit off for ever
+    while w.ms() - t0 < WA.BUSY_MAX_MS + 30000:  # ... but it cannot keep the unit off for ever
         w.wifi.client_busy(2000)
         w.run_for(1000)
     assert len(scans(w)) > n0
     assert w.radio.ap_active
 
 
-def test_the_ap_stays_while_a_client_is_busy_after_the_join(worlds):
+def _joined_over_the_setup_ap(worlds, ms):
+    """First boot with nothing known (the setup AP opens), then "home" appears and is entered as
+    on the setup page: joined, the AP lingering."""
     w = worlds()
     w.run_for(5000)
     w.radio.add("home", password="homepass1")
     w.set("wifi_ssid", "home")
     w.set("wifi_pass", "homepass1")
-    w.run_for(6000)
-    assert w.wifi.sta_up
+    w.run_for(ms)
+    assert w.wifi.sta_up and w.radio.ap_active
+    return w
+
+
+def test_the_ap_stays_while_a_client_is_busy_after_the_join(worlds):
+    w = _joined_over_the_setup_ap(worlds, 6000)
     t0 = w.ms()
-    while w.ms() - t0 < W.AP_LINGER_MS + 10000:
+    while w.ms() - t0 < WA.AP_LINGER_MS + 10000:
         w.wifi.client_busy(2000)
         w.run_for(1000)
     assert w.radio.ap_active  # the setup page still talks to it
@@ -559,3 +567,77 @@ def test_web_busy_holds_off_retries_but_not_the_join_the_client_asked_for(worlds
         w.run_for(1000)
     assert w.wifi.sta_up and w.wifi.ssid == "home"
     assert w.radio.ap_active  # lingers for the page
+
+
+def test_forgetting_the_network_it_is_on_leaves_it_and_opens_the_setup_ap(worlds):
+    """delete_wifi (web Forget, MQTT) while the station is on the stored network: it leaves it at
+    once and goes on as with no stored network; nothing else known, so the setup AP opens. Before
+    the fix the station stayed joined until a reboot (the change showed no effect)."""
+    w = worlds([("home", {"password": "homepass1"})],
+               settings={"wifi_ssid": "home", "wifi_pass": "homepass1"})
+    w.run_for(8000)
+    assert w.wifi.sta_up and w.radio.connected and not w.radio.ap_active
+    from dinamics import settings as st
+
+    w.set(st.RESET_WIFI, "1")  # what MQTT delete_wifi and the web's Forget ask for
+    w.run_for(5000)
+    assert not w.radio.connected and not w.wifi.sta_up
+    assert w.rec.of(m.NET_DOWN) == ["left home"]
+    assert w.radio.ap_active and w.rec.of(m.NET_UP)[-1][1:3] == ("ap", "Dinamics-0100004ED102")
+    w.run_for(60000)  # and it stays off the forgotten network (the AP stays, retries find nothing)
+    assert not w.radio.connected and w.radio.ap_active and len(joins(w)) == 1
+
+
+def test_clearing_wifi_ssid_leaves_for_the_settings_toml_network(worlds):
+    """set_wifi_ssid "" while on the stored network: the next credential source, settings.toml's
+    CIRCUITPY_WIFI_SSID, is joined; no setup AP."""
+    w = worlds([("home", {"password": "homepass1", "rssi": -40}),
+                ("toml", {"password": "tomlpass1", "rssi": -80})],
+               env=("toml", "tomlpass1", None), settings={"wifi_ssid": "home", "wifi_pass": "homepass1"})
+    w.run_for(8000)
+    assert w.wifi.ssid == "home"
+    w.set("wifi_ssid", "")
+    w.run_for(8000)
+    assert w.wifi.sta_up and w.wifi.ssid == "toml" and w.radio.ssid() == "toml"
+    assert w.rec.of(m.NET_DOWN) == ["left home"] and not w.radio.ap_active
+    assert w.rec.of(m.NET_UP)[-1][1:3] == ("sta", "toml")
+
+
+def test_forgetting_a_network_it_is_not_on_changes_nothing_live(worlds):
+    """On settings.toml's network (the stored one is not in sight): forgetting the stored one
+    leaves the station alone: no scan, no join, no net.down. Nor does forgetting a stored network
+    that settings.toml names too (the unit would be on it without a stored network as well)."""
+    w = worlds([("toml", {"password": "tomlpass1"})], env=("toml", "tomlpass1", None),
+               settings={"wifi_ssid": "away", "wifi_pass": "awaypass1"})
+    w.run_for(10000)
+    assert w.wifi.ssid == "toml"
+    from dinamics import settings as st
+
+    n_scans, n_joins = len(scans(w)), len(joins(w))
+    w.set(st.RESET_WIFI, "1")
+    w.run_for(20000)
+    assert w.wifi.sta_up and w.radio.connected and w.wifi.ssid == "toml"
+    assert (len(scans(w)), len(joins(w))) == (n_scans, n_joins) and w.rec.of(m.NET_DOWN) == []
+    w.set("wifi_ssid", "toml")
+    w.set("wifi_pass", "tomlpass1")
+    w.run_for(5000)
+    w.set(st.RESET_WIFI, "1")
+    w.run_for(20000)
+    assert w.wifi.sta_up and (len(scans(w)), len(joins(w))) == (n_scans, n_joins)
+    assert w.rec.of(m.NET_DOWN) == []
+
+
+def test_forgetting_while_the_ap_lingers_announces_the_ap_again(worlds):
+    """Joined from the setup page (the AP lingers a minute): Forget leaves the network and the
+    unit says it is reachable over the AP again (net.up "ap" after net.down), so the web page and
+    the LCD show the AP rather than "down"."""
+    w = _joined_over_the_setup_ap(worlds, 8000)
+    from dinamics import settings as st
+
+    w.set(st.RESET_WIFI, "1")
+    w.run_for(3000)
+    ups = w.rec.of(m.NET_UP)
+    assert w.rec.of(m.NET_DOWN) == ["left home"] and ups[-1][1:3] == ("ap", "Dinamics-0100004ED102")
+    assert [u[1] for u in ups] == ["ap", "sta", "ap"]
+    w.run_for(70000)  # no station to linger for: the AP stays
+    assert w.radio.ap_active and not w.radio.connected

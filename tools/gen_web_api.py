@@ -46,7 +46,8 @@ def generate():
     add("| `GET /api/settings` | cookie | one object per setting: `name, topic, type, min, max, choices, "
         "unit, group (charging/installer/wifi), secret, value`; a secret's value is \"set\"/\"not set\" |")
     add("| `GET /api/wifi` | cookie | `mode, ssid, ip, networks (last scan), stored_ssid, stored_pass` "
-        "(\"set\"/\"not set\") |")
+        "(\"set\"/\"not set\"), `forget`: what Forget will do (`on` the station's network, `leave` it, "
+        "`next` the networks then tried in order, `ap` the setup AP if none is in sight) |")
     add("| `GET /api/system` | cookie | `fwversion, uptime_s, free_heap, worst_pass_ms, last_pass_ms, "
         "web (counters), actors [name, crashes, lost]` |")
     add("| `POST /api/<set topic>` body: the value | cookie + CSRF | as the MQTT topic of that name "

@@ -4,7 +4,8 @@
   `lora` setting is on (uart_link is active otherwise; dinamics/app.py swaps them live);
 - bridge (at the charger, device/bridge.py): frames <-> the controller's UART (`uart` given);
   after lora_failsafe_s without a fresh frame from the unit, one `$SC hb_amps V` to the
-  controller (dinamics/lora_failsafe.py, loaded only in this role).
+  controller. The UART side and the failsafe are dinamics/lora_failsafe.py, loaded only in this
+  role.
 
 Frames (dinamics/lora_frame.py) carry RAPI lines, the sender's counter and a truncated
 HMAC-SHA256 tag over the shared `lora_key`; the replay window drops old, repeated and forged
@@ -70,14 +71,9 @@ class LoraLink(Actor):
         self._key()
         self.reset()
         if self.bridge:
-            from dinamics.rapi import LineAssembler
-
-            self.asm = LineAssembler()
-            self._buf = bytearray(128)
-            self._mv = memoryview(self._buf)
-            # the failsafe (dinamics/lora_failsafe.py, docs/lora.md "Safety"): when the last
-            # authenticated frame from the unit is older than lora_failsafe_s, one volatile
-            # `$SC hb_amps V` to the controller. Only the bridge loads it.
+            # the controller's side (dinamics/lora_failsafe.py, docs/lora.md "Safety"): its UART
+            # lines in and out, and the failsafe: when the last authenticated frame from the unit
+            # is older than lora_failsafe_s, one volatile `$SC hb_amps V`. Only the bridge loads it.
             from dinamics import lora_failsafe
 
             self.fs = lora_failsafe
@@ -196,7 +192,7 @@ class LoraLink(Actor):
             n += 1
             f = radio.receive() if n < 4 else None
         if self.bridge:
-            self._read_uart()
+            self.fs.read_uart(self)
             self.fs.check(self)
         if self.lines or self.out or self.ack is not None or self.resync_due is not None:
             now = self.now()
@@ -207,18 +203,6 @@ class LoraLink(Actor):
                     return
             self.deferred = None
             self._tx(now)
-
-    def _read_uart(self):
-        asm = self.asm
-        if not asm.read_from(self.uart, self._mv):
-            return
-        line = asm.pop()
-        while line is not None:
-            b = bytes(line) + b"\r"
-            if (self.own_at is None and not self.tripped) or self.fs.controller_line(self, b):
-                self.stats["lines_in"] += 1
-                self._queue(b, self._safety(b))
-            line = asm.pop()
 
     def _toa(self, n):
         s = self.settings
@@ -370,7 +354,7 @@ class LoraLink(Actor):
                         self.ack_safety = True
                     if line[:4] == b"$SY ":
                         self.fs.unit_sy(self, line)
-                self._write_uart(body)
+                self.fs.write_uart(self, body)
                 self._owe(c, self.ack_safety)
             else:
                 for line in body.split(b"\r"):
@@ -401,10 +385,3 @@ class LoraLink(Actor):
             o[1] = lf.encode(self.auth, lf.DATA, self.bridge, c, None, o[5], o[6])
             o[2] = 0
             o[3] = now
-
-    def _write_uart(self, body):
-        try:
-            self.uart.write(body)
-            self.stats["lines_out"] += body.count(b"\r")
-        except OSError:
-            self.stats["dropped"] += 1

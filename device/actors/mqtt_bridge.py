@@ -3,7 +3,8 @@ Dinamics/<SN>/; tables in dinamics.settings and dinamics.mqtt_topics; reference 
 This actor maps messages to topics and back. The broker session (connect, back-off, keep-alive,
 outgoing queues) is dinamics.mqtt_session; what a received message asks for is the pure
 dinamics.mqtt_inbound.translate (set_* -> setting.set for the settings actor, commands -> messages
-or reports, anything rejected -> a JSON reply on Dinamics/<SN>/error, nothing changed).
+or reports, anything rejected -> a JSON reply on Dinamics/<SN>/error, nothing changed), which the
+actor's inbound half (its mixin, actors/mqtt_commands.py) applies; this file is the outbound half.
 
 Out: telemetry from the firmware's messages, state topics retained (state, enable, connection,
 breaker, fwversion, settings, availability), responses, errors (setting.rejected, balancer.fault,
@@ -19,11 +20,11 @@ ip() = str(wifi.radio.ipv4_address). The host port provides the same from the st
 
 from actors.balancer import FAULT_ENABLE
 from actors.balancer_regulation import FAULT_SOLAR
+from actors.mqtt_commands import MqttCommands
 from dinamics import messages as m
 from dinamics import mqtt_topics as mt
 from dinamics import rapi
 from dinamics import settings as st
-from dinamics.mailbox import Actor
 from dinamics.mqtt_session import T_CONNECT, Session, forget
 from dinamics.version import VERSION
 
@@ -62,7 +63,7 @@ def _ha(drop=False):
     return ha_discovery
 
 
-class MqttBridge(Actor):
+class MqttBridge(MqttCommands):
     name = "mqtt_bridge"
     subscribes = (m.LOG, m.SETTING_CHANGED, m.SETTING_REJECTED, m.CT_READING, m.EVSE_STATE,
                   m.EVSE_ASYNC, m.EVSE_CURRENT, m.EVSE_ENERGY, m.EVSE_PLUG, m.EVSE_PILOT,
@@ -166,7 +167,7 @@ class MqttBridge(Actor):
             if v is not None:
                 self._pub(sub, str(v))
         self._report("settings")
-        self._pub("ip", self._ip())
+        self._pub("ip", mt.port_ip(self.port))
         if self.settings.get("ha_discovery"):
             self._ha_next = 0
             self._ha_remove = False
@@ -194,8 +195,9 @@ class MqttBridge(Actor):
 
             while due and n > 0:
                 name = due[0]
-                send(pre + name, mqtt_reports.report_json(name, self.settings, VERSION, self._ip(),
-                                                          self.sn), name in mt.RETAINED)
+                send(pre + name, mqtt_reports.report_json(name, self.settings, VERSION,
+                                                          mt.port_ip(self.port), self.sn),
+                     name in mt.RETAINED)
                 due.pop(0)
                 n -= 1
             if not due:
@@ -222,85 +224,6 @@ class MqttBridge(Actor):
         if r is not None and r[st.FLAGS] & st.SECRET:
             value = "(secret, not shown)"  # a refused key or password is still (nearly) a secret
         self._pub("error", mt.error_json(sub, value, text), True)
-
-    # --- incoming ------------------------------------------------------------------------------
-    def on_mqtt(self, topic, payload, retained=False):
-        """Entry point for every received message (the session's client callback calls this)."""
-        self.stats["received"] += 1
-        try:
-            pre = self.prefix
-            if topic.startswith(pre):
-                sub = topic[len(pre):]
-                if mt.published(sub):
-                    return  # our own telemetry, heard back through the wildcard
-                inb = self._inbound()
-                self._do(inb, inb.translate(sub, payload, retained), retained)
-        except Exception as e:  # noqa: BLE001 - a bad message must not cost the connection
-            self.stats["handler_errors"] += 1
-            self.log(m.ERROR_LEVEL, "handling %s failed: %s %s" % (topic, type(e).__name__, e))
-
-    def _inbound(self):
-        """dinamics.mqtt_inbound, imported at the first message and dropped by the telemetry
-        timer once a whole period passed without one (heap: it is not resident while idle)."""
-        self._inb_used = True
-        if self._inb is None:
-            from dinamics import mqtt_inbound
-
-            self._inb = mqtt_inbound
-        return self._inb
-
-    def _drop_inbound(self):
-        if self._inb is not None and not self._inb_used:
-            self._inb = None
-            forget("mqtt_inbound")
-            forget("rapi_more")  # what mqtt_inbound loads for rapi_request / set_lcd
-        self._inb_used = False
-
-    def _do(self, inb, a, retained):
-        if a is None:
-            return  # an empty message clears a retained one: nothing to do
-        act, sub, text, arg = a
-        if isinstance(text, str) and mt.debug_on(self.settings, mt.DBG_ECHO):
-            self.log(m.INFO, "in %s%s = %s" % (sub, " (retained)" if retained else "", text[:60]))
-        if act == inb.ERROR:
-            self._reject(sub, text, arg)
-        elif act == inb.SETTING:
-            self._post_or_reject(sub, text, m.SETTING_SET, (arg, text, "mqtt"), "busy: not applied, send it again")
-        elif act == inb.REPORT:
-            if arg == "status":
-                self._status(True)
-            else:
-                self._report(arg)
-        elif act == inb.CHARGE:
-            self._post_or_reject(sub, text, m.CHARGE_COMMAND, arg)
-        elif act == inb.RAPI:
-            self._post_or_reject(sub, text, m.RAPI_REQUEST, (self,) + arg)
-        elif act == inb.LIMIT:
-            if self.plug != 1:
-                why = "link to the EVSE is down" if self.plug == 2 or self.plug is None else "no vehicle connected"
-                self._reject(sub, text, "only with a vehicle connected: " + why)
-            elif self._post_or_reject(sub, text, m.RAPI_REQUEST, (self,) + arg):
-                self._replies.sent(arg[0], text)
-        elif act == inb.LCD:
-            self._lcd_write(sub, text, arg[0], arg[1])
-        elif act == inb.RESET:
-            # The reply (the report) follows the settings actor's settings.reset.
-            self._post_or_reject(sub, text, m.SETTING_SET, (arg, text, "mqtt"))
-
-    def _post_or_reject(self, sub, text, kind, payload, busy="busy: not executed, send it again"):
-        if not self.post(kind, payload):
-            self._reject(sub, text, busy)
-            return False
-        return True
-
-    def _lcd_write(self, sub, text, tag, cmds):
-        for cmd, args in cmds:
-            if not self.post(m.RAPI_REQUEST, (self, tag, cmd, args)):
-                self._reject(sub, text, "busy: LCD text incomplete, send it again")
-                return
-            self._replies.sent(tag)
-        # The unit's own LCD shows it too (for lcd_text_s); erase_lcd returns it to its pages.
-        self.post(m.LCD_TEXT, text if tag == mt.TAG_LCD else None)
 
     # --- firmware messages ---------------------------------------------------------------------
     def handle(self, kind, payload):
@@ -382,16 +305,9 @@ class MqttBridge(Actor):
             self._pub("synctime", str(self.sched.clock.epoch()))
             mem = getattr(self.port, "mem_free", None)
             self._pub("freeRAM", str((mem() if mem else 0) // 1024))
-            self._pub("ip", self._ip())
+            self._pub("ip", mt.port_ip(self.port))
         elif tag == _T_DLOG:
             self._ring.due = True
-
-    def _ip(self):
-        f = getattr(self.port, "ip", None)
-        try:
-            return (f() if f else "") or ""
-        except Exception:  # noqa: BLE001
-            return ""
 
     def _connection(self, text):
         self._link = text
@@ -443,13 +359,6 @@ class MqttBridge(Actor):
         if force or last is None or abs(v - last) >= band or (v == 0 and last != 0):
             self._sent[sub] = v
             self._pub(sub, mt.amps_text(v) if fmt is None else fmt % v)
-
-    def _rapi_reply(self, payload):
-        r = self._replies.reply(payload[0], payload[1], payload[2], payload[3])
-        if r is not None:
-            self._pub(r[0], r[1], True)
-            if r[2] is not None:
-                self._reject(r[2][0], r[2][1], r[2][2])
 
     def _confirm(self, name):
         """A stored setting: its echo topic (breaker, plugandcharge) and its report JSON."""

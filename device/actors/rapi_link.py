@@ -1,8 +1,9 @@
 """rapi_link: speaks RAPI to the OpenEVSE controller through whichever transport carries lines.
 
 The protocol half of the actor (the meaning of replies and what is kept in step with the
-controller is its mixin, actors/rapi_evse.py; the rules and the real-controller facts behind them
-are in docs/architecture.md "RAPI link"):
+controller is its mixin actors/rapi_evse.py; whether the controller is there, link up and down,
+probes and the medium swap, its mixin actors/rapi_alive.py; the rules and the real-controller
+facts behind them are in docs/architecture.md "RAPI link"):
 - one request in flight (plus one overtaking cut, with ids), matched by id or by order;
   unanswered bytes never exceed the controller's 64-byte RX buffer (dinamics/rapi_wire.py);
 - re-send on timer13; link DOWN only after `link_silence_ms` of silence while something waits;
@@ -11,11 +12,9 @@ are in docs/architecture.md "RAPI link"):
 - every `$SC` passes the pilot gate (dinamics/pilot_gate.py) right here, before the wire.
 """
 
-from adafruit_ticks import ticks_diff
-
 from dinamics import messages as m
 from dinamics import rapi
-from dinamics.mailbox import Actor
+from actors.rapi_alive import PROBE_FIRST_MS, T_PROBE, T_SILENCE, LinkAlive
 from actors.rapi_evse import HOLD, LINK, POLL, PROBE, T_HB, T_HOLD, EvseSync
 from dinamics.evse_watch import EvseWatch
 from dinamics.pilot_gate import gate_sc
@@ -25,10 +24,8 @@ from dinamics.rapi_wire import Wire
 
 # request tags the link uses for itself (requester None: never answered)
 _INTERNAL = (POLL, LINK, PROBE)
-# timer tags (T_HB and the poll commands belong to rapi_evse)
-_T_PROBE = "probe"
+# timer tags (T_HB and the poll commands belong to rapi_evse, T_PROBE and T_SILENCE to rapi_alive)
 _T_TIMEOUT = "timeout"
-_T_SILENCE = "silence"
 
 _ATTEMPTS = 3  # polls and other reads: sends per request
 _SAFETY_ATTEMPTS = 8  # SC/FS/FD/FE/SY: then the requester is told and sends again
@@ -37,10 +34,9 @@ _BOOT_CMDS = ("SC", "FS", "FD")
 # order): a cut must not wait for a $GG's answer, which a real controller gives up to ~300 ms late.
 _URGENT = ("SC", "FS", "FD")
 _T_UTIMEOUT = "utimeout"  # sent while the controller boots: they run right after `$AB`
-_PROBE_FIRST_MS = 500
 
 
-class RapiLink(EvseSync, Actor):
+class RapiLink(EvseSync, LinkAlive):
     name = "rapi_link"
     subscribes = (m.RAPI_REQUEST, m.RAPI_RX_LINE, m.SETTING_CHANGED, m.LINK_HOLD)
     inbox_size = 32
@@ -78,13 +74,13 @@ class RapiLink(EvseSync, Actor):
         self._hold_at = None  # when the last link.hold was granted (its blocking call follows)
         self._hold_ms = 0
         self._poll_timers = {}
-        self._probe_ms = _PROBE_FIRST_MS
+        self._probe_ms = PROBE_FIRST_MS
         self.wire.clear()
         self.dialect.reset()
 
     def start(self):
         # Unknown until the controller answers: probe at once (boot messages are easy to miss).
-        self._probe_timer = self.after(1, _T_PROBE)
+        self._probe_timer = self.after(1, T_PROBE)
 
     # --- messages ----------------------------------------------------------------------------
     def handle(self, kind, payload):
@@ -200,40 +196,11 @@ class RapiLink(EvseSync, Actor):
             self.cancel(self._timeout)
             self._timeout = self.after(self._timeout_ms(), _T_TIMEOUT)
         if self.quiet_since is None and self.up:
-            self.quiet_since = now
-            self.cancel(self._silence)
-            self._silence = self.after(self._silence_ms(), _T_SILENCE)
-
-    def _silence_ms(self):
-        ms = self.settings.get("link_silence_ms")
-        return max(ms, 6 * self._timeout_ms()) if self.radio else ms
+            self._quiet_from(now)
 
     def _timeout_ms(self):
         ms = self.settings.get("timer13")
         return max(ms, self.settings.get("lora_timeout_ms")) if self.radio else ms
-
-    def _swap(self):
-        """`lora` changed: the other medium carries the lines from now on. What was in flight is
-        dropped there and goes again (first) on the new one; the heartbeat and polls take the
-        medium's pace. No restart."""
-        was = self.radio
-        self.radio = bool(self.medium(self.settings.get("lora"))) if self.medium else False
-        if was == self.radio:
-            return
-        self.log(m.INFO, "lines now go over " + ("LoRa" if self.radio else "the cable"))
-        self._drop_inflight()
-        self.wire.clear()
-        if self.up:
-            self.quiet_since = None
-            self.cancel(self._silence)
-            self._silence = None
-            self._configure_heartbeat(head=True)
-            self._arm_polls()
-            self._pump()
-        else:
-            self.cancel(self._probe_timer)
-            self._probe_ms = _PROBE_FIRST_MS
-            self._probe_timer = self.after(1, _T_PROBE)
 
     def _retry(self, r):
         """Send again (ahead of the queue) if attempts remain. False: give up."""
@@ -259,18 +226,6 @@ class RapiLink(EvseSync, Actor):
         else:
             self._async(kind, fields, line)
         self._still_waiting()
-
-    def _heard(self):
-        """A valid line: the controller is alive. Measure the silence it ends."""
-        now = self.now()
-        if self.quiet_since is not None:
-            gap = ticks_diff(now, self.quiet_since)
-            if gap > self.stats["worst_silence"]:
-                self.stats["worst_silence"] = gap
-        self.cancel(self._silence)
-        self._silence = None
-        self.quiet_since = None
-        self._graced = False
 
     def _reply(self, ok, fields, seq, line):
         d = self.dialect
@@ -311,14 +266,6 @@ class RapiLink(EvseSync, Actor):
             self._done(r, ok, fields, seq, line)
         self._pump()
 
-    def _still_waiting(self):
-        """Lines are still unanswered after a reply: the silence clock restarts now."""
-        if self.up and self.quiet_since is None and (self.inflight is not None or self.urgent is not None
-                                                     or self.wire.entries):
-            self.quiet_since = self.now()
-            self._silence = self.after(self._silence_ms(), _T_SILENCE)
-
-
     def _drop_inflight(self):
         for r in (self.urgent, self.inflight):  # the read first in the queue, then the cut before it
             if r is not None:
@@ -339,17 +286,9 @@ class RapiLink(EvseSync, Actor):
         elif tag == _T_UTIMEOUT:
             self._utimeout = None
             self._urgent_timed_out()
-        elif tag == _T_SILENCE:
-            self._silence = None
-            if self.up and self.quiet_since is not None:
-                if self._held() and not self._graced:
-                    # a pass may have been blocked (link.hold: a WiFi join) and what the
-                    # controller sent meanwhile is still unread: read it before calling it silent
-                    self._graced = True
-                    self._silence = self.after(self.settings.get("timer13"), _T_SILENCE)
-                else:
-                    self._link_down()
-        elif tag == _T_PROBE:
+        elif tag == T_SILENCE:
+            self._silent()
+        elif tag == T_PROBE:
             self._probe_timer = None
             self._probe()
         elif tag == T_HB:
@@ -389,78 +328,3 @@ class RapiLink(EvseSync, Actor):
             self.wire.forget(r)
             self._answer(r, None, (), "timeout")
         self._pump()
-
-    # --- link state --------------------------------------------------------------------------
-    def _probe(self):
-        if self.up:
-            return
-        if self.inflight is not None:
-            self.wire.forget(self.inflight)
-            self.inflight = None
-            self.cancel(self._timeout)
-        r = Req(None, PROBE, "GV", None)
-        seq = self._next_seq() if self.dialect.ids is not False else 0
-        line = rapi.build("GV", None, seq)
-        if not self.wire.fits(len(line)):
-            self.wire.clear()  # while down the old lines are nobody's
-        self._send(r, line, seq)
-
-    def _probe_now(self):
-        """Any valid line while down: the controller is back, or booting. Ask at once."""
-        self._probe_ms = _PROBE_FIRST_MS
-        if self.inflight is not None and ticks_diff(self.now(), self.inflight.sent_at) < 50:
-            return  # just asked
-        self.cancel(self._probe_timer)
-        self._probe_timer = None
-        self._probe()
-
-    def _schedule_probe(self):
-        self.cancel(self._probe_timer)
-        self._probe_timer = self.after(self._probe_ms, _T_PROBE)
-        self._probe_ms = min(self._probe_ms * 2, self.settings.get("timer14"))
-
-    def _link_up(self, have_version=False):
-        r = self.inflight
-        if r is not None and r.tag == PROBE:  # the controller spoke: stop asking whether it is there
-            self.wire.forget(r)
-            self.inflight = None
-            self.cancel(self._timeout)
-            self._timeout = None
-        self.up = True
-        self._probe_ms = _PROBE_FIRST_MS
-        self.cancel(self._probe_timer)
-        self._probe_timer = None
-        self.log(m.INFO, "link up")
-        self.post(m.LINK_STATUS, (True, ""))
-        self._resync(have_version)
-
-
-    def _link_down(self):
-        r = self.inflight
-        cmd = r.cmd if r is not None else (self.wire.entries[0][2] if self.wire.entries else "GV")
-        self.up = False
-        self.booting = False
-        self.stats["downs"] += 1
-        self.log(m.ERROR_LEVEL, "link down: controller silent for %d ms ($%s unanswered)"
-                 % (ticks_diff(self.now(), self.quiet_since), cmd))
-        u = self.urgent
-        self.inflight = self.urgent = None
-        q = self.queue.clear()
-        if r is not None:
-            q.insert(0, r)
-        if u is not None:
-            q.insert(0, u)
-        for x in q:
-            self._answer(x, None, (), "link down")
-        for t in (self._timeout, self._utimeout, self._silence, self._hb_timer):
-            self.cancel(t)
-        self._timeout = self._utimeout = self._silence = self._hb_timer = None
-        for t in self._poll_timers.values():
-            self.cancel(t)
-        self._poll_timers = {}
-        self.quiet_since = None
-        self.wire.clear()
-        self.dialect.reset()
-        self.post(m.LINK_STATUS, (False, cmd))  # the bridge says CON_ERROR_FAILED_COM :<cmd>
-        self._set_plug(2)  # unknown until the controller answers again
-        self._schedule_probe()

@@ -8,6 +8,7 @@ set", never their value), system() for /api/system.
 
 from adafruit_ticks import ticks_diff
 
+from dinamics import mqtt_topics as mt
 from dinamics import settings as st
 from dinamics.mailbox import Actor
 from dinamics.version import VERSION
@@ -76,15 +77,20 @@ class WebStatus(Actor):
     def wifi_status(self):
         n = self.net
         if n is None:
-            return {"mode": "down", "ssid": self.settings.get("wifi_ssid"), "ip": self._ip()}
+            return {"mode": "down", "ssid": self.settings.get("wifi_ssid"), "ip": mt.port_ip(self.port)}
         return {"mode": n[1], "ssid": n[2], "ip": n[0]}
 
-    def _ip(self):
-        f = getattr(self.port, "ip", None)
-        try:
-            return (f() if f else "") or ""
-        except Exception:  # noqa: BLE001
-            return ""
+    def forget_plan(self):
+        """What Forget (delete_wifi) will do, for the WiFi page to say before it is clicked: the
+        network the station is on, whether it leaves it, the networks then tried in order, and
+        the setup AP opened when none of them is in sight (dinamics/wifi_book.py decides)."""
+        from dinamics.wifi_book import WifiBook, ap_name
+
+        n = self.net
+        on = n[2] if n is not None and n[1] == "sta" else ""
+        leave, nxt = WifiBook(self.settings, self.port, None).after_forget(on)
+        return {"on": on, "leave": leave, "next": nxt,
+                "ap": ap_name(self.settings, getattr(self.port, "mac", b"\x00" * 6))}
 
     def settings_rows(self):
         rows = []

@@ -10,7 +10,7 @@ DINAMICS_AP_PASSWORD) from settings.toml (None each where unset). Rules (docs/we
   (ip, "ap", ssid, password) and on the console; the station is tried again with a back-off.
   The AP stays up while the station is tried, lingers AP_LINGER_MS after a join, and is never
   restarted or dropped while the web actor says a client is mid-request (`client_busy(ms)`, at
-  most BUSY_MAX_MS in a row).
+  most BUSY_MAX_MS in a row): actors/wifi_ap.py.
 - A scan, a join and the NTP request's DNS lookup block a pass on a board: each is announced
   (`net.blocking (self, ms)`) to the balancer, which cuts a charging car to hb_amps first when ms
   is longer than the reaction budget tolerates (a join: dinamics/blind_cap.py) and then asks
@@ -24,12 +24,12 @@ DINAMICS_AP_PASSWORD) from settings.toml (None each where unset). Rules (docs/we
   hostname/mDNS name `dinamics-<sn>`; the clock's epoch from SNTP (actors/wifi_ntp.py). No
   reboot for network trouble, ever.
 """
-from adafruit_ticks import ticks_add, ticks_diff
+from adafruit_ticks import ticks_diff
 
 from actors.rapi_evse import HOLD
+from actors.wifi_ap import T_LINGER, WifiAp
 from actors.wifi_ntp import NTP, T_NTP, WifiNtp
 from dinamics import messages as m
-from dinamics import mqtt_topics as mt
 from dinamics.wifi_book import WifiBook
 
 try:
@@ -48,14 +48,10 @@ BOOT_LINK_WAIT_MS = const(20000)  # after start, a link still down is waited for
 HOLD_WAIT_MS = const(1500)  # no answer to link.hold this long: go ahead (link busy or down);
 #                             blind_cap.GRANT_MS counts on it
 WATCH_MS = const(2000)  # look at the station this often (an attribute read, no blocking)
-AP_LINGER_MS = const(60000)  # the AP after a join: long enough for the setup page to show the IP
-BUSY_MAX_MS = const(120000)  # a client never holds off the station longer than this in a row
-AP_IP = "192.168.4.1"
 
 _T_TRY = "try"  # timer tags
 _T_HOLD = "hold_wait"
 _T_WATCH = "watch"
-_T_LINGER = "linger"
 _T_GO = "go"
 _T_ADOPT = "adopt"  # start(): what it found is announced from the first pass, once every actor
 _T_BOOT_AP = "boot_ap"  # is registered (App adds the web and the lcd after this actor)
@@ -64,7 +60,7 @@ _CONNECT = const(2)  # (NTP = 3: actors/wifi_ntp.py)
 _WIFI_NAMES = ("wifi_ssid", "wifi_pass", "wifi_service_ssid", "wifi_service_pass")
 
 
-class Wifi(WifiNtp):
+class Wifi(WifiAp, WifiNtp):
     name = "wifi"
     subscribes = (m.SETTING_CHANGED, m.WIFI_SCAN, m.WEB_BUSY)  # + rapi.reply (hold)
     inbox_size = 8
@@ -103,8 +99,7 @@ class Wifi(WifiNtp):
 
     def start(self):
         self._t0 = self.now()
-        self.sn = mt.serial_number(self.settings, self.radio.mac)
-        self.ap_ssid = "Dinamics-" + self.sn
+        self._name_ap()
         self.every(WATCH_MS, _T_WATCH)
         tried = self.book.hung()
         if tried:  # the board was reset in the middle of a join: the watchdog got it back
@@ -120,27 +115,6 @@ class Wifi(WifiNtp):
             self.after(1, _T_ADOPT)  # not net.up from here: the actors added after this one
             return  # would never hear it (the web UI would never listen)
         self._try_in(FIRST_TRY_MS)
-
-    # --- the web actor's hook (web.busy) ---------------------------------------------------------
-    def client_busy(self, ms):
-        """The web actor (web.busy, at most once a second while requests come): a client is
-        mid-request for up to `ms` more. Meanwhile the station is not scanned or joined (AP
-        clients lose frames then) and the AP is not restarted or dropped; at most BUSY_MAX_MS in
-        a row, so a client that never leaves cannot keep the unit off its network. New
-        credentials (the setup page's join) are tried at once all the same: the client asked."""
-        now = self.now()
-        if self._busy_since is None:
-            self._busy_since = now
-        self._busy_until = ticks_add(now, ms)
-
-    def _busy(self):
-        if self._busy_until is None:
-            return False
-        now = self.now()
-        if ticks_diff(self._busy_until, now) <= 0:
-            self._busy_until = self._busy_since = None
-            return False
-        return ticks_diff(now, self._busy_since) < BUSY_MAX_MS
 
     # --- messages -------------------------------------------------------------------------------
     def handle(self, kind, payload):
@@ -195,13 +169,8 @@ class Wifi(WifiNtp):
         elif tag == T_NTP:
             self._t_ntp = None
             self._ntp_tick()
-        elif tag == _T_LINGER:
-            self._t_linger = None
-            if self.ap_on and self.sta_up:
-                if self._busy():
-                    self._t_linger = self.after(5000, _T_LINGER)
-                else:
-                    self._stop_ap()
+        elif tag == T_LINGER:
+            self._lingered()
 
     def _settings(self, names):
         creds = ap = ntp = False
@@ -210,12 +179,13 @@ class Wifi(WifiNtp):
             ap = ap or n == "wifi_ap_open" or n == "serial"
             ntp = ntp or n == "ntp_server"
         if ap:  # the AP's name follows the serial
-            self.sn = mt.serial_number(self.settings, self.radio.mac)
-            self.ap_ssid = "Dinamics-" + self.sn
+            self._name_ap()
             self._named = False
         if creds:
             want = self.settings.get("wifi_ssid")
-            if not (self.sta_up and want == self.ssid):
+            if self.sta_up and not want and self.book.after_forget(self.ssid)[0]:
+                self._leave()  # the network it is on was forgotten: as with none stored
+            if not self.sta_up or (want and want != self.ssid):
                 self.failures = 0
                 self._asked = True
                 self._try_in(500)
@@ -350,9 +320,7 @@ class Wifi(WifiNtp):
                 self.log(m.WARNING, "mDNS: %s" % e)
         self.log(m.INFO, "joined %s, ip %s" % (ssid, self.ip))
         self.post(m.NET_UP, (self.ip, "sta", ssid, ""))
-        if self.ap_on:
-            self.cancel(self._t_linger)
-            self._t_linger = self.after(AP_LINGER_MS, _T_LINGER)
+        self._linger()
         self._ntp_in(100)
 
     def _watch(self):
@@ -360,42 +328,33 @@ class Wifi(WifiNtp):
             return
         c = self.radio.connected
         if self.sta_up and not c:
-            self.sta_up = False
             self.stats["downs"] += 1
             self.log(m.WARNING, "lost %s" % self.ssid)
-            self.post(m.NET_DOWN, "lost " + self.ssid)
-            self.cancel(self._t_ntp)
-            self._t_ntp = None
-            self.failures = 0
+            self._down("lost " + self.ssid)
             self._try_in(self.settings.get("timer11"))  # the radio retries by itself meanwhile
         elif not self.sta_up and c and self.ssid:  # it came back by itself
             self._sta_up(self.radio.ssid() or self.ssid)
 
-    # --- setup AP -------------------------------------------------------------------------------
-    def _start_ap(self):
-        pw = "" if self.settings.get("wifi_ap_open") else self.book.ap_password()
-        try:
-            self.radio.start_ap(self.ap_ssid, pw)
-        except Exception as e:  # noqa: BLE001 - the station keeps being tried
-            self.log(m.ERROR_LEVEL, "setup AP failed: %s" % e)
-            return
-        self.ap_on = True
-        self.ap_pass = pw
-        self.stats["aps"] += 1
-        ip = self.radio.ap_ip() or AP_IP
-        # The password goes to the serial console and the LCD (net.up), never to the log ring
-        # that MQTT's debug_log publishes.
-        self.port.console(m.WARNING, "wifi: setup AP %s at http://%s/ %s" % (
-            self.ap_ssid, ip, ("password " + pw) if pw else "OPEN (wifi_ap_open=1)"))
-        self.post(m.NET_UP, (ip, "ap", self.ap_ssid, pw))
+    def _down(self, why):
+        self.sta_up = False
+        self.post(m.NET_DOWN, why)
+        if self.ap_on:  # still reachable over the setup AP (lingering): say so again
+            self._announce_ap()
+        self.cancel(self._t_ntp)
+        self._t_ntp = None
+        self.failures = 0
 
-    def _stop_ap(self):
+    def _leave(self):
+        """The station's network is no longer known (forgotten): leave it now, not at the next
+        boot. The AP, if on, stays; the caller tries the other sources, else the AP opens."""
+        ssid = self.ssid
         try:
-            self.radio.stop_ap()
-        except Exception as e:  # noqa: BLE001
-            self.log(m.WARNING, "stopping the AP: %s" % e)
-        self.ap_on = False
-        self.log(m.INFO, "setup AP closed")
+            self.radio.disconnect()
+        except Exception as e:  # noqa: BLE001 - it is forgotten all the same
+            self.log(m.WARNING, "leaving %s: %s" % (ssid, e))
+        self.ssid = ""  # not taken back if the radio reports it again
+        self.log(m.INFO, "left %s: no longer a known network" % ssid)
+        self._down("left " + ssid)
 
     def _record(self):  # the `wifiap` record (dinamics/wifi_book.py)
         return self.book.record()

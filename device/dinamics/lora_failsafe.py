@@ -1,5 +1,7 @@
-"""The bridge's failsafe (docs/lora.md "Safety"), loaded only in the bridge role: lora_link keeps
-the state (heard_at, tripped, own_at, unit_hb, unit_hb_amps, last_at, sc_amps) and calls these.
+"""The bridge's controller side (docs/lora.md "Safety"), loaded only in the bridge role: the
+controller's UART lines into frames (read_uart) and the frames' lines onto it (write_uart), and the
+failsafe. lora_link keeps the state (asm, heard_at, tripped, own_at, unit_hb, unit_hb_amps,
+last_at, sc_amps) and calls these.
 
 When no authenticated frame has come from the unit for lora_failsafe_s (never less than the
 unit's own heartbeat interval, read from its `$SY <interval> <amps>`: it pulses every half of it,
@@ -15,12 +17,40 @@ OWN_REPLY_MS = 1000  # the controller answers the failsafe's `$SC` within this
 
 
 def init(link):
+    from dinamics.rapi import LineAssembler
+
+    link.asm = LineAssembler()  # the controller's lines, read from the UART
+    link._mv = memoryview(bytearray(128))
     link.heard_at = 0  # when the last fresh authenticated frame came (lora_link.start(): boot)
     link.tripped = False  # the cut went for this silence; a frame from the unit re-arms
     link.own_at = None  # when the cut was written: the next reply without an id is ours
     link.unit_hb = 0  # the unit's `$SY <interval s> <amps>`, as it configured the
     link.unit_hb_amps = -1  # controller's heartbeat (-1: not seen, use hb_amps)
     link.last_at = None  # the controller's newest `$AT` while tripped: again on re-arm
+
+
+def read_uart(link):
+    """What the controller sent: each whole line queued for a frame to the unit (but the answer
+    to the failsafe's own `$SC`)."""
+    asm = link.asm
+    if not asm.read_from(link.uart, link._mv):
+        return
+    line = asm.pop()
+    while line is not None:
+        b = bytes(line) + b"\r"
+        if (link.own_at is None and not link.tripped) or controller_line(link, b):
+            link.stats["lines_in"] += 1
+            link._queue(b, link._safety(b))
+        line = asm.pop()
+
+
+def write_uart(link, body):
+    """The lines of an accepted frame from the unit, to the controller as they came."""
+    try:
+        link.uart.write(body)
+        link.stats["lines_out"] += body.count(b"\r")
+    except OSError:
+        link.stats["dropped"] += 1
 
 
 def controller_line(link, b):

@@ -130,6 +130,7 @@ def add(web, server):
         out["networks"] = [list(n) for n in web.networks]
         out["stored_ssid"] = web.settings.get("wifi_ssid")
         out["stored_pass"] = "set" if web.settings.get("wifi_pass") else "not set"
+        out["forget"] = web.forget_plan()
         return reply(request, out)
 
     def system(request):

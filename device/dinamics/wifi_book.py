@@ -16,6 +16,7 @@ No clock, no radio, no messages: the settings, the port's drive and the actor's 
 import os
 
 from dinamics import messages as m
+from dinamics import mqtt_topics as mt
 
 try:
     from micropython import const
@@ -39,13 +40,24 @@ class WifiBook:
         self._store = None
         self._rec = None
 
+    def sources(self):
+        """The credentials, in order: stored, settings.toml's, the service network's."""
+        g = self.settings.get
+        return ((g("wifi_ssid"), g("wifi_pass")), (self.env_ssid, self.env_pass),
+                (g("wifi_service_ssid"), g("wifi_service_pass")))
+
+    def after_forget(self, on):
+        """What forgetting the stored network (delete_wifi, wifi_ssid "") does to a station on
+        network `on` ("" if none): (whether it leaves `on`, which no other source names, the
+        networks then tried in order, as with none stored; none in sight: the setup AP)."""
+        nxt = [c[0] for c in self.sources()[1:] if c[0]]
+        return bool(on) and on not in nxt, nxt
+
     def candidates(self, nets):
         """The known networks the scan saw, in credential order (never by signal); each with
         the channel of its strongest access point, for a fast join."""
-        g = self.settings.get
         out = []
-        for ssid, pw in ((g("wifi_ssid"), g("wifi_pass")), (self.env_ssid, self.env_pass),
-                         (g("wifi_service_ssid"), g("wifi_service_pass"))):
+        for ssid, pw in self.sources():
             if not ssid:
                 continue
             for c in out:
@@ -126,3 +138,8 @@ class WifiBook:
         if rec.get("hung"):
             rec["hung"] = 0
             self.save()
+
+
+def ap_name(settings, mac):
+    """The setup AP's name: Dinamics-<SN>."""
+    return "Dinamics-" + mt.serial_number(settings, mac)

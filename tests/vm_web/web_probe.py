@@ -102,29 +102,8 @@ class Port:
         print("FATAL", actor.name)
 
 
-# On CircuitPython the library never evaluates SSLError (its check runs only on other
-# implementations); MicroPython's ssl has none: give it one so the library's own error path works.
-import adafruit_httpserver.server as _srv  # noqa: E402
-
-if not hasattr(_srv, "SSLError"):
-    _srv.SSLError = type("SSLError", (Exception,), {})
-# CircuitPython's re has match.groups() (the library calls it for every route match); this VM's
-# re has group(n) only: the same result from group(n).
-import re  # noqa: E402
-
-import adafruit_httpserver.route as _route  # noqa: E402
-
-if not hasattr(re.compile("(a)").match("a"), "groups"):
-    def _matches(self, method, path):
-        if method not in self.methods:
-            return False, None
-        mt = self.path_pattern.match(path)
-        if mt is None:
-            return False, None
-        names = self.parameters_names
-        return True, dict(zip(names, [mt.group(i + 1) for i in range(len(names))]))
-
-    _route.Route.matches = _matches
+# The drive's host shims (.vm: hil/vm/shims) are first on MICROPYPATH: CircuitPython's re (match.groups())
+# and ssl (SSLError), which adafruit_httpserver uses, come from there.
 from dinamics.mailbox import Scheduler  # noqa: E402
 from dinamics.settings import Settings  # noqa: E402
 from actors.settings_actor import SettingsActor  # noqa: E402
