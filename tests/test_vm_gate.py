@@ -3,6 +3,7 @@
 against the OpenEVSE emulator over a real pty, the CT feed over a pty and a real mosquitto, for
 60 s of real time, once with the modules as .py and once as .mpy from mpy-cross."""
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -42,6 +43,30 @@ def test_evaluate_fails_on_a_traceback_and_attributes_known_crashes():
     assert checks2["no_crash"][0] and checks2["scheduler_clean"][0]
     assert not checks2["rapi_line_noise"][0]
     assert not vm_gate.evaluate(log, 1, [], [], [], "p/", 10)["vm_exit_ok"][0]
+
+
+@needs_vm
+def test_code_py_stops_with_one_line_on_a_board_without_psram():
+    """The unchanged code.py on the VM with a board-without-PSRAM heap: one line saying why and
+    what to do, exit 1, before the network actors' imports could die at a MemoryError; with
+    DINAMICS_HEAP_CHECK=0 it goes on (and, in 160 KB on this 64-bit VM, dies as the check says)."""
+    drive = tempfile.mkdtemp(prefix="dinamics-vm-small-")
+    try:
+        vm.build_drive(drive)
+        p = vm.start_vm(drive, heap="160K", uart="/dev/null", ct="/dev/null", run_s=5)
+        assert p.wait(30) == 1
+        log = open(os.path.join(drive, "vm.log")).read()
+        assert re.search(r"^dinamics: this board has 15\d KB of heap, the firmware needs 320 KB: "
+                         r"use the board's PSRAM variant \(docs/board.md, Which board variant\); "
+                         r"stopped$", log, re.M), log
+        assert "VM-CRASH" not in log and "dinamics starting" not in log
+        p = vm.start_vm(drive, heap="160K", uart="/dev/null", ct="/dev/null", run_s=5,
+                        extra={"DINAMICS_HEAP_CHECK": "0"})
+        p.wait(30)
+        log = open(os.path.join(drive, "vm.log")).read()
+        assert "needs 320 KB" not in log and "MemoryError" in log, log
+    finally:
+        shutil.rmtree(drive, ignore_errors=True)
 
 
 @needs_vm
