@@ -223,8 +223,12 @@ class Settings:
         self.values[name] = value
 
     def persisted(self):
+        """{name: value} of the PERSIST settings that differ from their default (what is stored).
+        Read from TABLE's columns: no row is built."""
         out = {}
-        for r in TABLE:
-            if r[FLAGS] & PERSIST and self.values[r[NAME]] != r[DEFAULT]:
-                out[r[NAME]] = self.values[r[NAME]]
+        flags, default, values = TABLE.meta, TABLE.default, self.values
+        for i in range(len(NAMES)):
+            name = NAMES[i]
+            if flags[3 * i + 1] & PERSIST and values[name] != default[i]:
+                out[name] = values[name]
         return out
