@@ -284,7 +284,7 @@ def test_code_py_on_a_feather_seeds_prints_and_drops_the_boot_modules(monkeypatc
 
     monkeypatch.delitem(sys.modules, "dinamics.board_port")
     monkeypatch.setitem(sys.modules, "dinamics.board_port", board_port)
-    monkeypatch.setattr(board_port, "FlashFs", lambda root: DirFs(str(tmp_path)))
+    monkeypatch.setattr("dinamics.store.FlashFs", lambda root: DirFs(str(tmp_path)))  # board_init's
     ran = []
     monkeypatch.setattr(App, "run_forever", lambda self: ran.append(self))
     runpy.run_path(str(pathlib.Path(__file__).resolve().parents[1] / "device" / "code.py"),

@@ -5,6 +5,7 @@ from dinamics import messages as m
 from dinamics.mailbox import Actor, Scheduler
 from hil.clock import VirtualClock
 from hil.recorder import Recorder as SharedRecorder
+from inbox import queued
 
 
 class Recorder(SharedRecorder):
@@ -480,11 +481,11 @@ def test_full_wrapped_ring_evicts_the_oldest_telemetry_and_keeps_the_order():
     s.post(m.CT_READING, 1)
     s.post(m.CHARGE_COMMAND, 2)
     s.post(m.CT_READING, 3)
-    assert r.queued() == [m.CHARGE_COMMAND, m.CT_READING, m.CHARGE_COMMAND, m.CT_READING]
+    assert queued(r) == [m.CHARGE_COMMAND, m.CT_READING, m.CHARGE_COMMAND, m.CT_READING]
     s.post(m.CT_READING, 4)  # same kind queued: the newest queued value is replaced
     s.post(m.EVSE_STATE, 5)  # other telemetry: the oldest telemetry (ct 1) goes
     assert not s.post(m.CHARGE_COMMAND, 6)  # a command is refused, not evicting anything
-    assert r.queued() == [m.CHARGE_COMMAND, m.CHARGE_COMMAND, m.CT_READING, m.EVSE_STATE]
+    assert queued(r) == [m.CHARGE_COMMAND, m.CHARGE_COMMAND, m.CT_READING, m.EVSE_STATE]
     del r.seen[:]
     s.run_once()
     assert r.seen == [(m.CHARGE_COMMAND, 0), (m.CHARGE_COMMAND, 2), (m.CT_READING, 4),

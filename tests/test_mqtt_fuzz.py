@@ -16,7 +16,7 @@ TOPICS = SETTING_TOPICS + COMMAND_TOPICS + ["set_nothing", "Set_breaker", "get_s
 def _boundaries():
     out = ["", " ", "0", "1", "-0", "+1", "00016", " 16\n", "1e3", "0x10", "16.0", "nan", "∞", "١٦",
            "²", "0" * 40, "1" * 40, "01" * 20, "0" * 39, "2" * 40, "GV", "SL 2", "SC 32", "FR", "x"]
-    for r in st.TABLE + mt.COMMANDS:
+    for r in tuple(st.TABLE) + mt.COMMANDS:
         if r[st.TYPE] in (st.INT, st.BOOL):
             for v in (r[st.LO] - 1, r[st.LO], r[st.HI], r[st.HI] + 1):
                 out.append(str(v))
@@ -56,7 +56,7 @@ def _valid(row):
 
 
 _VALID = hs.one_of([hs.tuples(hs.just(r[1]), _valid(r).map(lambda t: t.encode("utf-8")), hs.booleans())
-                    for r in st.TABLE + mt.COMMANDS if r[1]])
+                    for r in tuple(st.TABLE) + mt.COMMANDS if r[1]])
 _RANDOM = hs.tuples(hs.sampled_from(TOPICS), PAYLOADS, hs.booleans())
 MESSAGES = hs.integers(0, 2).flatmap(lambda i: _VALID if i == 0 else _RANDOM)  # 1/3 valid-shaped
 

@@ -8,6 +8,7 @@ from dinamics import messages as m
 from dinamics import mqtt_session as ms
 from dinamics.mailbox import Actor, Scheduler
 from hil.clock import VirtualClock
+from inbox import queued
 from mqtt_fixtures import BridgeRig
 
 
@@ -78,12 +79,12 @@ def test_log_lines_are_dropped_at_three_quarters_and_never_crowd_out_commands():
     a = s.add(_Rec("a", (m.LOG, m.CHARGE_COMMAND, m.CT_READING), inbox_size=16))
     for i in range(20):
         s.log(m.WARNING, "line %d" % i)
-    assert len(a.queued()) == 12 and a.dropped == 8  # the last quarter stays free
+    assert len(queued(a)) == 12 and a.dropped == 8  # the last quarter stays free
     for i in range(4):
         assert s.post(m.CHARGE_COMMAND, i)  # commands still fit
     assert s.post(m.CT_READING, 1)  # telemetry evicts telemetry only, never a log or a command
     s.log(m.WARNING, "full")
-    assert a.lost == 0 and a.queued().count(m.CHARGE_COMMAND) == 4 and a.queued().count(m.LOG) == 12
+    assert a.lost == 0 and queued(a).count(m.CHARGE_COMMAND) == 4 and queued(a).count(m.LOG) == 12
     s.run_once()
     s.run_once()
     assert [p for k, p in a.seen if k == m.CHARGE_COMMAND] == [0, 1, 2, 3]

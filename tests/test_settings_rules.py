@@ -65,7 +65,7 @@ def test_new_setting_link_silence_ms():
     assert r[st.TOPIC] == "set_link_silence_ms" and r[st.TYPE] == st.INT
     assert (r[st.LO], r[st.HI], r[st.DEFAULT], r[st.UNIT]) == (1000, 60000, 3000, "ms")
     assert r[st.FLAGS] & st.PERSIST
-    assert st.by_topic("set_link_silence_ms") is r
+    assert st.by_topic("set_link_silence_ms") == r
 
 
 def test_timer_times_tfo_above_the_limit_is_refused_with_the_product_in_the_text(tmp_path):

@@ -54,9 +54,15 @@ from dinamics import ct_math
 from dinamics import messages as m
 from dinamics.mailbox import Actor
 
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
 _CTE_BITS = {0: 0, 1: 1, 2: 2, 3: 4, 12: 3, 13: 5, 23: 6, 123: 7}
-_EMPTY_PERIOD_MS = 1000
-_READ_MAX = 1024  # HIL bytes per poll
+_EMPTY_PERIOD_MS = const(1000)
+_READ_MAX = const(1024)  # HIL bytes per poll
 _NO = (ct_math.CT_NO_DATA, ct_math.CT_NO_DATA, ct_math.CT_NO_DATA)
 
 

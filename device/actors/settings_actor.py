@@ -9,8 +9,14 @@ from dinamics import messages as m
 from dinamics import settings as st
 from dinamics.mailbox import Actor
 
-_COALESCE_MS = 1000  # gather a burst of changes into one write
-_MIN_WRITE_GAP_MS = 5000  # at most one flash write per 5 s
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
+_COALESCE_MS = const(1000)  # gather a burst of changes into one write
+_MIN_WRITE_GAP_MS = const(5000)  # at most one flash write per 5 s
 _T_FLUSH = "flush"  # timer tags: store the dirty settings;
 _T_REPORT = "report"
 _T_ANNOUNCE = "announce"  # setting.changed for everything applied in this pass  # report what the store refused at start (once the bridge is there)

@@ -15,13 +15,25 @@ may have joined that one before code.py: adopted), then the service network; els
 """
 import gc
 
-import board
 import busio
 import microcontroller
 
 from dinamics import messages as m
-from dinamics.clock import BoardClock
-from dinamics.store import FlashFs
+
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
+TYPE_CHECKING = const(0)  # type checkers take it as true; MicroPython compiles `if 0:` to nothing
+if TYPE_CHECKING:  # the types of what board_init.build sets (BoardPort's annotations)
+    from typing import Any
+
+    from dinamics.clock import BoardClock
+    from dinamics.store import FlashFs
+    from dinamics.watchdog import WatchdogFeeder
+    from dinamics.wifi_radio import WifiRadio
 
 _LEVEL = {m.DEBUG: "D", m.INFO: "I", m.WARNING: "W", m.ERROR_LEVEL: "E"}
 WATCHDOG_TIMEOUT_S = 8  # a hung loop, or fatal() starving the watchdog, resets within this
@@ -31,11 +43,6 @@ _RESET_GRACE_MS = 2000  # fatal(): microcontroller.reset() this long after the w
 def _gpio():
     """microcontroller.pin: GPIO<n> on every ESP32-S3 board (not in circuitpython-stubs)."""
     return getattr(microcontroller, "pin")
-
-
-def _env_int(getenv, name, default):
-    v = getenv(name)
-    return default if v is None else int(v)
 
 
 class Console:
@@ -69,61 +76,42 @@ class AdcCapture:
 
 
 class BoardPort:
+    # Set by dinamics.board_init.build (boot-time code); annotations only, no code on a board.
+    clock: "BoardClock"
+    console: Console
+    fs: "FlashFs"
+    roles: tuple
+    board_name: str
+    pins: bytearray
+    evse_uart: "busio.UART"
+    ct_stream: object
+    ct_adc: "AdcCapture | None"
+    i2c_bus: object
+    socket_pool: object
+    ssl_context: object
+    mac: bytes
+    radio: "WifiRadio | None"
+    wifi_env: tuple
+    _wifi: "Any"  # the wifi module, or None without one
+    _feeder: "WatchdogFeeder | None"
+    _i2c: "busio.I2C | None"
+    _i2c_said: bool
+
     def __init__(self):
-        self.clock = BoardClock()
-        self.console = Console(self.clock)
-        self._feeder = None  # the WatchdogFeeder, once start_watchdog() ran
-        self.fs = FlashFs("/")
-        from dinamics import board_profiles as bp  # boot-time only: code.py drops it after
+        """Resolve the pins and build the UART, the CT source, the WiFi radio: boot-time code, in
+        dinamics.board_init, imported for this and dropped after (heap, docs/heap.md). Raises
+        board_profiles.BoardError (one line, code.py prints it) for an unknown board or a bad pin."""
+        import sys
 
-        self.roles = bp.ROLES
-        # Raises bp.BoardError (one line, code.py prints it) for an unknown board or a bad pin.
-        self.board_name, self.pins = bp.resolve(bp.getenv, getattr(board, "board_id", ""), board,
-                                                _gpio())
-        print(bp.describe(self.board_name, self.pins))
-        self.evse_uart = busio.UART(self.pin("EVSE_TX"), self.pin("EVSE_RX"),
-                                    baudrate=115200, timeout=0, receiver_buffer_size=512)
-        self.ct_stream = None
-        self.ct_adc = None
-        if bp.getenv("DINAMICS_HIL") == 1:
-            import usb_cdc
+        import dinamics
+        from dinamics import board_init
 
-            self.ct_stream = usb_cdc.data
-            if self.ct_stream is not None:
-                self.ct_stream.timeout = 0  # default None blocks
-        else:
-            pins = [self.pin("CT1"), self.pin("CT2"), self.pin("CT3")]
-            self.ct_adc = AdcCapture(pins, _env_int(bp.getenv, "DINAMICS_CT_RATE", 10013))
-        self._i2c = None
-        self._i2c_said = False
-        have_lcd = self.pin("LCD_SDA") is not None and self.pin("LCD_SCL") is not None
-        self.i2c_bus = self._i2c_bus if have_lcd else None  # the lcd actor is wired only with pins
-        self.socket_pool = None
-        self.ssl_context = None
-        self.mac = b"\x00" * 6
-        self.radio = None
-        self.wifi_env = (bp.getenv("CIRCUITPY_WIFI_SSID"), bp.getenv("CIRCUITPY_WIFI_PASSWORD"),
-                         bp.getenv("DINAMICS_AP_PASSWORD"))
         try:
-            import socketpool
-            import ssl
-            import wifi
-
-            # The stubs type mac_address as ReadableBuffer, a union that includes RGBMatrix.
-            self.mac = bytes(wifi.radio.mac_address)  # pyright: ignore[reportArgumentType]
-            self.socket_pool = socketpool.SocketPool(wifi.radio)
-            self.ssl_context = ssl.create_default_context()
-            self._wifi = wifi
-        except ImportError:
-            self._wifi = None
-        if self._wifi is not None:
-            try:
-                import mdns
-            except ImportError:
-                mdns = None
-            from dinamics.wifi_radio import WifiRadio
-
-            self.radio = WifiRadio(self._wifi, self.socket_pool, mdns)
+            board_init.build(self)
+        finally:
+            sys.modules.pop("dinamics.board_init", None)
+            if hasattr(dinamics, "board_init"):
+                delattr(dinamics, "board_init")
 
     def _i2c_bus(self):
         """The unit LCD's I2C bus (100 kHz: the PCF8574 is a standard-mode part), built on first

@@ -32,6 +32,12 @@ try:
 except ImportError:  # CPython, or a CircuitPython build without ulab
     _np = None
 
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
 ADC_MAX = 65535  # scaled count of a full-scale conversion
 ADC_FULL_SCALE_V = 3.1  # ESP32-S3 ADC1, 12 dB attenuation: about 3.1 V reads as 65535
 BIAS_V = 1.55  # CT reference: mid-range, so a clamp's +/-1.41 V peak (1 V rms) fits both ways
@@ -46,7 +52,7 @@ BIAS_V = 1.55  # CT reference: mid-range, so a clamp's +/-1.41 V peak (1 V rms) 
 #   amps_per_volt = calibration * 50 / 277       277 -> 50.0 A/V, 544 -> 98.2 A/V (~ a 100 A/1 V
 # clamp; the seed's 544 was 1.8 % short of exactly 100, keep it or set 554 for 100.0 A/V).
 # A setting tuned against a clamp meter (e.g. 283) scales the reading proportionally, as before.
-CAL_REF = 277  # setting value ...
+_CAL_REF = const(277)  # setting value ...
 CAL_REF_A_PER_V = 50.0  # ... that means this many amps per volt at the ADC pin
 CAL_OFF = 5  # seed: a calibration <= 5 switches the CTs off
 
@@ -59,7 +65,7 @@ CT_NO_DATA = 8  # no reading: CT not fitted/disabled, short capture, "-" on the 
 
 # Why 16: one 12-bit step in scaled counts. Raw 0 scales to 0..15 and raw 4095 to 65535, so
 # "below 16" / "above 65519" means the converter sat at its end stop for that sample.
-RAIL_MARGIN_COUNTS = 16
+_RAIL_MARGIN_COUNTS = const(16)
 # Why 0.5 V: a healthy bias is 1.55-1.65 V (divider from the 3.3 V rail, 1 % resistors, supply
 # +/-5 %) read through the S3's uncalibrated ADC (gain/offset error ~ +/-5 %): within ~0.3 V of
 # 1.55 V. A broken bias network or an unplugged input pulled by a pull-up/-down sits near 0 V or
@@ -69,7 +75,7 @@ BIAS_TOLERANCE_V = 0.5
 # Why lo == hi: a live ESP32 ADC shows a few LSB of noise even with no current; hundreds of
 # identical conversions mean the converter is not converting, or the pin sits hard at a rail
 # (which clips the noise away). Synthetic rig data for an idle CT must therefore add some noise.
-STUCK_SPAN_COUNTS = 0
+_STUCK_SPAN_COUNTS = const(0)
 
 NOISE_FLOOR_A = 0.05  # readings below this report 0 (ADC noise, not current)
 MIN_SAMPLES = 8  # fewer samples than this is not a measurement
@@ -179,7 +185,7 @@ def rms_counts(buf, n=None):
 
 def amps_per_volt(calibration):
     """Amps at the clamp per volt at the ADC pin (277 -> 50.0, 544 -> 98.2)."""
-    return calibration * CAL_REF_A_PER_V / CAL_REF
+    return calibration * CAL_REF_A_PER_V / _CAL_REF
 
 
 def amps_per_count(calibration, adc_full_scale_v=ADC_FULL_SCALE_V):
@@ -192,9 +198,9 @@ def plausibility(mean, lo, hi, rms_counts, full_scale_v=ADC_FULL_SCALE_V, bias_v
     CT_STUCK: no variation. CT_SATURATED: a varying waveform touched a rail (a flat line at a rail
     is STUCK, and DISCONNECTED by its mean, not SATURATED). CT_DISCONNECTED: bias out of range."""
     flags = CT_OK
-    if hi - lo <= STUCK_SPAN_COUNTS or rms_counts <= 0.0:
+    if hi - lo <= _STUCK_SPAN_COUNTS or rms_counts <= 0.0:
         flags |= CT_STUCK
-    elif lo < RAIL_MARGIN_COUNTS or hi > ADC_MAX - RAIL_MARGIN_COUNTS:
+    elif lo < _RAIL_MARGIN_COUNTS or hi > ADC_MAX - _RAIL_MARGIN_COUNTS:
         flags |= CT_SATURATED
     mean_v = mean * full_scale_v / ADC_MAX
     if mean_v < bias_v - BIAS_TOLERANCE_V or mean_v > bias_v + BIAS_TOLERANCE_V:
@@ -206,7 +212,7 @@ class CtChannel:
     """State of one CT: calibration, last reading (amps >= 0, CTs cannot tell direction), flags,
     and the last window's statistics for diagnostics. `update(buf, n)` after each capture."""
 
-    def __init__(self, calibration=CAL_REF, full_scale_v=ADC_FULL_SCALE_V,
+    def __init__(self, calibration=_CAL_REF, full_scale_v=ADC_FULL_SCALE_V,
                  noise_floor_a=NOISE_FLOOR_A, bias_v=BIAS_V):
         self.full_scale_v = full_scale_v
         self.noise_floor_a = noise_floor_a

@@ -70,11 +70,6 @@ class Actor:
         self._head = 0
         self._count = 0
 
-    def queued(self):
-        """Kinds waiting in the inbox, oldest first (a new list: for tests and diagnostics)."""
-        size = len(self._kinds)
-        return [self._kinds[(self._head + i) % size] for i in range(self._count)]
-
     # --- hooks -------------------------------------------------------------------------------
     def start(self):
         """Called when registered and after a restart: arm timers, reset state."""
@@ -154,11 +149,6 @@ class Scheduler(TimerTable):
             subs = self._subs[kind] = []
         if actor not in subs:
             subs.append(actor)
-
-    def unsubscribe(self, actor, kind):
-        subs = self._subs[kind]
-        if subs and actor in subs:
-            subs.remove(actor)
 
     def find(self, name):
         for a in self.actors:

@@ -4,6 +4,12 @@ Reference: docs rapi.md (firmware 8.2.3, RAPI 5.2.1). Bytes on the wire, str
 fields after parsing. No I/O here; runs on CircuitPython 10 and CPython 3.11.
 """
 
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
 OK = "OK"
 NK = "NK"
 AT = "AT"
@@ -16,7 +22,7 @@ _KIND_B = (b"OK", b"NK", b"AT", b"AB", b"AN", b"WF", b"ST")
 
 MAX_LINE = 31     # '$' .. last checksum digit; the controller drops longer lines silently
 MAX_TOKENS = 10   # command + arguments + ':SS'; one more gives a bare $NK^21
-LINE_BUF = 64     # LineAssembler bound (longest real reply is well below)
+_LINE_BUF = const(64)     # LineAssembler bound (longest real reply is well below)
 
 STATE_A = 1
 STATE_B = 2
@@ -161,7 +167,7 @@ def parse_line(line):
 class LineAssembler:
     """Bytes in, lines out: `$` restarts, CR ends, LF ignored, bounded buffer."""
 
-    def __init__(self, size=LINE_BUF, max_lines=16):
+    def __init__(self, size=_LINE_BUF, max_lines=16):
         self._buf = bytearray(size)
         self._mv = memoryview(self._buf)
         self._n = -1           # -1: no line open (waiting for '$')

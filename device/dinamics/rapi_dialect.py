@@ -18,7 +18,13 @@ No clock, no I/O.
 
 from dinamics import rapi
 
-_NK_FOR_UNSUPPORTED = 3  # id-less NKs in a row (while others succeed) = command not supported
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
+_NK_FOR_UNSUPPORTED = const(3)  # id-less NKs in a row (while others succeed) = command not supported
 
 
 def _version(text):

@@ -9,7 +9,13 @@ evicts the newest read; a read is refused. Every refusal is returned to the call
 nothing is dropped silently. No clock, no I/O.
 """
 
-QUEUE_MAX = 16
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
+_QUEUE_MAX = const(16)
 PRIORITY = ("SC", "FS", "FD", "SY")
 
 
@@ -70,10 +76,10 @@ class RequestQueue:
             if not head:
                 while i < len(q) and q[i].prio:
                     i += 1
-            if len(q) >= QUEUE_MAX:
+            if len(q) >= _QUEUE_MAX:
                 out.append((q.pop(), "queue full"))
             q.insert(i, r)
-        elif len(q) >= QUEUE_MAX:
+        elif len(q) >= _QUEUE_MAX:
             out.append((r, "queue full"))
         else:
             q.append(r)

@@ -11,8 +11,14 @@ Each entry: [seq, nbytes, cmd, request] where request is the link's request reco
 No clock, no I/O.
 """
 
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
 RX_BUFFER = 64  # the AVR's serial receive buffer (bytes)
-_MAX_LINES = 8  # a 64-byte buffer holds at most ~7 of our shortest lines
+_MAX_LINES = const(8)  # a 64-byte buffer holds at most ~7 of our shortest lines
 
 
 class Wire:

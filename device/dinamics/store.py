@@ -22,13 +22,19 @@ import json
 import os
 import struct
 
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
 MAGIC = b"DNS1"
 _HDR = ">4sIHI"  # magic, seq, body length, crc
 HDR_SIZE = 14  # struct.calcsize(_HDR)
-_CRC_AT = 10  # the CRC field follows magic + seq + length
+_CRC_AT = const(10)  # the CRC field follows magic + seq + length
 _SEQ_MASK = 0xFFFFFFFF
 _HALF = 0x80000000
-MAX_BODY = 4096
+_MAX_BODY = const(4096)
 _EROFS = getattr(errno, "EROFS", 30)
 
 
@@ -87,7 +93,7 @@ class SlotStore:
     `stats`: loads, saves, corrupt_slots_seen (slots present but invalid, counted by load()).
     """
 
-    def __init__(self, fs, base="settings", max_body=MAX_BODY):
+    def __init__(self, fs, base="settings", max_body=_MAX_BODY):
         self.fs = fs
         self.names = (base + ".a", base + ".b")
         self.max_body = min(max_body, 0xFFFF)
