@@ -173,11 +173,14 @@ class Regulation(Actor):
         actual overload at most its present value) and what the reading leaves for it."""
         car = self.car
         charging = self.state == rapi.STATE_C
-        ev_lo, ev_hi = car.during(t, self._ev_estimate(now), self.link_up, self.ct.period)
+        ct = self.ct
+        # the reading's values span a whole round of the CTs (ct_meter posts after every CT):
+        # a $GG change within it may fall between two CTs' windows
+        ev_lo, ev_hi = car.during(t, self._ev_estimate(now), self.link_up,
+                                  ct.window_ms(self._fitted()))
         cap = None
         if new_over and charging:
             cap = car.gg if self._gg_fresh_for(t) else float(self.cmd)
-        ct = self.ct
         unambiguous = ct.steady and (
             car.known(now, t, ct.window_ms(self._fitted()), ct.jump_t, self.last_change)
             if charging else not car.may_draw(now))
