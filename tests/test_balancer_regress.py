@@ -55,3 +55,46 @@ def test_car_following_a_cut_seen_by_one_ct_before_its_gg_is_no_shortage():
         if _pauses(p, t_step):
             bad.append(t_step)
     assert bad == []
+
+
+def test_stale_pause_keeps_its_reason_while_only_min_off_holds_it():
+    # A stale-data pause whose data comes back with room to spare waits only for min_off_ms: it
+    # is still the stale pause ("stale CT"), not "paused: no headroom" (which a helper saw with
+    # the car still drawing 22 A while the relay opened, and took for a balancer stuck without
+    # room). It resumes by itself once min_off_ms is over.
+    p = Plant({"dinamics": 1, "cte": 1, "breaker": 32, "c_limit": 32, "c_min_limit": 6,
+               "stale_ms": 3000, "stale_action": 0, "min_off_ms": 30000},
+              ev=EvModel(max_amps=22, phases=1, phase=1), house=HouseTrace(start=(2.0, 0, 0)),
+              ct_period_ms=100)
+    p.run_for(20000)
+    assert p.charging() and p.ev.draw_amps(p.clock.ms) == 22
+    p.stop_ct()
+    last = p.last_reading_ms
+    p.run_until(last + 3600)
+    assert p.balancer.pause == "stale CT"
+    p.start_ct()
+    p.run_for(10000)
+    assert p.recorder.ct_faults[-1][1][2] == "CT data fresh again"
+    assert p.balancer.pause == "stale CT"
+    assert p.recorder.targets[-1][1] == (0, "stale CT")
+    assert not [r for _, (a, r) in p.recorder.targets if r == "paused: no headroom"]
+    p.run_until(last + 3600 + 30000 + 10000)
+    assert p.balancer.pause is None and p.charging()
+
+
+def test_stale_pause_without_room_when_data_is_back_waits_for_room():
+    # ... while a stale pause whose data comes back WITHOUT room for the minimum now waits for
+    # room: "paused: no headroom"
+    house = HouseTrace(start=(2.0, 0, 0))
+    p = Plant({"dinamics": 1, "cte": 1, "breaker": 32, "c_limit": 32, "c_min_limit": 6,
+               "stale_ms": 3000, "stale_action": 0, "min_off_ms": 30000},
+              ev=EvModel(max_amps=22, phases=1, phase=1), house=house, ct_period_ms=100)
+    p.run_for(20000)
+    p.stop_ct()
+    last = p.last_reading_ms
+    p.run_until(last + 3600)
+    house.add(p.clock.ms + 1, (28.0, 0, 0))
+    p.start_ct()
+    p.run_for(10000)
+    assert p.balancer.pause == "paused: no headroom"
+    assert p.recorder.targets[-1][1] == (0, "paused: no headroom")

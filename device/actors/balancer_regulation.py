@@ -372,11 +372,12 @@ class Regulation(Actor):
         export = -hr.max_import(self.ct.amps, mask)
         if ok and solar:
             ok = export >= s.get("solar_start")
-        if ok and not self.pauses.may_resume(now, s.get("min_off_ms")):
-            ok = False
         if not ok:
             self.resume_since = None
-            self.pauses.data_back()  # stale data is back; now it waits for room
+            self.pauses.data_back()  # stale data is back without room: now it waits for room
+            return
+        if not self.pauses.may_resume(now, s.get("min_off_ms")):
+            self.resume_since = None  # room, but the pause (whatever its reason) lasts min_off
             return
         if self.resume_since is None:
             self.resume_since = now
