@@ -98,3 +98,27 @@ def test_stale_pause_without_room_when_data_is_back_waits_for_room():
     p.run_for(10000)
     assert p.balancer.pause == "paused: no headroom"
     assert p.recorder.targets[-1][1] == (0, "paused: no headroom")
+
+
+def _gg_per_20s(p):
+    p.run_for(10000)
+    n = len(p.commands("GG"))
+    p.run_for(20000)
+    return len(p.commands("GG")) - n
+
+
+def test_gg_pacing_follows_the_medium_that_carries_the_lines():
+    # the `lora` setting on a unit without a radio (or before the swap): the lines go over the
+    # cable, so $GG keeps the cable's pace (about once a second); over the radio every
+    # 15 s x lora_poll_x (1 min by default)
+    settings = dict(DYN3, breaker=25, lora=1)
+    cable = Plant(settings, ev=EvModel(max_amps=16, phases=3))
+    cable.balancer._medium(False)  # rapi_link: the cable carries the lines
+    assert 18 <= _gg_per_20s(cable) <= 24
+    radio = Plant(settings, ev=EvModel(max_amps=16, phases=3))
+    radio.balancer._medium(True)
+    assert _gg_per_20s(radio) <= 1
+    cable.balancer._medium(True)  # swapped to the radio: its pace from now on
+    assert _gg_per_20s(cable) <= 1
+    radio.balancer._medium(False)
+    assert 18 <= _gg_per_20s(radio) <= 24

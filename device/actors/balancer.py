@@ -79,6 +79,9 @@ class Balancer(Regulation):
         self.sync = EvseSync()
         self.phase_det = PhaseDetector()
         self.blind = BlindCap()  # the pilot capped while the unit is blind (a WiFi join)
+        # the medium that carries the RAPI lines (rapi_link decides it: `medium`): True the LoRa
+        # radio, False the cable, None not told yet (then the `lora` setting stands in for it)
+        self.radio = None
         self.reset()
 
     # --- state -------------------------------------------------------------------------------
@@ -358,15 +361,25 @@ class Balancer(Regulation):
         self._auto_stops(now)
         self._apply()
 
+    def _medium(self, radio):
+        """rapi_link says which medium carries the lines (True: the LoRa radio). The `lora`
+        setting alone does not say it: a unit without a radio keeps the cable."""
+        self.radio = bool(radio)
+
     def _gg_period(self, now):
         """$GG every second; every tick (250 ms) while the car may still be following a command
         change, so that the estimate of the car's current is never more than a reading old
-        when it moves."""
+        when it moves. Over the radio slower: airtime is scarce (docs/lora.md)."""
         s = self.settings
-        x = s.get("lora_poll_x") if s.get("lora") else 1  # LoRa: airtime is scarce (docs/lora.md)
+        radio = self.radio if self.radio is not None else s.get("lora")
+        if radio:
+            x = s.get("lora_poll_x")
+            if self.car.following(now, self.cmd, self.last_change):
+                return TICK_MS * 2 * x  # 2 s by default
+            return hr.GG_PERIOD_MS * _RADIO_GG_X * x
         if self.car.following(now, self.cmd, self.last_change):
-            return TICK_MS * 2 * x if s.get("lora") else TICK_MS  # radio: 2 s by default
-        return hr.GG_PERIOD_MS * _RADIO_GG_X * x if s.get("lora") else hr.GG_PERIOD_MS
+            return TICK_MS
+        return hr.GG_PERIOD_MS
 
     def _check_stale(self, now):
         s = self.settings
