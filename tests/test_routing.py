@@ -16,6 +16,7 @@ SCHEDULER = "scheduler"
 ON_BEHALF = {
     "actors/rapi_evse.py": "rapi_link",  # the link's mixin: what replies mean
     "actors/balancer_regulation.py": "balancer",  # the balancer's regulation half
+    "actors/balancer_output.py": "balancer",  # the balancer's housekeeping and output
     "dinamics/mqtt_session.py": "mqtt_bridge",  # the bridge's broker session (owner.post)
     "dinamics/mailbox.py": SCHEDULER,  # log lines, actor.stopped
     "dinamics/timers.py": SCHEDULER,  # timers (a mixin of the scheduler)

@@ -1,16 +1,17 @@
 """The balancer's regulation: one decision per fresh CT reading (or per the $GG / timer4 it
 waited for), as named steps (`_regulate` reads as their sequence; docs/balancer.md explains the
-rules). Half of the balancer actor: actors.balancer.Balancer derives from Regulation; this half
-decides the command and the pauses, that one turns messages into state and sends the result.
+rules). Part of the balancer actor: actors.balancer.Balancer derives (through
+actors.balancer_output) from Regulation; this part decides the command and when to pause (the
+resume is its mixin actors.balancer_resume), those turn messages into state and send the result.
 """
 
 from adafruit_ticks import ticks_diff
 
+from actors.balancer_resume import Resume
 from dinamics import headroom as hr
 from dinamics import messages as m
 from dinamics import pause as pz
 from dinamics import rapi
-from dinamics.mailbox import Actor
 
 TICK_MS = 250  # housekeeping: stale check, $GG polling, timers 1-3
 REQUEST_TAG = "balancer"  # rapi.request / rapi.reply tag of every command the balancer sends
@@ -29,7 +30,7 @@ R_SOLAR_WAIT = pz.SOLAR_WAIT
 R_BLIND = "blind"  # capped at hb_amps while the unit is blind (a WiFi join: dinamics.blind_cap)
 
 
-class Regulation(Actor):
+class Regulation(Resume):
     def _reset_regulation(self):
         s = self.settings
         self.cmd = s.get("c_min_limit") if s.get("dinamics") else s.get("c_limit")
@@ -173,11 +174,14 @@ class Regulation(Actor):
         actual overload at most its present value) and what the reading leaves for it."""
         car = self.car
         charging = self.state == rapi.STATE_C
-        ev_lo, ev_hi = car.during(t, self._ev_estimate(now), self.link_up, self.ct.period)
+        ct = self.ct
+        # the reading's values span a whole round of the CTs (ct_meter posts after every CT):
+        # a $GG change within it may fall between two CTs' windows
+        ev_lo, ev_hi = car.during(t, self._ev_estimate(now), self.link_up,
+                                  ct.window_ms(self._fitted()))
         cap = None
         if new_over and charging:
             cap = car.gg if self._gg_fresh_for(t) else float(self.cmd)
-        ct = self.ct
         unambiguous = ct.steady and (
             car.known(now, t, ct.window_ms(self._fitted()), ct.jump_t, self.last_change)
             if charging else not car.may_draw(now))
@@ -356,54 +360,6 @@ class Regulation(Actor):
             self.reason = R_SOLAR
         elif self.reason != R_MINIMUM or self.cmd != c_min:
             self.reason = R_HEADROOM
-
-    # --- pause and resume --------------------------------------------------------------------
-    def _maybe_resume(self, now, h, mask):
-        """Automatic restart after a balancer pause: min_off_ms over (waived for the first solar
-        start), then minimum + resume_margin must fit on every fresh reading for
-        RESUME_CONFIRM_MS (solar: export >= solar_start as well)."""
-        s = self.settings
-        solar = s.get("solar")
-        c_min = s.get("c_min_limit")
-        ok = hr.resume_ok(h, c_min, s.get("resume_margin"))
-        export = -hr.max_import(self.ct.amps, mask)
-        if ok and solar:
-            ok = export >= s.get("solar_start")
-        if ok and not self.pauses.may_resume(now, s.get("min_off_ms")):
-            ok = False
-        if not ok:
-            self.resume_since = None
-            self.pauses.data_back()  # stale data is back; now it waits for room
-            return
-        if self.resume_since is None:
-            self.resume_since = now
-            return
-        if ticks_diff(now, self.resume_since) < hr.RESUME_CONFIRM_MS:
-            return
-        a = hr.start_amps(h, c_min, self._c_limit())
-        if a is None:  # cannot happen after resume_ok; never start below the minimum anyway
-            return
-        self.pauses.resumed(now)
-        self.resume_since = self.short_since = None
-        self.proj.calm()
-        self.fresh_start = False
-        self.on_since = now
-        self.stats["resumes"] += 1
-        a = self._start(now, a, hr.floor_amps(export) if solar else None, c_min)
-        self.log(m.INFO, "resuming at %d A" % a)
-
-    def _pause_now(self, reason, waive_min_off=False):
-        """Balancer pause (FS); it resumes by itself (see _maybe_resume)."""
-        now = self.now()
-        if self.pauses.begin(now, reason, waive_min_off):
-            self.stats["pauses"] += 1
-            if not waive_min_off:
-                self.log(m.WARNING, "pause: %s (restart after >= %d s)"
-                         % (reason, self.pauses.off_ms(self.settings.get("min_off_ms")) // 1000))
-        self.short_since = self.raise_since = self.resume_since = None
-        self.waits.reset()
-        self.proj.calm()
-        self.on_since = None
 
     def _set_cmd(self, now, amps, reason):
         if self._dynamic():

@@ -86,12 +86,13 @@ class CarCurrent:
             return 0.0
         return float(cmd)
 
-    def during(self, t, ev, link_up, period_ms):
+    def during(self, t, ev, link_up, window_ms):
         """(low, high) of the car's current during the reading that ended at t, `ev` the estimate
         now. They differ when the car changed between two $GG and that change may fall inside
-        the reading's last `period_ms`: some CTs may have seen the old value, some the new one."""
+        the reading's `window_ms` (the span of all its CTs' captures, a whole round: CtReadings.
+        window_ms): some CTs may have seen the old value, some the new one."""
         if (self.charging and self.session and self.change_t is not None and ev == self.gg
-                and link_up and ticks_diff(self.change_t, ticks_add(t, -period_ms)) > 0):
+                and link_up and ticks_diff(self.change_t, ticks_add(t, -window_ms)) > 0):
             other = self.before
             if other < ev:
                 return other, ev

@@ -44,7 +44,8 @@ class Pause:
         self.min_off.waived = False
 
     def data_back(self):
-        """CT data is fresh again but there is no room yet: it now waits for room."""
+        """CT data is fresh again but there is no room yet: it now waits for room. (With room, a
+        stale pause stays one while its minimum-off time runs.)"""
         if self.reason == STALE:
             self.reason = NO_HEADROOM
 
