@@ -122,3 +122,49 @@ def test_gg_pacing_follows_the_medium_that_carries_the_lines():
     assert _gg_per_20s(cable) <= 1
     radio.balancer._medium(False)
     assert 18 <= _gg_per_20s(radio) <= 24
+
+
+def test_a_unit_without_a_radio_keeps_the_cable_pace_with_lora_on():
+    """`set_lora 1` on a unit with no LoRa radio: App keeps the cable, rapi_link says so
+    (link.medium), and the balancer keeps reading $GG at the cable's pace (it slowed to the
+    radio's once a minute, going by the setting alone, before link.medium existed)."""
+    from hil.world import World
+
+    w = World(ct=True)
+    try:
+        assert w.run_until(lambda: w.app.rapi.up, 20000)
+        for name, value in (("cte", 1), ("breaker", 40), ("dinamics", 1)):  # regulating
+            w.set(name, value)
+        w.run_for(8000)
+        w.emu.plug(EvModel(max_amps=32, response_s=1.0))
+        assert w.run_until(lambda: w.emu.state == 3, 30000)
+        w.set("lora", 1)
+        w.run_for(5000)
+        n = w.emu.log_total
+        w.run_for(20000)
+        assert w.emu.log_total - n < w.emu.LOG_MAX  # the log still holds the whole window
+        assert sum(1 for t, k, x in w.emu.log if k == "rx" and x.startswith("$GG")) >= 15
+        assert w.app.lora is None and not w.app.rapi.radio and w.app.balancer.radio is False
+    finally:
+        w.close()
+
+
+def test_a_house_change_inside_the_phase_detection_event_cannot_hide_an_overload():
+    # found by tests/test_balancer_props.py (another example order): a 3-phase car starts
+    # (0 -> 6 A) while a 4 A load on L1 switches off: L1 moves by +2 A only, which reads as "did
+    # not follow" -> the car is on L2+L3. 12 A on L1 later (+ the car's 8 A = 20 A on a 16 A
+    # breaker) then looked like the house alone over its breaker: nothing was cut for 150 s.
+    from hil.budget import reaction_budget_ms, violations
+
+    s = {"dinamics": 1, "cte": 123, "breaker": 16, "c_limit": 8, "c_min_limit": 6,
+         "min_off_ms": 30000, "timer4": 500}
+    house = HouseTrace([(500, (4.0, 0.0, 0.0)), (1000, (0.0, 0.0, 0.0)),
+                        (13767, (12.0, 0.0, 0.0))])
+    p = Plant(s, ev=EvModel(max_amps=24, phases=3, response_s=2.0), house=house,
+              ct_noise=0.1, seed=0, reply_ms=20)
+    p.run_until(13000)
+    assert p.balancer.phase_det.mask == 0b110  # misled (the setup of the case)
+    p.run_until(60000)
+    assert not violations(p, 16, reaction_budget_ms(500, 2000, 20), 0, p.clock.ms)
+    assert _pauses(p, 13767)  # 12 A + the minimum 6 A do not fit L1: paused
+    assert p.balancer.phase_det.mask != 0b110

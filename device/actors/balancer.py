@@ -45,6 +45,7 @@ from dinamics.projection import Projection
 # the rig and the tests (defined with the output and the regulation)
 _ENABLES = (ENABLE_OFF, ENABLE_ON, ENABLE_SLEEP)
 
+_DRAWING_A = 0.5  # the car draws (a $GG above this): an overload on one of its phases is ours
 TIMER_TICK = "tick"  # the TICK_MS housekeeping timer (timer4: TIMER_SHORTAGE)
 
 _DYNAMIC_SETTINGS = ("c_limit", "c_min_limit", "dinamics", "breaker", "cte", "solar", "neg_amp",
@@ -55,7 +56,7 @@ class Balancer(Output):
     name = "balancer"
     subscribes = (m.LINK_STATUS, m.EVSE_STATE, m.EVSE_BOOT, m.CHARGE_COMMAND, m.SETTING_CHANGED,
                   m.CT_READING, m.EVSE_CURRENT, m.EVSE_PLUG, m.NET_STATUS,
-                  m.NET_BLOCKING)  # + rapi.reply, sent
+                  m.NET_BLOCKING, m.LINK_MEDIUM)  # + rapi.reply, sent
     inbox_size = 32
 
     def __init__(self, settings):
@@ -154,6 +155,8 @@ class Balancer(Output):
             elif payload == 0:
                 self._set_connected(False)
             self._apply()
+        elif kind == m.LINK_MEDIUM:
+            self._medium(payload)
         elif kind == m.LINK_STATUS:
             was = self.link_up
             self.link_up = payload[0]
@@ -333,5 +336,11 @@ class Balancer(Output):
         if not self.car.charging and not self.car.may_draw(now):
             self.phase_det.baseline(self.ct.amps, 0.0)  # the EV draws nothing: the reference
         if self._dynamic():
+            if self.car.charging and self.car.gg > _DRAWING_A:
+                p = self.phase_det.doubt(self.ct.amps, self._fitted(), self.settings.get("breaker"))
+                if p:
+                    self.log(m.WARNING, "L%d over the breaker, not one of the car's phases: they are "
+                             "detected again; until then every phase counts" % p)
+                    self._post_phases()
             self._regulate(now, t)
         self._apply()

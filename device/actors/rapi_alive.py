@@ -75,6 +75,7 @@ class LinkAlive(Actor):
         if was == self.radio:
             return
         self.log(m.INFO, "lines now go over " + ("LoRa" if self.radio else "the cable"))
+        self.post(m.LINK_MEDIUM, self.radio)
         self._drop_inflight()
         self.wire.clear()
         if self.up:
@@ -129,6 +130,7 @@ class LinkAlive(Actor):
         self.cancel(self._probe_timer)
         self._probe_timer = None
         self.log(m.INFO, "link up")
+        self.post(m.LINK_MEDIUM, self.radio)  # before the status: the balancer paces $GG by it
         self.post(m.LINK_STATUS, (True, ""))
         self._resync(have_version)
 

@@ -82,6 +82,7 @@ _TABLE = (
     # integration: web <-> wifi
     ("web.busy", LATEST, (_WEB,), (_WIFI,)),             # ms: a web client is mid-request for up to ms more (wifi: client_busy; at most once a second)
     ("lcd.shown", LATEST, (_LCD,), (_WEB,)),             # (cols, bytes): the unit LCD's text, row after row, whenever it changes
+    ("link.medium", LATEST, (_LINK,), (_BAL,)),          # True: the LoRa radio carries the RAPI lines, False: the cable; at link up and on every swap
 )
 
 NAMES = tuple(row[0] for row in _TABLE)
@@ -139,6 +140,7 @@ SETTING_REPLY = kind("setting.reply")
 NET_BLOCKING = kind("net.blocking")
 WEB_BUSY = kind("web.busy")
 LCD_SHOWN = kind("lcd.shown")
+LINK_MEDIUM = kind("link.medium")
 
 # Log levels for LOG payloads.
 DEBUG = 10

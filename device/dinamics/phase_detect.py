@@ -4,7 +4,8 @@ On each $GG while charging (`on_gg`): a reading taken while the car was steady (
 `baseline`) is the reference; when $GG moves by >= DETECT_MIN_A and the next $GG confirms it, a
 reading whose whole window lies after the change gives per-phase deltas, and
 dinamics.headroom.classify_phases says which fitted phases followed the car. A result is kept
-for the session (a later clean event can only add phases); `reset` at unplug or a CT change.
+for the session (a later clean event can only add phases) unless a phase outside it goes over the
+breaker while the car draws (`doubt`); `reset` at unplug or a CT change.
 
 No clock and no I/O: ticks come in as arguments, the balancer owns the timing of readings (the
 `window_after(tick)` callable: the latest good reading's window lies wholly after `tick`).
@@ -55,6 +56,21 @@ class PhaseDetector:
         s[2] = amps[2]
         self.snap_ev = ev
         self.snap_ok = True
+
+    def doubt(self, amps, fitted, breaker):
+        """Call while the car draws. A fitted phase outside `mask` over the breaker means the
+        event that set `mask` may have been a house change in disguise (a load switched off on a
+        phase just as the car started reads as "did not follow"), and an overload the car could
+        relieve would go unanswered. Safety first: the result is forgotten, so every fitted phase
+        constrains the car until a clean event decides again. Returns that phase (1-3), or 0."""
+        if not self.mask:
+            return 0
+        others = fitted & ~self.mask
+        for p in range(3):
+            if others & (1 << p) and amps[p] > breaker:
+                self.mask = 0
+                return p + 1
+        return 0
 
     def on_gg(self, gg, now, fitted, amps, window_after):
         """A $GG (A) at tick `now`; `amps` the latest reading. True when `mask` grew."""
