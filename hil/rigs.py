@@ -184,15 +184,18 @@ class WorldRig(Rig):
     """The firmware in this process (hil.world.World), virtual clock."""
 
     def __init__(self, house=None, broker=None, serial=None, ct_period_ms=300, radio=None,
-                 **emulator_kwargs):
-        """radio: a hil.sim_radio.SimRadio: the unit runs its wifi actor on it (rig.wifi())."""
+                 port_kwargs=None, **emulator_kwargs):
+        """radio: a hil.sim_radio.SimRadio: the unit runs its wifi actor on it (rig.wifi()).
+        port_kwargs: more for the host port (e.g. the web UI's web_port, web_password)."""
         from hil.house import HouseLoad
         from hil.world import World
 
+        kw = dict(port_kwargs or {})
+        if radio is not None:
+            kw["radio"] = radio
         self.world = World(virtual=True, out=None, ct=True, house=house or HouseLoad((0, 0, 0)),
                            ct_period_ms=ct_period_ms, broker=broker, serial=serial,
-                           port_kwargs={"radio": radio} if radio is not None else None,
-                           **emulator_kwargs)
+                           port_kwargs=kw or None, **emulator_kwargs)
         self.radio = radio
         self.fw = self.world.app
         self.link = self.world.link
