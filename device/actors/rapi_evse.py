@@ -26,12 +26,12 @@ PROBE = "probe"
 T_HB = "hb"  # timer tag of the heartbeat pulse
 T_HOLD = "hold"  # timer tag: a raised heartbeat interval (link.hold) goes back to hb_interval
 HOLD = "hold"  # rapi.reply tag of a link.hold: the pulse / raised interval is on the controller
-_HOLD_SLACK_MS = 1500  # a hold this much shorter than the interval needs only a fresh pulse
+_HOLD_SLACK_MS = const(1500)  # a hold this much shorter than the interval needs only a fresh pulse
 # poll command -> (timer setting, slowed down while charging?)
 POLLS = (("GC", "timer5", False), ("G0", "timer6", True), ("GG", "timer7", False),
          ("GS", "timer8", False), ("GU", "timer9", False))
-_KEEPALIVE_S = 5  # link supervision period when there is no heartbeat to pulse
-_POLL_MAX_MS = 86400000  # a day: no product of settings may exceed the tick library's limit
+_KEEPALIVE_S = const(5)  # link supervision period when there is no heartbeat to pulse
+_POLL_MAX_MS = const(86400000)  # a day: no product of settings may exceed the tick library's limit
 # After state C: the first $GG this long after the state report (past the ~0.3 s stall a real
 # controller has after C->A, and behind whatever the balancer queued on the news), then every
 # _GG_AGAIN_MS while it still shows a current (a $FS leaves the relay closed up to 3 s), at most
