@@ -152,18 +152,20 @@ class HostPort:
 
     def ip(self):
         """The address this host would use to reach the outside (no packet is sent); with a
-        simulated radio, the radio's (station, else setup AP)."""
+        simulated radio, the radio's (station, else setup AP), "" when it has none. Never raises
+        (the port contract, dinamics/app.py)."""
         if self.radio is not None:
-            return self.radio.ip() or self.radio.ap_ip()
+            return self.radio.ip() or self.radio.ap_ip() or ""
         if self._ip is None:
             import socket
 
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
-                s.connect(("192.0.2.1", 9))  # TEST-NET-1: routing decision only
-                self._ip = s.getsockname()[0]
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    s.connect(("192.0.2.1", 9))  # TEST-NET-1: routing decision only
+                    self._ip = s.getsockname()[0]
+                finally:
+                    s.close()
             except OSError:
                 self._ip = "127.0.0.1"
-            finally:
-                s.close()
         return self._ip

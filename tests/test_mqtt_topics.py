@@ -84,17 +84,3 @@ def test_every_table_topic_has_its_host_side_text_and_no_stale_one():
     assert set(th.RESPONSE_DOC) == {r[0] for r in mt.RESPONSES}
     assert all(len(c) == st.KEY for c in mt.COMMANDS)  # no text on the board
     assert all(len(r) == 2 for r in mt.RESPONSES)
-
-
-def test_port_ip_is_the_ports_address_or_empty():
-    """The one read of the port's address (the bridge's `ip` topic and reports, the web's WiFi
-    status): a port without ip(), one that returns None or raises (no WiFi yet) give ""."""
-    class P:
-        def __init__(self, f):
-            self.ip = f
-
-    def no_wifi():
-        raise OSError("no radio")
-
-    assert mt.port_ip(P(lambda: "192.168.1.7")) == "192.168.1.7"
-    assert mt.port_ip(object()) == "" and mt.port_ip(P(lambda: None)) == "" and mt.port_ip(P(no_wifi)) == ""

@@ -332,6 +332,9 @@ def _fake_web():
         web_port, web_host, web_password = 8080, "0.0.0.0", "fake-password"
         www_root = os.path.join(ROOT, "device", "www")
 
+        def ip(self):
+            return ""
+
     class Store:
         corrupt, slot = (), None
 
@@ -379,6 +382,9 @@ def test_the_wifi_page_says_what_forget_will_do():
     class Port:
         mac = b"\x01\x02\x03\x04\x05\x06"
         wifi_env = ("toml", "tomlpass1", None)
+
+        def ip(self):
+            return ""
 
     s = Settings()
     s.apply("wifi_ssid", "home")

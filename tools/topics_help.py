@@ -65,7 +65,7 @@ RESPONSE_DOC = {
     'max_charging_current': ('0-80 [A]',
         "pilot current the EVSE controller accepted ($SC reply, $AT, $GC); 0 while the balancer pauses; the balancer's target until the controller has told; on change and on get_status"),
     'charging_current': ('e.g. 15.98 [A]',
-        'EVSE charging current, when changed by >= 0.15 A'),
+        'EVSE charging current as the controller measures it ($GG: every timer7 ms, at once when a charge starts, and when it ends or pauses 0.4 s after the state leaves C, then every second while it still shows a current, up to 5 reads: 0 A once the relay opened); every `timer` ms when changed by >= 0.15 A'),
     'power': ('0-22000 [W]',
         'charging power = current x voltage x phases, when changed by >= 100 W'),
     'energy': ('[Wh]',

@@ -15,7 +15,7 @@ discovery. `state` is the plug state rapi_link decides (evse.plug); `enable` fol
 
 Board port: socket_pool = socketpool.SocketPool(wifi.radio), ssl_context = ssl.create_default_context(),
 mac = wifi.radio.mac_address (or microcontroller.cpu.uid), mem_free = gc.mem_free,
-ip() = str(wifi.radio.ipv4_address). The host port provides the same from the stdlib.
+ip() (dinamics/app.py: the port contract). The host port provides the same from the stdlib.
 """
 
 from actors.balancer import FAULT_ENABLE
@@ -167,7 +167,7 @@ class MqttBridge(MqttCommands):
             if v is not None:
                 self._pub(sub, str(v))
         self._report("settings")
-        self._pub("ip", mt.port_ip(self.port))
+        self._pub("ip", self.port.ip())
         if self.settings.get("ha_discovery"):
             self._ha_next = 0
             self._ha_remove = False
@@ -196,7 +196,7 @@ class MqttBridge(MqttCommands):
             while due and n > 0:
                 name = due[0]
                 send(pre + name, mqtt_reports.report_json(name, self.settings, VERSION,
-                                                          mt.port_ip(self.port), self.sn),
+                                                          self.port.ip(), self.sn),
                      name in mt.RETAINED)
                 due.pop(0)
                 n -= 1
@@ -305,7 +305,7 @@ class MqttBridge(MqttCommands):
             self._pub("synctime", str(self.sched.clock.epoch()))
             mem = getattr(self.port, "mem_free", None)
             self._pub("freeRAM", str((mem() if mem else 0) // 1024))
-            self._pub("ip", mt.port_ip(self.port))
+            self._pub("ip", self.port.ip())
         elif tag == _T_DLOG:
             self._ring.due = True
 

@@ -61,13 +61,7 @@ class NetConsole(Actor):
     def text(self):
         g = self.settings.get
         sn = mt.serial_number(self.settings, getattr(self.port, "mac", b"\x00" * 6))
-        ip = None
-        f = getattr(self.port, "ip", None)
-        if f is not None:
-            try:
-                ip = f()
-            except Exception:  # noqa: BLE001 - no WiFi yet
-                ip = None
+        ip = self.port.ip()
         host = g("mqtt_host")
         if getattr(self.port, "socket_pool", None) is None:
             broker = "none (no network on this unit)"

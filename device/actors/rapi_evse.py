@@ -1,8 +1,9 @@
 """What the controller's replies, reports and boot mean, and what the unit keeps in step with it:
 the EVSE state and plug, the pilot and the enable state it asked for (corrected when the
 controller shows otherwise, dinamics/evse_watch.py), the `$SY` heartbeat and the polling plan
-(timers 5-9, TFO). A part of the rapi_link actor (a mixin: same state, same messages), kept apart
-so the link file holds only the protocol: queue, wire, matching, timeouts, link up/down.
+(timers 5-9, TFO; when the state leaves C, `$GG` soon, until it reads 0 A). A part of the
+rapi_link actor (a mixin: same state, same messages), kept apart so the link file holds only the
+protocol: queue, wire, matching, timeouts, link up/down.
 """
 
 from adafruit_ticks import ticks_diff
@@ -12,6 +13,12 @@ from dinamics import rapi
 from dinamics.evse_watch import GIVE_UP
 from dinamics.rapi_queue import Req
 
+try:
+    from micropython import const
+except ImportError:  # CPython without Blinka's micropython shim
+    def const(expr):
+        return expr
+
 _ENABLE = ("FE", "FS", "FD")
 POLL = "poll"  # request tags the link uses for itself (requester None: never answered)
 LINK = "link"
@@ -19,12 +26,19 @@ PROBE = "probe"
 T_HB = "hb"  # timer tag of the heartbeat pulse
 T_HOLD = "hold"  # timer tag: a raised heartbeat interval (link.hold) goes back to hb_interval
 HOLD = "hold"  # rapi.reply tag of a link.hold: the pulse / raised interval is on the controller
-_HOLD_SLACK_MS = 1500  # a hold this much shorter than the interval needs only a fresh pulse
+_HOLD_SLACK_MS = const(1500)  # a hold this much shorter than the interval needs only a fresh pulse
 # poll command -> (timer setting, slowed down while charging?)
 POLLS = (("GC", "timer5", False), ("G0", "timer6", True), ("GG", "timer7", False),
          ("GS", "timer8", False), ("GU", "timer9", False))
-_KEEPALIVE_S = 5  # link supervision period when there is no heartbeat to pulse
-_POLL_MAX_MS = 86400000  # a day: no product of settings may exceed the tick library's limit
+_KEEPALIVE_S = const(5)  # link supervision period when there is no heartbeat to pulse
+_POLL_MAX_MS = const(86400000)  # a day: no product of settings may exceed the tick library's limit
+# After state C: the first $GG this long after the state report (past the ~0.3 s stall a real
+# controller has after C->A, and behind whatever the balancer queued on the news), then every
+# _GG_AGAIN_MS while it still shows a current (a $FS leaves the relay closed up to 3 s), at most
+# _GG_READS reads in all.
+_GG_FIRST_MS = const(400)
+_GG_AGAIN_MS = const(1000)
+_GG_READS = const(5)
 
 
 class EvseSync:
@@ -50,7 +64,14 @@ class EvseSync:
                 s = d.parse_gs(fields)
                 self._state(s[0], s[2], None, s[3])
             elif cmd == "GG":
-                self.post(m.EVSE_CURRENT, d.parse_gg(fields))
+                gg = d.parse_gg(fields)
+                self.post(m.EVSE_CURRENT, gg)
+                if self._gg_reads:  # after state C: read again while a current still shows
+                    self._gg_reads -= 1
+                    if gg[0] > 0 and self._gg_reads and not self.charging:
+                        self._gg_soon(_GG_AGAIN_MS)
+                    else:
+                        self._gg_reads = 0
             elif cmd == "GU":
                 self.post(m.EVSE_ENERGY, d.parse_gu(fields))
             elif cmd == "GC":
@@ -176,8 +197,12 @@ class EvseSync:
         charging = state == rapi.STATE_C
         if charging != self.charging:
             self.charging = charging
+            self._gg_reads = 0
             if self.up:
                 self._arm_polls()
+                if not charging:  # the charge ended or paused: show the current it leaves soon
+                    self._gg_reads = _GG_READS
+                    self._gg_soon(_GG_FIRST_MS)
         if amps is not None and state != 0:
             self._pilot_seen(amps)
             self._check_pilot()
@@ -301,6 +326,13 @@ class EvseSync:
         self.cancel(self._poll_timers.get(cmd))
         if self.dialect.supports(cmd):
             self._poll_timers[cmd] = self.after(self.poll_interval(cmd), cmd)
+
+    def _gg_soon(self, ms):
+        """The next `$GG` poll in `ms`, not in timer7: a poll timer, so it queues behind any
+        safety command, and the regular pace follows it."""
+        self.cancel(self._poll_timers.get("GG"))
+        if self.dialect.supports("GG"):
+            self._poll_timers["GG"] = self.after(ms, "GG")
 
     def _arm_polls(self):
         for c in POLLS:

@@ -65,6 +65,7 @@ class RapiLink(EvseSync, LinkAlive):
         self.up = False
         self.booting = False  # between the controller's `$AT 00 00 0 0200` and its `$AB`
         self.charging = False
+        self._gg_reads = 0  # $GG reads left after state C (rapi_evse)
         self.state = None
         self.plug = None
         self.watch.reset()

@@ -8,7 +8,6 @@ set", never their value), system() for /api/system.
 
 from adafruit_ticks import ticks_diff
 
-from dinamics import mqtt_topics as mt
 from dinamics import settings as st
 from dinamics.mailbox import Actor
 from dinamics.version import VERSION
@@ -77,7 +76,7 @@ class WebStatus(Actor):
     def wifi_status(self):
         n = self.net
         if n is None:
-            return {"mode": "down", "ssid": self.settings.get("wifi_ssid"), "ip": mt.port_ip(self.port)}
+            return {"mode": "down", "ssid": self.settings.get("wifi_ssid"), "ip": self.port.ip()}
         return {"mode": n[1], "ssid": n[2], "ip": n[0]}
 
     def forget_plan(self):

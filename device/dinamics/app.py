@@ -1,7 +1,8 @@
 """App wiring shared by the board (code.py) and the host (hil/host_port.py).
 
 A port provides: clock, console(level, text), fatal(actor), fs (settings files), evse_uart
-(the cable transport), and optionally ct_stream, socket_pool, mac, mem_free(), restart(), radio
+(the cable transport), ip() (the unit's address: station, else the setup AP; "" when there is
+none; never raises), and optionally ct_stream, socket_pool, mac, mem_free(), restart(), radio
 (+ wifi_env: the wifi actor, actors/wifi.py), i2c_bus() (the unit LCD's bus, or None while it
 cannot be opened), lora_radio(settings) (the LoRa radio, or None: see actors/lora_link.py);
 web=False leaves the web UI out (the host port without web_port)."""

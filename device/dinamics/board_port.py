@@ -150,11 +150,15 @@ class BoardPort:
                           settings.get("lora_band"), settings.get("lora_sf"), settings.get("lora_bw"))
 
     def ip(self):
-        if self._wifi is not None and self._wifi.radio.ipv4_address is not None:
-            return str(self._wifi.radio.ipv4_address)
-        if self._wifi is not None and getattr(self._wifi.radio, "ipv4_address_ap", None) is not None:
-            return str(self._wifi.radio.ipv4_address_ap)
-        return ""
+        """The station's address, else the setup AP's; "" when there is none. Never raises."""
+        try:
+            r = self._wifi.radio
+            a = r.ipv4_address
+            if a is None:
+                a = r.ipv4_address_ap
+            return str(a) if a is not None else ""
+        except Exception:  # noqa: BLE001 - no wifi module, radio off, an older build
+            return ""
 
     def mem_free(self):
         return gc.mem_free()  # pyright: ignore[reportAttributeAccessIssue] (CircuitPython gc)

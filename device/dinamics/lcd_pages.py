@@ -83,20 +83,10 @@ def page_lines(a, page, w):
                 ("PW " + pw if len(pw) + 3 <= w else pw) if pw else "open setup AP")
     if a.net_down is not None:
         return ("WiFi down", a.net_down)
-    ip = net[0] if net is not None else _port_ip(a)
+    ip = net[0] if net is not None else a.port.ip()
     b = "connected" if a.broker else ("lost" if a.broker is False else (
         "none" if not a.settings.get("mqtt_host") else "connecting"))
     return (ip or "no network", "MQTT " + b)
-
-
-def _port_ip(a):
-    f = getattr(a.port, "ip", None)
-    if f is None:
-        return ""
-    try:
-        return f()
-    except Exception:  # noqa: BLE001 - no WiFi yet
-        return ""
 
 
 def lines(a):

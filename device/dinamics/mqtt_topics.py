@@ -107,16 +107,6 @@ def serial_number(settings, mac):
     return "".join("%02X" % b for b in reversed(bytes(mac)))
 
 
-def port_ip(port):
-    """The unit's address as the port reads it (station, else the setup AP); "" when the port has
-    none or cannot read it (no WiFi yet)."""
-    f = getattr(port, "ip", None)
-    try:
-        return (f() if f else "") or ""
-    except Exception:  # noqa: BLE001
-        return ""
-
-
 def valid_serial(sn):
     if not sn or len(sn) > 12:
         return False

@@ -98,6 +98,9 @@ class Port:
     def console(self, level, text):
         print(text)
 
+    def ip(self):
+        return ""
+
     def fatal(self, actor):
         print("FATAL", actor.name)
 
