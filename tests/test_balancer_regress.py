@@ -168,3 +168,71 @@ def test_a_house_change_inside_the_phase_detection_event_cannot_hide_an_overload
     assert not violations(p, 16, reaction_budget_ms(500, 2000, 20), 0, p.clock.ms)
     assert _pauses(p, 13767)  # 12 A + the minimum 6 A do not fit L1: paused
     assert p.balancer.phase_det.mask != 0b110
+
+
+# --- found by the property tests with more examples and other seeds (tests/test_balancer_props.py,
+# BALANCER_PROP_SEED) -----------------------------------------------------------------------------
+
+def _violations(p, s, response_s, reply_ms):
+    from hil.budget import reaction_budget_ms, violations
+    r = reaction_budget_ms(s["timer4"], int(response_s * 1000), reply_ms)
+    return violations(p, s["breaker"], r, 0, p.clock.ms)
+
+
+def test_a_house_step_seen_in_part_is_not_hidden_by_the_car_rising_to_its_command():
+    # 16 A, 3 CTs, a 3-phase car at 6 A following SC 12 (sent at 1.52 s) 5 s late. +5 A on L1 at
+    # 6027: the reading at 6.3 s holds only 3.9 A of it (the step fell inside CT1's window:
+    # 3.9 + 12 fits), the next one the whole step, but $GG had moved 6 -> 12 A in between, so
+    # that reading was "mixed" and its L1 (11 A) was taken with the car at 12 A: no house step.
+    # The cut came a reading later (6.92 s, to the minimum): L1 at 17 A until 11.92 s, 183 ms
+    # beyond the budget. A phase seen rising with the car known is now judged pessimistically
+    # in the mixed reading that follows: SC 10 at 6.64 s, and no second cut.
+    s = {"dinamics": 1, "cte": 123, "breaker": 16, "c_limit": 12, "c_min_limit": 6,
+         "min_off_ms": 0, "timer4": 500}
+    house = HouseTrace([(500, (0, 0, 0)), (1000, (0, 0, 0)), (1500, (0, 0, 0)),
+                        (6027, (5, 0, 0))])
+    p = Plant(s, ev=EvModel(max_amps=12, phases=3, response_s=5.0), house=house, reply_ms=20)
+    p.run_until(20000)
+    assert _violations(p, s, 5.0, 20) == []
+    cuts = [(t, a) for t, a in p.sc_values() if t > 6027]
+    assert cuts and cuts[0][0] <= 6027 + 710 and cuts[0][1] == 10  # 5 + 10 + 0.4 <= 16
+    assert [a for _, a in cuts] == [10]  # one cut, no second one for the same step
+
+
+def test_a_car_coming_down_after_a_cut_does_not_make_a_shortage_look_over():
+    # 32 A, a 3-phase car at 10 A (c_limit), +28 A on L3: even the minimum is 2 A over (< 10 %
+    # of the breaker: timer4, 2 s). After timer4 the car, following the cut to 6 A, came down:
+    # the readings in which $GG moved 10 -> 6 were mixed and took L3 with the car at 10 A, a
+    # house of 24-25 A: "6 A fits", so the pause waited for a reading that was not mixed, 1 s
+    # late, and the relay opened 199 ms beyond the budget. The house in a mixed reading is now
+    # its last known value (28 A) where the CT value allows it: the pause on the first reading.
+    s = {"dinamics": 1, "cte": 123, "breaker": 32, "c_limit": 10, "c_min_limit": 6,
+         "min_off_ms": 20000, "timer4": 2000}
+    house = HouseTrace([(11231, (0, 0, 28.0))])
+    p = Plant(s, ev=EvModel(max_amps=11, phases=3, phase=3, response_s=2.0), house=house,
+              ct_noise=0.05, seed=339, reply_ms=20)
+    p.run_until(40000)
+    assert _violations(p, s, 2.0, 20) == []
+    short = [t for t, a in p.sc_values() if t > 11231]
+    fs = [t for t, c, _ in p.commands() if c == "FS"]
+    assert short and fs
+    # timer4 after the shortage began, then the next reading (300 ms) and the FS's round trip
+    assert fs[0] <= short[0] + 2000 + 300 + 40
+
+
+def test_a_shortage_past_timer4_pauses_although_the_car_rising_makes_it_look_larger():
+    # 16 A, a 3-phase car at 6 A about to follow SC 14 (2 s car), +10.6 A on L3: even 6 A is
+    # 0.6 A over (a small shortage: minimum, pause after timer4 = 0.5 s). Then the car rose to
+    # 14 A as commanded before the step: the readings in which $GG moved 6 -> 14 A made the
+    # shortage look large (a hard one), and a hard shortage while the car changes waited up to
+    # 1 s for a reading without the change: FS at 4.83 s instead of ~3.9 s, the relay open
+    # 260 ms beyond the budget. A shortage past timer4 now pauses whatever its size.
+    s = {"dinamics": 1, "cte": 123, "breaker": 16, "c_limit": 14, "c_min_limit": 6,
+         "min_off_ms": 0, "timer4": 500}
+    p = Plant(s, ev=EvModel(max_amps=15, phases=3, response_s=2.0),
+              house=HouseTrace([(3000, (0, 0, 10.6))]), reply_ms=40)
+    p.run_until(15000)
+    assert _violations(p, s, 2.0, 40) == []
+    short = [t for t, a in p.sc_values() if t > 3000]
+    fs = [t for t, c, _ in p.commands() if c == "FS"]
+    assert short == [3340] and fs and fs[0] <= 3300 + 500 + 300 + 2 * 40

@@ -94,3 +94,17 @@ def test_not_above_the_command():
     assert not c.not_above(at(2000), 16)  # above: still following a cut
     c.leave_c(at(3000))
     assert not c.not_above(at(3000), 32)
+
+
+def test_the_last_gg_before_a_change_and_a_gg_asked_since_a_reading():
+    c = charging()
+    c.on_gg(6000, at(1000))
+    c.on_gg(6000, at(1250))
+    assert c.before_t is None
+    c.on_gg(12000, at(1500))  # moved: the last $GG that showed 6 A was the one at 1250
+    assert (c.before, c.change_t, c.before_t) == (6.0, at(1500), at(1250))
+    c.on_gg(12000, at(1750))
+    assert c.before_t == at(1250)  # kept until the next change
+    assert not c.asked_since(at(1800))
+    c.asked(at(1800))
+    assert c.asked_since(at(1800)) and c.asked_since(at(1700)) and not c.asked_since(at(1801))

@@ -31,6 +31,7 @@ class CarCurrent:
         self.session = False  # a $GG arrived since the EVSE entered state C
         self.before = 0.0  # the $GG value before the last change ...
         self.change_t = None  # ... and the tick of the $GG that first showed the change
+        self.before_t = None  # ... and of the one before it, the last that showed `before`
         self.prior_t = None  # tick of the $GG before the last one (this session)
         self.asked_t = None  # tick the balancer last asked for a $GG
         self.c_since = None  # tick the EVSE entered state C
@@ -60,6 +61,7 @@ class CarCurrent:
         if d >= _CHANGE_A or d <= -_CHANGE_A:
             self.before = old  # the car changed somewhere since the previous $GG
             self.change_t = now
+            self.before_t = self.prior_t
         return True
 
     def asked(self, now):
@@ -68,6 +70,10 @@ class CarCurrent:
     def asked_within(self, now, ms):
         """A $GG was asked for less than `ms` ago."""
         return self.asked_t is not None and ticks_diff(now, self.asked_t) < ms
+
+    def asked_since(self, t):
+        """A $GG was asked for at or after tick t."""
+        return self.asked_t is not None and ticks_diff(self.asked_t, t) >= 0
 
     # --- estimates ---------------------------------------------------------------------------
     def estimate(self, now, cmd, cap=None):
