@@ -1,6 +1,7 @@
 """Property-based tests of the balancer: the pure arithmetic (dinamics.headroom) and the closed
 loop (hil/plant.py: balancer + fake controller + car that follows its pilot late + house load
-trace + CT readings every 300 ms), in virtual time. The virtual clock starts 65 s before the
+trace + CT readings as ct_meter posts them: a reading after each CT's 100 ms window, every CT
+refreshed once per 300 ms round), in virtual time. The virtual clock starts 65 s before the
 2**29 tick wrap, so every closed-loop example crosses it.
 
 REACTION BUDGET and VIOLATION (hil/budget.py, one definition for these tests, the HIL scenarios
@@ -172,7 +173,7 @@ def scenarios(draw, quiet_ms=150000):
 
 def run(sc):
     p = Plant(sc["settings"], ev=EvModel(**sc["car"]), house=HouseTrace(sc["steps"]),
-              ct_noise=sc["noise"], seed=sc["seed"], reply_ms=sc["reply_ms"])
+              ct_noise=sc["noise"], seed=sc["seed"], reply_ms=sc["reply_ms"], ct_each=True)
     p.run_until(sc["end"])
     return p
 
@@ -228,7 +229,7 @@ def test_pause_resumes_automatically(breaker, phases, phase, heavy_s, min_off_s,
     s = {"dinamics": 1, "cte": 123, "breaker": breaker, "c_limit": 32,
          "min_off_ms": min_off_s * 1000, "resume_margin": margin}
     p = Plant(s, ev=EvModel(max_amps=32, phases=phases, phase=phase), house=house,
-              ct_noise=0.1, seed=seed)
+              ct_noise=0.1, seed=seed, ct_each=True)
     p.run_until(t_light + min_off_s * 1000 + 30000)
     fs = [t for t, c, _ in p.commands() if c == "FS" and t >= t_heavy]
     assert fs and fs[0] <= t_heavy + reaction_budget_ms(1000, 5000, link_ms=40)
@@ -252,7 +253,7 @@ def test_stale_ct_falls_back_within_stale_ms_plus_one_reading(action, stale_s, s
     s = {"dinamics": 1, "cte": 123, "breaker": 32, "c_limit": 16, "stale_ms": stale_s * 1000,
          "stale_action": action, "min_off_ms": 0}
     p = Plant(s, ev=EvModel(max_amps=32, phases=phases), house=HouseTrace(start=(3, 3, 3)),
-              ct_noise=0.1, seed=seed)
+              ct_noise=0.1, seed=seed, ct_each=True)
     p.run_until(stop_at)
     p.stop_ct()
     last = p.last_reading_ms

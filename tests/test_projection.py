@@ -116,3 +116,16 @@ def test_a_rise_the_car_may_have_caused_is_no_house_step():
     # the next $GG (450) shows 10 A; the last one that showed 8 A was taken before the reading
     p.project(BREAKER, (18.3, 0.0, 0.0), L1, 8.0, 10.0, None, True, True, 8, 700, 50)
     assert p.h_hi == BREAKER - 8.3 and p.stepped == 0  # the base, not 10.3 (a hard shortage)
+
+
+def test_a_reading_the_answering_gg_shows_mixed_is_no_base():
+    # the car rose 10 -> 11 A just after its $GG: CT2 caught part of it (L2 15.31 A, house
+    # 4.5 A). The reading looked steady with the car known (a base: L2 5.31 A); the $GG that
+    # answers it shows 11 A, the same reading is judged again as mixed: the base it set is
+    # withdrawn, or the car's own rise would stand in for the house (a needless 1 A cut)
+    p = Projection()
+    p.project(16, (14.2, 14.5, 10.3), 7, 10.0, 10.0, None, True, True, 11, 100)
+    p.project(16, (14.2, 15.31, 10.3), 7, 10.0, 10.0, None, True, True, 11, 200)
+    assert abs(p.base[1] - 5.31) < 1e-9
+    p.project(16, (14.2, 15.31, 10.3), 7, 10.0, 11.0, None, True, True, 11, 200, 150)
+    assert [round(b, 6) for b in p.base] == [4.2, 4.5, 0.3] and abs(p.h_hi - 11.5) < 1e-9

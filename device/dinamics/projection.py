@@ -25,6 +25,8 @@ from dinamics import headroom as hr
 class Projection:
     def __init__(self):
         self.base = [0.0, 0.0, 0.0]  # EV-less load per phase taken as the house (see above)
+        self._was = [0.0, 0.0, 0.0]  # ... before the reading that last set it ...
+        self.base_t = None  # ... which ended at this tick
         self.stepped = 0  # phases seen rising since the last unambiguous reading (mask) ...
         self.step_t = [None, None, None]  # ... first in the reading that ended then (per phase)
         self.new_step = False  # the last reading marked a phase: ask for a $GG to confirm it
@@ -83,6 +85,12 @@ class Projection:
         if ev_lo == ev_hi:
             h_hi = hr.headroom(breaker, amps, ev_hi, mask)
             if known and steady:
+                if t is None or t != self.base_t:
+                    w = self._was
+                    w[0] = b[0]
+                    w[1] = b[1]
+                    w[2] = b[2]
+                    self.base_t = t
                 b[0] = amps[0] - ev_hi
                 b[1] = amps[1] - ev_hi
                 b[2] = amps[2] - ev_hi
@@ -97,6 +105,14 @@ class Projection:
                         self.step_t[p] = t
                         self.new_step = True
         else:
+            if t is not None and t == self.base_t:
+                # this reading looked unambiguous before the $GG that answered it showed the
+                # car changing: it is no base (a CT may have caught the car's change)
+                w = self._was
+                b[0] = w[0]
+                b[1] = w[1]
+                b[2] = w[2]
+                self.base_t = None
             # a rise seen before the car changed was the house's: a $GG taken after that
             # reading still showed the car's old current (else it may have been the car's own)
             stepped = 0
