@@ -327,3 +327,20 @@ def test_the_plant_posts_a_reading_after_each_ct_as_ct_meter_does():
     # each reading holding the other CTs' last values
     assert got == [(300, (0.0, 6.364, 0.0)), (400, (0.0, 6.364, 0.0)), (500, (0.0, 9.0, 0.0)),
                    (600, (0.0, 9.0, 0.0)), (700, (0.0, 9.0, 0.0))]
+
+
+def test_a_car_starting_in_two_steps_keeps_its_whole_range_for_the_readings():
+    # 25 A, minimum 8 A: +17.2 A on L2 before the car draws (17.2 + 8 = 25.2 A: a small
+    # shortage, minimum and pause after timer4 = 2 s). The car then starts 0 -> 6 -> 8 A ($GG
+    # 6 A, then 8 A 80 ms later); a reading held CT2's value from before the start, but the
+    # range taken for the car was 6..8 A (the last change only): L2 looked 6 A lighter, the
+    # shortage over, and timer4 began again: FS 1.35 s late, L2 at 25.2 A 534 ms beyond the
+    # budget. Two changes a $GG apart now keep the range of both (0..8 A).
+    s = {"dinamics": 1, "cte": 123, "breaker": 25, "c_limit": 10, "c_min_limit": 8,
+         "min_off_ms": 0, "timer4": 2000}
+    p = Plant(s, ev=EvModel(max_amps=10, phases=3, response_s=5.0),
+              house=HouseTrace([(3666, (0, 17.2, 0))]), reply_ms=100, ct_each=True)
+    p.run_until(20000)
+    assert _violations(p, s, 5.0, 100) == []
+    fs = [t for t, c, _ in p.commands() if c == "FS"]
+    assert fs and fs[0] <= 3666 + 950 + 2000 + 300 + 100  # T_detect + timer4 + a reading + $FS

@@ -59,9 +59,18 @@ class CarCurrent:
         self.session = True
         d = self.gg - old
         if d >= _CHANGE_A or d <= -_CHANGE_A:
-            self.before = old  # the car changed somewhere since the previous $GG
+            # the car changed somewhere since the previous $GG. A change right after the last
+            # one (the $GG before this one showed that change: the car still moving, e.g. a
+            # start 0 -> 6 -> 8 A) keeps that one's `before` when it lies further out on the same
+            # side: a reading may hold a CT captured before either
+            b = self.before
+            if not (self.change_t is not None and self.prior_t == self.change_t
+                    and ticks_diff(now, self.change_t) <= hr.GG_PERIOD_MS
+                    and (b - self.gg) * (old - self.gg) > 0.0
+                    and abs(b - self.gg) > abs(old - self.gg)):
+                self.before = old
+                self.before_t = self.prior_t
             self.change_t = now
-            self.before_t = self.prior_t
         return True
 
     def asked(self, now):
