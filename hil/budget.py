@@ -24,14 +24,22 @@ With the defaults, the rig's link allowance and a 5 s car: R = 0.8 s + 5 s = 5.8
 A *violation* is a stretch where a phase the car draws from is over the breaker although that
 phase's house load last changed more than R earlier: R runs from the event that could have
 caused the overload (any house change on the phase restarts it), not from the moment the phase
-went over. An overload that starts without a house step (a raise that should not have happened,
-the car rising to an old command) therefore counts at once once R after the last step has
-passed. A house alone over its breaker (no car current on that phase) is not counted: no charger
-can fix it.
+went over. An overload that starts without a house step (a raise that should not have
+happened, the car rising to an old command) therefore counts at once once R after the last
+step has passed. A house alone over its breaker (no car current on that phase) is not counted:
+no charger can fix it.
+
+A house change at s that coincides with a change of the car's own current on that phase
+(CAR_MOVED_A or more, within (s - T_reading, s + 2 T_reading): the car following a pilot change
+made before the step, while the CTs show the step) gets one T_reading more: the reading that
+holds both may have captured a CT before the car's change and another after it, and a house
+step smaller than the car's change cannot be told from the car's own change in it (taking it for
+a step would cut after every raise whose rise a CT catches half-way); the next round shows them
+apart (docs/balancer.md, "Reaction budget").
 """
 import bisect
 
-READING_MS = 300  # T_reading: 3 CTs x 5 cycles x 20 ms (the rig's and the plant's CT period)
+READING_MS = 300  # T_reading: a round of 3 CTs x 5 cycles x 20 ms (the rig, the plant)
 RELAY_OPEN_MS = 3000  # after $FS the controller opens the relay when the car stops, <= 3 s
 SLACK_MS = 50  # scheduling slack: a pass on each side of the link
 EV_RESPONSE_MS = 5000  # every car in the scenarios and the benchmark follows its pilot 5 s late
@@ -43,6 +51,7 @@ TIMER4_MS = 1000  # the firmware's default timer4 (dinamics.settings)
 # A LoRa-linked install (docs/lora.md): one RAPI round trip is allowed the radio's reply timeout
 # (lora_timeout_ms, 1.5 s: a lost frame and its re-send), so R = 0.65 + 4.5 + 5 = 10.15 s.
 RADIO_LINK_MS = 1500
+CAR_MOVED_A = 0.5  # the car's current changed (the firmware's $GG change threshold)
 
 
 def detect_ms(link_ms=RIG_LINK_MS, reading_ms=READING_MS):
@@ -60,14 +69,17 @@ def reaction_budget_ms(timer4_ms=TIMER4_MS, response_ms=EV_RESPONSE_MS, link_ms=
 BUDGET_MS = reaction_budget_ms()  # 5800: defaults, the rig's link, a 5 s car
 
 
-def violations(truth, breaker, budget_ms, t0, t1, tolerance=0.0):
+def violations(truth, breaker, budget_ms, t0, t1, tolerance=0.0, reading_ms=READING_MS):
     """[[start, end, peak_amps]] where the budget was broken in [t0, t1), phases merged.
 
     `truth` is anything with segments(t0, t1) -> (a, b, house3, car3) pieces and
     house_changes(t0, t1) -> three sorted lists of change times (hil.tape.Tape, hil.plant.Plant).
-    `start` is when the budget ran out (or the overload began, if later)."""
-    # a change older than t0 - budget_ms cannot excuse anything at or after t0
-    changes = truth.house_changes(t0 - budget_ms, t1)
+    `start` is when the budget ran out (or the overload began, if later); a house change with
+    the car's current changing on that phase around it has budget_ms + reading_ms (see above)."""
+    # a change older than t0 - budget_ms - reading_ms cannot excuse anything at or after t0
+    lead = budget_ms + reading_ms
+    changes = truth.house_changes(t0 - lead, t1)
+    moved = _car_changes(truth, t0 - lead - reading_ms, t1)
     found = []
     for a, b, h, c in truth.segments(t0, t1):
         for p in range(3):
@@ -79,7 +91,15 @@ def violations(truth, breaker, budget_ms, t0, t1, tolerance=0.0):
             x = a
             while x < b:
                 y = ch[k] if k < len(ch) and ch[k] < b else b
-                start = x if k == 0 else max(x, ch[k - 1] + budget_ms)
+                if k == 0:
+                    start = x
+                else:
+                    s = ch[k - 1]
+                    r = budget_ms
+                    i = bisect.bisect_right(moved[p], s - reading_ms)
+                    if i < len(moved[p]) and moved[p][i] < s + 2 * reading_ms:
+                        r += reading_ms
+                    start = max(x, s + r)
                 if start < y:
                     found.append([start, y, tot])
                 x = y
@@ -93,3 +113,17 @@ def violations(truth, breaker, budget_ms, t0, t1, tolerance=0.0):
         else:
             merged.append(v)
     return merged
+
+
+def _car_changes(truth, t0, t1):
+    """Times in [t0, t1) at which the car's current on a phase changed by CAR_MOVED_A or more,
+    per phase: three sorted lists."""
+    out = ([], [], [])
+    prev = None
+    for a, _b, _h, c in truth.segments(t0, t1):
+        if prev is not None:
+            for p in range(3):
+                if abs(c[p] - prev[p]) >= CAR_MOVED_A:
+                    out[p].append(a)
+        prev = c
+    return out

@@ -12,11 +12,20 @@
   FE offers the pilot; the car closes S2 (state C) and draws what the pilot offered
   `response_s` earlier; FS takes the PWM away and opens the relay once the car stops or after 3 s
   (as OpenEVSE does); FD opens it at once.
-- CT readings model a board that captures the CTs one after another: in a reading emitted at t
-  with period P, CT n shows the RMS of its phase current over its own slice of the window,
-  [t - P + (n-1)*P/3, t - P + n*P/3] (CT1 oldest), plus optional uniform noise; so a load step
-  inside a slice shows as a partial value, as on a board. Readings are ct.reading payloads
-  (t, amps, valid_mask, flags).
+- CT readings come as the board's ct_meter posts them (and hil.house.CtInjector on the HIL rig):
+  the fitted CTs are captured one after another, each over its own window of P/3 (P =
+  ct_period_ms, a round of three CTs: 5 mains cycles each), and a reading is posted when each
+  CT's window ends: that CT's RMS over its window (plus optional uniform noise) fresh, the other
+  fitted CTs keeping their last values. So a load step inside a window shows as a partial value,
+  a reading holds values up to one round old, and readings come every P/3, as on a board.
+  That is `ct_each=True` (tests/test_balancer_props.py). The default, `ct_each=False`, is the
+  older model the focused tests were written against: one reading per round P in which CT n
+  shows its slice [t - P + (n-1)*P/3, t - P + n*P/3]. No ct_meter posts that way: its period is
+  a whole round, so the balancer, which takes a reading's values to span the reading period x
+  fitted CTs (ct_meter's way), judges them to span three rounds: a car's change stays "mixed"
+  three times as long as on a board, which hid house steps beyond the reaction budget in the
+  property tests with other seeds. Readings are ct.reading payloads (t, amps, valid_mask,
+  flags).
 - The plant steps from event to event (reading, house step, car change, scheduler timer), so an
   hour of firmware time runs in well under a second, and records every change of house and car
   current for the property checks (`segments` and `house_changes` for hil.budget.violations,
@@ -270,13 +279,15 @@ class Plant:
     settings     dict of setting overrides (e.g. {"dinamics": 1, "cte": 123, "breaker": 25})
     ev           hil.ev_model.EvModel or None (no car plugged in)
     house        HouseTrace (default: no load)
-    ct_period_ms reading period (a board: ct_cycles x fitted CTs x 20 ms ~ 300 ms)
+    ct_period_ms a round of three CTs (a board: ct_cycles x 3 x 20 ms ~ 300 ms)
     ct_noise     +/- amps of uniform noise on every CT value (seeded by `seed`)
+    ct_each      True: a reading after each fitted CT's window of ct_period_ms / 3, as ct_meter
+                 posts; False (default): one reading per ct_period_ms holding every CT
     """
 
     def __init__(self, settings=None, ev=None, house=None, ct_period_ms=300, ct_noise=0.0,
                  seed=0, reply_ms=40, hw_max=32, evse_enabled="on", balancer_factory=None,
-                 start_tick=None):
+                 start_tick=None, ct_each=False):
         self.clock = VirtualClock() if start_tick is None else VirtualClock(start_tick)
         self.logs = []
         self.sched = Scheduler(self.clock, console=self._console)
@@ -289,7 +300,11 @@ class Plant:
         self.rng = random.Random(seed)
         self.ct_on = True
         self.ct_valid = None  # override valid mask (None: every fitted CT valid)
-        self.next_ct = ct_period_ms
+        self.ct_each = ct_each
+        self.ct_step_ms = ct_period_ms // 3 if ct_each else ct_period_ms  # between readings
+        self._rr = 0  # ct_each: index of the next CT to capture among the fitted ones
+        self._held = [None, None, None]  # ct_each: each CT's last value
+        self.next_ct = self.ct_step_ms
         self.readings = 0
         self.last_reading_ms = None
         self.trace = []  # (ms, house3, ev3) at every change
@@ -386,20 +401,34 @@ class Plant:
             else:
                 self.trace.append((now, h, e))
 
+    def _ct_value(self, i, t0, t1):
+        a = self._window_rms(i, t0, t1)
+        if self.ct_noise:
+            a += self.rng.uniform(-self.ct_noise, self.ct_noise)
+        if not self.settings.get("neg_amp") and a < 0:
+            a = -a
+        return round(a, 3)
+
     def _reading(self):
         now = self.clock.ms
         p = self.ct_period_ms
         cte = self.settings.get("cte")
         fitted = {0: 0, 1: 1, 2: 2, 3: 4, 12: 3, 13: 5, 23: 6, 123: 7}[cte]
         amps = [0.0, 0.0, 0.0]
-        for i in range(3):
-            if fitted & (1 << i):
-                a = self._window_rms(i, now - p + i * p // 3, now - p + (i + 1) * p // 3)
-                if self.ct_noise:
-                    a += self.rng.uniform(-self.ct_noise, self.ct_noise)
-                if not self.settings.get("neg_amp") and a < 0:
-                    a = -a
-                amps[i] = round(a, 3)
+        if self.ct_each:
+            order = [i for i in range(3) if fitted & (1 << i)] or [0]
+            i = order[self._rr % len(order)]
+            self._rr = (self._rr + 1) % len(order)
+            self._held[i] = self._ct_value(i, now - self.ct_step_ms, now)
+            if any(self._held[j] is None for j in order):
+                return  # ct_meter posts once every fitted CT has a value
+            for j in range(3):
+                if fitted & (1 << j):
+                    amps[j] = self._held[j]
+        else:
+            for i in range(3):
+                if fitted & (1 << i):
+                    amps[i] = self._ct_value(i, now - p + i * p // 3, now - p + (i + 1) * p // 3)
         valid = fitted if self.ct_valid is None else self.ct_valid
         flags = tuple(0 if valid & (1 << i) else 8 for i in range(3))
         self.readings += 1
@@ -439,7 +468,7 @@ class Plant:
             self.evse.update()
             self._record()
             if self.ct_on and self.clock.ms >= self.next_ct:
-                self.next_ct += self.ct_period_ms
+                self.next_ct += self.ct_step_ms
                 self._reading()
             self._settle()
             if each is not None:
@@ -453,7 +482,7 @@ class Plant:
 
     def start_ct(self):
         self.ct_on = True
-        self.next_ct = self.clock.ms + self.ct_period_ms
+        self.next_ct = self.clock.ms + self.ct_step_ms
 
     # --- results -----------------------------------------------------------------------------
     def commands(self, cmd=None):

@@ -94,3 +94,34 @@ def test_not_above_the_command():
     assert not c.not_above(at(2000), 16)  # above: still following a cut
     c.leave_c(at(3000))
     assert not c.not_above(at(3000), 32)
+
+
+def test_the_last_gg_before_a_change_and_a_gg_asked_since_a_reading():
+    c = charging()
+    c.on_gg(6000, at(1000))
+    c.on_gg(6000, at(1250))
+    assert c.before_t is None
+    c.on_gg(12000, at(1500))  # moved: the last $GG that showed 6 A was the one at 1250
+    assert (c.before, c.change_t, c.before_t) == (6.0, at(1500), at(1250))
+    c.on_gg(12000, at(1750))
+    assert c.before_t == at(1250)  # kept until the next change
+    assert not c.asked_since(at(1800))
+    c.asked(at(1800))
+    assert c.asked_since(at(1800)) and c.asked_since(at(1700)) and not c.asked_since(at(1801))
+
+
+def test_two_changes_within_a_gg_period_keep_the_range_of_both():
+    # a car starting 0 -> 6 -> 8 A: a reading may hold a CT captured before the car drew at all
+    c = charging()
+    c.on_gg(0, at(800))
+    c.on_gg(6000, at(1000))
+    c.on_gg(8000, at(1100))
+    assert (c.before, c.before_t, c.change_t) == (0.0, at(800), at(1100))
+    assert c.during(at(1200), 8.0, True, 300) == (0.0, 8.0)
+    # a change back within the period: the range spans the two last values
+    c.on_gg(5000, at(1300))
+    assert c.before == 8.0 and c.during(at(1400), 5.0, True, 300) == (5.0, 8.0)
+    # a change long after the last one: only it counts
+    c.on_gg(5000, at(2300))
+    c.on_gg(12000, at(3500))
+    assert c.before == 5.0 and c.before_t == at(2300)

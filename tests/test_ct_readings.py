@@ -42,9 +42,13 @@ def test_window_after_needs_the_latest_reading_to_be_good():
     c = CtReadings()
     assert not c.window_after(at(0))
     c.accept(at(1000), (5.0, 5.0, 5.0), ALL, OK, ALL)
-    assert c.window_after(at(1000 - PERIOD_DEFAULT_MS))
-    assert not c.window_after(at(1001 - PERIOD_DEFAULT_MS))
-    c.accept(at(1300), (5.0, 5.0, 5.0), 0, OK, ALL)  # a bad one came after it
+    # its values span a round of the three CTs (ct_meter posts after every CT)
+    assert c.window_after(at(1000 - 3 * PERIOD_DEFAULT_MS))
+    assert not c.window_after(at(1001 - 3 * PERIOD_DEFAULT_MS))
+    c.accept(at(1300), (5.0, 5.0, 5.0), 1, OK, 1)  # one CT: its own window
+    assert c.window_after(at(1300 - PERIOD_DEFAULT_MS))
+    assert not c.window_after(at(1301 - PERIOD_DEFAULT_MS))
+    c.accept(at(1600), (5.0, 5.0, 5.0), 0, OK, ALL)  # a bad one came after it
     assert not c.window_after(at(0))
 
 

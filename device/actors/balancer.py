@@ -344,3 +344,9 @@ class Balancer(Output):
                     self._post_phases()
             self._regulate(now, t)
         self._apply()
+        if (self._dynamic() and self.proj.new_step and self.car.charging
+                and not self.car.asked_since(t)):
+            # a phase rose with the car known: a $GG after the reading tells whether that was
+            # the house (dinamics.projection: the next mixed reading may hide it). Asked after
+            # the decision went out: never ahead of a cut
+            self._request_gg(now)

@@ -182,12 +182,11 @@ class Regulation(Resume):
         cap = None
         if new_over and charging:
             cap = car.gg if self._gg_fresh_for(t) else float(self.cmd)
-        unambiguous = ct.steady and (
-            car.known(now, t, ct.window_ms(self._fitted()), ct.jump_t, self.last_change)
-            if charging else not car.may_draw(now))
+        known = (car.known(now, t, ct.window_ms(self._fitted()), ct.jump_t, self.last_change)
+                 if charging else not car.may_draw(now))
         pr = self.proj
-        pr.project(self.settings.get("breaker"), ct.amps, mask, ev_lo, ev_hi, cap, unambiguous,
-                   self.cmd if charging else None)
+        pr.project(self.settings.get("breaker"), ct.amps, mask, ev_lo, ev_hi, cap, known,
+                   ct.steady, self.cmd if charging else None, t, car.before_t)
         return pr
 
     def _start_at_what_fits(self, now, h, mask, c_min, c_limit):
@@ -223,14 +222,13 @@ class Regulation(Resume):
             self.cancel(self._t4)
             self._t4 = self.after(s.get("timer4"), TIMER_SHORTAGE)  # re-check exactly then
         if hr.deficit_at_min(self.proj.h_hi, c_min) > hr.hard_over(s.get("breaker")):
-            if self._car_unsure(now, t):
-                # the car may be following an earlier cut (its $GG is older than the reading,
-                # or it changed during the reading): drop to the minimum now, decide the
-                # pause on the $GG that answers or the next reading
-                self._set_cmd(now, c_min, R_MINIMUM)
-            else:
+            if not self._car_unsure(now, t):
                 self._pause_now(R_NO_HEADROOM)
-            return
+                return
+            # the car may be following an earlier cut (its $GG is older than the reading, or it
+            # changed during the reading): the pause at once waits for the $GG that answers or
+            # the next reading; short it is all the same, so once timer4 has run it pauses as
+            # any shortage does (waiting for the car could hold it up to a second beyond)
         if self._short_past_timer4(now, t):
             self._pause_now(R_NO_HEADROOM)
             return

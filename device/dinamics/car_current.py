@@ -31,6 +31,7 @@ class CarCurrent:
         self.session = False  # a $GG arrived since the EVSE entered state C
         self.before = 0.0  # the $GG value before the last change ...
         self.change_t = None  # ... and the tick of the $GG that first showed the change
+        self.before_t = None  # ... and of the one before it, the last that showed `before`
         self.prior_t = None  # tick of the $GG before the last one (this session)
         self.asked_t = None  # tick the balancer last asked for a $GG
         self.c_since = None  # tick the EVSE entered state C
@@ -58,7 +59,17 @@ class CarCurrent:
         self.session = True
         d = self.gg - old
         if d >= _CHANGE_A or d <= -_CHANGE_A:
-            self.before = old  # the car changed somewhere since the previous $GG
+            # the car changed somewhere since the previous $GG. A change right after the last
+            # one (the $GG before this one showed that change: the car still moving, e.g. a
+            # start 0 -> 6 -> 8 A) keeps that one's `before` when it lies further out on the same
+            # side: a reading may hold a CT captured before either
+            b = self.before
+            if not (self.change_t is not None and self.prior_t == self.change_t
+                    and ticks_diff(now, self.change_t) <= hr.GG_PERIOD_MS
+                    and (b - self.gg) * (old - self.gg) > 0.0
+                    and abs(b - self.gg) > abs(old - self.gg)):
+                self.before = old
+                self.before_t = self.prior_t
             self.change_t = now
         return True
 
@@ -68,6 +79,10 @@ class CarCurrent:
     def asked_within(self, now, ms):
         """A $GG was asked for less than `ms` ago."""
         return self.asked_t is not None and ticks_diff(now, self.asked_t) < ms
+
+    def asked_since(self, t):
+        """A $GG was asked for at or after tick t."""
+        return self.asked_t is not None and ticks_diff(self.asked_t, t) >= 0
 
     # --- estimates ---------------------------------------------------------------------------
     def estimate(self, now, cmd, cap=None):

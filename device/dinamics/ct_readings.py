@@ -32,6 +32,7 @@ class CtReadings:
         self.bad_readings = 0
         self.steady = False
         self.jump_t = None  # tick of the last reading in which a phase moved (not steady)
+        self.fitted = 0  # the fitted CTs (mask) of the last good reading
 
     def accept(self, t, amps, valid, flags, fitted):
         """A ct.reading that ended at tick t. True when it is a new good reading."""
@@ -60,6 +61,7 @@ class CtReadings:
         self.valid = valid
         self.flags = flags
         self.good_t = t
+        self.fitted = fitted
         return True
 
     def window_ms(self, fitted):
@@ -69,10 +71,13 @@ class CtReadings:
         return self.period * (hr.mask_count(fitted) or 1)
 
     def window_after(self, tick):
-        """The latest reading is good and its whole (last CT's) window lies after `tick`."""
+        """The latest reading is good and its whole window (every fitted CT's: a round,
+        window_ms) lies after `tick`. (Until 2026-12 only the last CT's: a CT captured before
+        the car's change counted as after it, and a 3-phase car starting was taken for a car
+        on L1 and L3, L2's value still the old one.)"""
         if self.good_t is None or self.good_t != self.last_t:
             return False
-        return ticks_diff(ticks_add(self.good_t, -self.period), tick) >= 0
+        return ticks_diff(ticks_add(self.good_t, -self.window_ms(self.fitted)), tick) >= 0
 
     def went_stale(self, now, since, stale_ms):
         """No good reading for stale_ms (since the last one, else since `since`, e.g. boot): the

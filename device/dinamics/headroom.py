@@ -84,27 +84,47 @@ def headroom(breaker, amps, ev, mask):
     return headroom_mixed(breaker, amps, ev, ev, mask, None)
 
 
-def headroom_mixed(breaker, amps, ev_lo, ev_hi, mask, prev_base):
+def headroom_mixed(breaker, amps, ev_lo, ev_hi, mask, prev_base, stepped=0):
     """Headroom from a reading whose CTs may have seen the car at ev_lo or at ev_hi (it changed
     while the CTs were being captured, or during one CT's window: then the value lies in
-    between). Per phase the optimistic EV-less load amps_p - ev_hi is used, unless even that is
-    more than STEP_A above the phase's last unambiguous EV-less load prev_base[p]: then the house
-    really stepped up, and the pessimistic amps_p - ev_lo is used. So the car's own change never
-    looks like a house step (no second cut), and a house step larger than the car's change is
-    never hidden by it (a smaller one waits for the next reading). prev_base None: ev_lo ==
-    ev_hi, nothing to tell apart."""
+    between): the minimum over `mask` of breaker - max(0, mixed_load(...)). prev_base None:
+    ev_lo == ev_hi, nothing to tell apart; else `prev_base[p]` is the phase's last known EV-less
+    load and `stepped` the phases whose house stepped up since (mixed_load)."""
     best = None
     for p in range(3):
-        if mask & (1 << p):
-            base = amps[p] - ev_hi
-            if prev_base is not None and base > prev_base[p] + STEP_A:
-                base = amps[p] - ev_lo
+        bit = 1 << p
+        if mask & bit:
+            if prev_base is None:
+                base = amps[p] - ev_hi
+            else:
+                base = mixed_load(amps[p], ev_lo, ev_hi, prev_base[p], stepped & bit)
             if base < 0.0:
                 base = 0.0
             h = breaker - base
             if best is None or h < best:
                 best = h
     return best
+
+
+def mixed_load(a, ev_lo, ev_hi, base, stepped):
+    """The EV-less load on a phase whose CT value `a` may have seen the car anywhere between
+    ev_lo and ev_hi: it lies between a - ev_hi and a - ev_lo. Taken as the phase's last known
+    EV-less load `base`, moved into that range: the car's own change never looks like a house
+    step (no second cut while it follows a cut, no cut after a raise) and never hides the house
+    (a car coming down after a cut does not make a shortage look over: the optimistic a - ev_hi
+    did, and the pause came up to a second late). The pessimistic a - ev_lo where the house
+    really stepped up: even a - ev_hi is more than STEP_A above `base`, or `stepped` (a reading
+    with the car known showed the phase rising, perhaps only part of its step: its full size may
+    be anything above)."""
+    lo = a - ev_hi
+    hi = a - ev_lo
+    if stepped or lo > base + STEP_A:
+        return hi
+    if base < lo:
+        return lo
+    if base > hi:
+        return hi
+    return base
 
 
 def actual_over(breaker, amps, mask):
