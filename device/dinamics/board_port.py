@@ -28,7 +28,7 @@ except ImportError:  # CPython without Blinka's micropython shim
 
 TYPE_CHECKING = const(0)  # type checkers take it as true; MicroPython compiles `if 0:` to nothing
 if TYPE_CHECKING:  # the types of what board_init.build sets (BoardPort's annotations)
-    from typing import Any
+    import types
 
     from dinamics.clock import BoardClock
     from dinamics.store import FlashFs
@@ -92,7 +92,7 @@ class BoardPort:
     mac: bytes
     radio: "WifiRadio | None"
     wifi_env: tuple
-    _wifi: "Any"  # the wifi module, or None without one
+    _wifi: "types.ModuleType | None"  # the wifi module, or None without one
     _feeder: "WatchdogFeeder | None"
     _i2c: "busio.I2C | None"
     _i2c_said: bool
@@ -151,13 +151,16 @@ class BoardPort:
 
     def ip(self):
         """The station's address, else the setup AP's; "" when there is none. Never raises."""
+        w = self._wifi
+        if w is None:
+            return ""
         try:
-            r = self._wifi.radio
+            r = w.radio
             a = r.ipv4_address
             if a is None:
                 a = r.ipv4_address_ap
             return str(a) if a is not None else ""
-        except Exception:  # noqa: BLE001 - no wifi module, radio off, an older build
+        except Exception:  # noqa: BLE001 - radio off, an older build without the AP address
             return ""
 
     def mem_free(self):
